@@ -1,0 +1,52 @@
+# nightcramp — set-up and the main jobs. `make demo` and `make test` do everything on a fresh Debian.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PYTHON ?= python3
+DEB_PACKAGES := mosquitto influxdb
+
+.PHONY: install system-deps venv test demo lint bench clean
+
+install: system-deps venv
+
+# Debian packages for the live stack; installed only when missing, and only as root.
+system-deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "system packages present:$(addprefix  ,$(DEB_PACKAGES))"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing \
+	    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold; \
+	else echo "missing Debian packages:$$missing — run: sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y$$missing"; fi
+
+# The venv is rebuilt only when pyproject.toml changes (the stamp records the last install).
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[test]'
+	@touch $@
+
+test: install
+	$(PY) -m ruff check .
+	@$(PY) -m pytest; rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
+
+demo: install
+	$(VENV)/bin/nightcramp demo
+
+lint: venv
+	$(PY) -m ruff check .
+
+bench: install
+	$(PIP) install -q -e '.[test,bench]'
+	$(PY) bench/accuracy.py
+	$(PY) bench/speed.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,1 @@
+"""nightcramp ingest package."""

@@ -1,0 +1,115 @@
+"""CSV recordings: one sampling rate per file, a documented header (see docs/formats.md).
+
+Layout::
+
+    # nightcramp-csv/1
+    # start: 2026-11-24T22:30:00Z        (optional; default 1970-01-01T00:00:00Z)
+    # fs: 1000                           (optional when a time_s column is present)
+    time_s,EMG L-Gastroc [uV],ACC L-Shank X [g],...
+    0.000,3.1,0.01,...
+
+An empty cell is a missing sample (read as NaN, reported as signal lost).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ingest.labels import channel_table, parse_label, unit_scale, with_aliases
+from ingest.recording import Channel, Recording, RecordingError
+
+_COL = re.compile(r"^\s*(.*?)\s*\[\s*([^\]]*)\s*\]\s*$")
+
+
+def read_csv_recording(path: str | Path, *, aliases: dict[str, str] | None = None) -> Recording:
+    """Read a CSV recording; raises RecordingError naming the file and the problem."""
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise RecordingError(f"{name}: no such file")
+    meta: dict[str, str] = {}
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    body_at = 0
+    for body_at, line in enumerate(lines):  # noqa: B007 - index kept for the header row
+        if not line.startswith("#"):
+            break
+        if ":" in line:
+            key, _, value = line[1:].partition(":")
+            meta[key.strip().lower()] = value.strip()
+    else:
+        raise RecordingError(f"{name}: no header row with column names")
+    header = [h.strip() for h in lines[body_at].split(",")]
+    rows = lines[body_at + 1:]
+    if not rows:
+        raise RecordingError(f"{name}: no data rows")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = np.genfromtxt(io.StringIO("\n".join(rows)), delimiter=",", dtype=np.float64,
+                                 filling_values=np.nan, invalid_raise=True, ndmin=2)
+    except ValueError as exc:
+        raise RecordingError(f"{name}: malformed data row: {exc}") from None
+    if data.shape[1] != len(header):
+        raise RecordingError(f"{name}: {data.shape[1]} values per row but {len(header)} columns")
+    fs = _rate(name, meta, header, data)
+    start = _start(name, meta.get("start"))
+    table = with_aliases(channel_table(), aliases)
+    channels: list[Channel] = []
+    sources = []
+    ignored: list[str] = []
+    for col, label in enumerate(header):
+        if label.lower() in ("time_s", "time", "t"):
+            continue
+        m = _COL.match(label)
+        base, unit = (m.group(1), m.group(2)) if m else (label, "")
+        parsed = parse_label(base, table)
+        if parsed is None:
+            ignored.append(label)
+            continue
+        if not unit:
+            raise RecordingError(f"{name}: column {label!r} has no unit; write it as "
+                                 f"'{base} [{'uV' if parsed.kind == 'emg' else 'g'}]'")
+        try:
+            scale = unit_scale(parsed.kind, unit, label=base, table=table)
+        except ValueError as exc:
+            raise RecordingError(f"{name}: {exc}") from None
+        arr = (data[:, col] * scale).astype(np.float32)
+        channels.append(Channel(base, parsed.kind, parsed.side, parsed.site, parsed.axis,
+                                fs, unit, len(arr)))
+        sources.append(lambda a, b, arr=arr: arr[a:b])
+    return Recording(name, start, len(data) / fs, channels, sources, [], [], ignored)
+
+
+def _rate(name: str, meta: dict[str, str], header: list[str], data: np.ndarray) -> float:
+    if "fs" in meta:
+        try:
+            fs = float(meta["fs"])
+        except ValueError:
+            raise RecordingError(f"{name}: '# fs: {meta['fs']}' is not a number") from None
+    elif header and header[0].lower() in ("time_s", "time", "t") and len(data) > 1:
+        steps = np.diff(data[:, 0])
+        step = float(np.median(steps))
+        if not np.isfinite(step) or step <= 0:
+            raise RecordingError(f"{name}: time column does not increase")
+        fs = 1.0 / step
+    else:
+        raise RecordingError(f"{name}: no sampling rate: add '# fs: <Hz>' or a time_s column")
+    if not np.isfinite(fs) or fs <= 0:
+        raise RecordingError(f"{name}: sampling rate {fs} Hz is not positive")
+    return fs
+
+
+def _start(name: str, text: str | None) -> dt.datetime:
+    if not text:
+        return dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    try:
+        start = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise RecordingError(f"{name}: '# start: {text}' is not an ISO-8601 time") from None
+    return start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start.astimezone(dt.UTC)

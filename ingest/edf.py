@@ -1,0 +1,178 @@
+"""EDF, EDF+ (continuous and discontinuous), BDF and BDF+ import through edfio.
+
+Only the header and the requested sample ranges are read (EDF is memory-mapped lazily by
+edfio; BDF is held as its 24-bit digital values, never as float64 of the whole night).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+from pathlib import Path
+
+import edfio
+import numpy as np
+
+from ingest.labels import channel_table, parse_label, unit_scale, with_aliases
+from ingest.recording import Annotation, Channel, Recording, RecordingError
+
+_TAL_ONSET = re.compile(rb"^([+-]\d+(?:\.\d*)?)\x14\x14")
+
+
+def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = None) -> Recording:
+    """Open an EDF/EDF+/BDF/BDF+ file as a :class:`Recording` of its leg channels.
+
+    ``aliases`` adds label mappings (``{"Leg 1": "EMG L-TibAnt"}``) to those in config.
+    Raises RecordingError with the file name and the problem for files that cannot be used.
+    """
+    path = Path(path)
+    name = path.name
+    if not path.is_file():
+        raise RecordingError(f"{name}: no such file")
+    raw = _open(path)
+    start = _start(raw, name)
+    if raw.num_data_records <= 0:
+        raise RecordingError(f"{name}: the file holds no data records (header says "
+                             f"{raw.num_data_records})")
+    record_s = float(raw.data_record_duration)
+    onsets = _record_onsets(raw, name)
+    table = with_aliases(channel_table(), aliases)
+    channels: list[Channel] = []
+    sources = []
+    ignored: list[str] = []
+    for sig in raw.signals:
+        parsed = parse_label(sig.label, table)
+        if parsed is None:
+            ignored.append(sig.label)
+            continue
+        fs = float(sig.sampling_frequency)
+        if not np.isfinite(fs) or fs <= 0:
+            raise RecordingError(f"{name}: {sig.label}: sampling rate {fs!r} Hz is not positive")
+        try:
+            scale = unit_scale(parsed.kind, sig.physical_dimension, label=sig.label, table=table)
+        except ValueError as exc:
+            raise RecordingError(f"{name}: {exc}") from None
+        pmin, pmax = sig.physical_range
+        dmin, dmax = sig.digital_range
+        if pmax == pmin or dmax == dmin:
+            raise RecordingError(f"{name}: {sig.label}: physical or digital range is empty "
+                                 f"({pmin}..{pmax}, {dmin}..{dmax})")
+        gain = (pmax - pmin) / (dmax - dmin) * scale
+        offset = (pmax / ((pmax - pmin) / (dmax - dmin)) - dmax)
+        spr = round(fs * record_s)
+        if onsets is None:
+            n = spr * raw.num_data_records
+            src = _ContinuousSource(sig, fs, gain, offset)
+        else:
+            n = round((onsets[-1] + record_s) * fs)
+            src = _GappedSource(sig, spr, fs, onsets, gain, offset, n)
+        channels.append(Channel(sig.label, parsed.kind, parsed.side, parsed.site, parsed.axis,
+                                fs, sig.physical_dimension.strip(), n))
+        sources.append(src)
+    duration = (onsets[-1] + record_s) if onsets is not None else raw.duration
+    gaps: list[tuple[float, float]] = []
+    if onsets is not None:
+        ends = onsets + record_s
+        for a, b in zip(ends[:-1], onsets[1:], strict=True):
+            if b - a > 1e-6:
+                gaps.append((float(a), float(b)))
+    annotations = [Annotation(float(a.onset), None if a.duration is None else float(a.duration),
+                              a.text) for a in _annotations(raw)]
+    return Recording(name, start, float(duration), channels, sources, annotations, gaps, ignored)
+
+
+def _open(path: Path):
+    name = path.name
+    is_bdf = path.suffix.lower() == ".bdf"
+    expected_version = b"\xffBIOSEMI" if is_bdf else b"0       "
+    with path.open("rb") as fh:
+        head = fh.read(256)
+    if len(head) < 256:
+        raise RecordingError(f"{name}: file is shorter than an EDF header ({len(head)} bytes)")
+    if head[:8] != expected_version:
+        what = "BDF" if is_bdf else "EDF"
+        raise RecordingError(f"{name}: not an {what} file (version field {head[:8]!r})")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            raw = edfio.read_bdf(path) if is_bdf else edfio.read_edf(path)
+    except Exception as exc:  # edfio raises plain ValueErrors for header problems
+        raise RecordingError(f"{name}: cannot read header: {exc}") from None
+    return raw
+
+
+def _start(raw, name: str) -> dt.datetime:
+    try:
+        start = raw.startdatetime
+    except edfio.AnonymizedDateError:
+        # EDF+ allows an anonymised start date ("X"); the legacy header field still holds one.
+        legacy = raw._startdate.decode("ascii", "replace").strip()
+        try:
+            day = dt.datetime.strptime(legacy, "%d.%m.%y").date()
+        except ValueError:
+            day = dt.date(1985, 1, 1)
+        start = dt.datetime.combine(day, raw.starttime)
+    except ValueError:
+        legacy = raw._startdate.decode("ascii", "replace").strip()
+        raise RecordingError(f"{name}: header start date {legacy!r} is not a valid date "
+                             "(dd.mm.yy)") from None
+    return start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start.astimezone(dt.UTC)
+
+
+def _record_onsets(raw, name: str) -> np.ndarray | None:
+    """Data-record onsets (s) of an EDF+D/BDF+D file; None when the file is continuous."""
+    if not raw.reserved.strip().endswith("+D"):
+        return None
+    tk = next((s for s in raw._signals if s._is_annotation_signal), None)
+    if tk is None:
+        raise RecordingError(f"{name}: discontinuous file without an annotation signal")
+    records = tk.digital.reshape(raw.num_data_records, -1)
+    onsets = np.empty(raw.num_data_records)
+    for i, rec in enumerate(records):
+        m = _TAL_ONSET.match(rec.tobytes())
+        if m is None:
+            raise RecordingError(f"{name}: data record {i} has no timekeeping annotation")
+        onsets[i] = float(m.group(1))
+    onsets -= onsets[0]
+    if np.any(np.diff(onsets) < 0):
+        raise RecordingError(f"{name}: data record onsets go backwards in time")
+    return onsets
+
+
+def _annotations(raw):
+    try:
+        return raw.annotations
+    except Exception:  # malformed TALs must not hide the signals
+        return ()
+
+
+class _ContinuousSource:
+    def __init__(self, sig, fs: float, gain: float, offset: float) -> None:
+        self.sig, self.fs, self.gain, self.offset = sig, fs, gain, offset
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        digital = self.sig.get_digital_slice(start / self.fs, stop / self.fs)
+        out = digital.astype(np.float32)
+        out += np.float32(self.offset)
+        out *= np.float32(self.gain)
+        return out
+
+
+class _GappedSource:
+    """Reads a discontinuous signal onto a continuous timeline with NaN in the gaps."""
+
+    def __init__(self, sig, spr, fs, onsets, gain, offset, n) -> None:
+        self.sig, self.spr, self.fs, self.gain, self.offset, self.n = sig, spr, fs, gain, offset, n
+        self.first = np.round(onsets * fs).astype(np.int64)
+        self._timeline: np.ndarray | None = None
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        if self._timeline is None:
+            tl = np.full(self.n, np.nan, dtype=np.float32)
+            digital = self.sig.digital.reshape(-1, self.spr)
+            for first, rec in zip(self.first, digital, strict=True):
+                seg = (rec.astype(np.float32) + np.float32(self.offset)) * np.float32(self.gain)
+                tl[first:first + self.spr] = seg[: max(0, self.n - first)]
+            self._timeline = tl
+        return self._timeline[start:stop]

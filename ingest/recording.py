@@ -1,0 +1,113 @@
+"""The recording model every reader produces: leg channels in physical units, read in blocks.
+
+A :class:`Recording` exposes its leg channels (EMG in µV, acceleration in g) on one continuous
+timeline starting at ``start`` (UTC). Gaps in discontinuous files read as NaN and are listed in
+``gaps``. Readers never load a whole night of float64; callers pull sample ranges per channel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ingest.labels import Kind, Side
+
+
+class RecordingError(ValueError):
+    """A recording cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """One leg channel as found in a recording.
+
+    ``fs`` is in Hz (any positive value the file declares); samples returned by
+    :meth:`Recording.read` are already in µV (EMG) or g (ACC).
+    """
+
+    label: str
+    kind: Kind
+    side: Side
+    site: str
+    axis: str | None
+    fs: float
+    unit: str
+    n_samples: int
+
+    def as_dict(self) -> dict:
+        return {"label": self.label, "kind": self.kind, "side": self.side,
+                "fs": self.fs, "unit": self.unit}
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """A text annotation from the file: onset and duration in seconds from the start."""
+
+    onset_s: float
+    duration_s: float | None
+    text: str
+
+
+class SampleSource(Protocol):
+    def __call__(self, start: int, stop: int) -> np.ndarray: ...
+
+
+@dataclass
+class Recording:
+    """A recording's leg channels with a block reader per channel."""
+
+    name: str
+    start: dt.datetime
+    duration_s: float
+    channels: list[Channel]
+    sources: list[SampleSource] = field(repr=False)
+    annotations: list[Annotation] = field(default_factory=list)
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def read(self, index: int, start: int, stop: int) -> np.ndarray:
+        """Samples ``[start, stop)`` of channel ``index`` as float32 µV or g (NaN in gaps)."""
+        ch = self.channels[index]
+        start = max(0, start)
+        stop = min(stop, ch.n_samples)
+        if stop <= start:
+            return np.empty(0, dtype=np.float32)
+        return np.asarray(self.sources[index](start, stop), dtype=np.float32)
+
+    def by_kind(self, kind: Kind) -> list[int]:
+        return [i for i, c in enumerate(self.channels) if c.kind == kind]
+
+
+def array_recording(
+    name: str,
+    start: dt.datetime,
+    signals: dict[str, tuple[np.ndarray, float]],
+    *,
+    annotations: list[Annotation] | None = None,
+) -> Recording:
+    """An in-memory recording from ``{label: (samples in µV or g, fs in Hz)}``.
+
+    Labels must follow the convention (or an alias); used by the simulator, tests and benches.
+    """
+    from ingest.labels import parse_label
+
+    channels: list[Channel] = []
+    sources: list[SampleSource] = []
+    ignored: list[str] = []
+    duration = 0.0
+    for label, (data, fs) in signals.items():
+        parsed = parse_label(label)
+        if parsed is None:
+            ignored.append(label)
+            continue
+        arr = np.asarray(data, dtype=np.float32)
+        unit = "uV" if parsed.kind == "emg" else "g"
+        channels.append(Channel(parsed.canonical, parsed.kind, parsed.side, parsed.site,
+                                parsed.axis, float(fs), unit, len(arr)))
+        sources.append(lambda a, b, arr=arr: arr[a:b])
+        duration = max(duration, len(arr) / fs)
+    return Recording(name, start, duration, channels, sources, annotations or [], [], ignored)
