@@ -1,0 +1,125 @@
+"""Analyse a whole recording with the streaming engine, reading it block by block.
+
+Memory stays bounded by the block size (``read_s`` seconds of every channel at a time) plus the
+per-frame history of the night (about 20 floats per second per channel).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.config import DetectorConfig
+from detector.engine import Engine
+from detector.events import Event, Match, match_intervals
+from detector.summary import summarize
+from ingest.recording import Recording, RecordingError
+
+SCHEMA = "nightcramp.analysis/1"
+
+
+@dataclass
+class Analysis:
+    """Everything one analysis found: events, per-epoch sleep/wake, summary, and how."""
+
+    recording: Recording
+    config: DetectorConfig
+    events: list[Event]
+    summary: dict
+    hypnogram: np.ndarray  # per epoch: 1 wake, 0 sleep
+    notes: list[str] = field(default_factory=list)
+    advice: list[dict] = field(default_factory=list)
+
+    def of_kind(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
+
+    def to_json(self) -> dict:
+        rec = self.recording
+        return {
+            "schema": SCHEMA,
+            "recording": {
+                "name": rec.name,
+                "start": rec.start.isoformat(),
+                "duration_s": round(rec.duration_s, 3),
+                "channels": [c.as_dict() for c in rec.channels],
+                "ignored_channels": rec.ignored,
+                "annotations": [{"onset_s": a.onset_s, "duration_s": a.duration_s, "text": a.text}
+                                for a in rec.annotations],
+            },
+            "events": [e.to_json(rec.start) for e in self.events],
+            "summary": self.summary,
+            "advice": self.advice,
+            "hypnogram": {"epoch_s": self.config.sleep.epoch_s,
+                          "wake": [int(x) for x in self.hypnogram]},
+            "notes": self.notes,
+            "config": self.config.model_dump(mode="json"),
+        }
+
+    def compare(self, truth: list[dict], kind: str, *, ignore_kinds: tuple[str, ...] = (),
+                subtypes: tuple[str, ...] | None = None, sided: bool = True) -> Match:
+        """Match this analysis' events of ``kind`` with truth events (dicts with start_s/end_s/side)."""
+        det = [(e.start_s, e.end_s, e.side) for e in self.events
+               if e.kind == kind and (subtypes is None or e.subtype in subtypes)]
+        ref = [(t["start_s"], t["end_s"], t.get("side")) for t in truth if t["kind"] == kind]
+        ign = [(t["start_s"], t["end_s"], t.get("side")) for t in truth if t["kind"] in ignore_kinds]
+        return match_intervals(det, ref, kind=kind, ignore=ign, sided=sided)
+
+
+def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 60.0,
+                      progress: Callable[[float], None] | None = None) -> Analysis:
+    """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1)."""
+    usable = [i for i, c in enumerate(rec.channels)]
+    if not usable:
+        found = ", ".join(rec.ignored[:12]) + (" …" if len(rec.ignored) > 12 else "")
+        raise RecordingError(f"{rec.name}: no leg EMG or accelerometer channels found "
+                             f"(channels present: {found or 'none'}); name them like 'EMG L-Gastroc' or "
+                             "'ACC L-Shank X', or add an alias in config/channels.toml")
+    notes = list(rec.notes)
+    for c in rec.channels:
+        if c.kind == "emg" and c.fs < cfg.front_end.bandpass_low_hz / 0.45:
+            raise RecordingError(f"{rec.name}: {c.label}: sampling rate {c.fs:g} Hz is too low "
+                                 f"for EMG (need at least {cfg.front_end.bandpass_low_hz / 0.45:.0f} Hz)")
+    engine = Engine(rec.channels, cfg)
+    notes += engine.notes
+    duration = rec.duration_s
+    t = 0.0
+    while t < duration:
+        t1 = min(duration, t + read_s)
+        chunk = {}
+        for i, c in enumerate(rec.channels):
+            a, b = int(round(t * c.fs)), int(round(t1 * c.fs))
+            chunk[i] = rec.read(i, a, b)
+        engine.update(chunk)
+        t = t1
+        if progress:
+            progress(t / duration if duration else 1.0)
+    engine.finish()
+    events = sorted(engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
+    notes += _capability_notes(engine)
+    summary = summarize(engine, rec, events)
+    return Analysis(rec, cfg, events, summary, engine.sleep.wake.view.copy(), notes)
+
+
+def _capability_notes(engine: Engine) -> list[str]:
+    notes = []
+    if not engine.legs:
+        notes.append("no accelerometer: rollovers, bed exits and posture are not detected; sleep and "
+                     "wake are estimated from EMG activity only; cramps cannot be told from "
+                     "voluntary contractions by preceding movement")
+    if not engine.emg:
+        notes.append("no leg EMG: cramps and leg movements cannot be detected; only sleep, "
+                     "awakenings, rollovers and bed exits are reported")
+    sides = {engine.channels[i].side for i in engine.emg}
+    if len(sides) == 1:
+        other = "right" if "left" in sides else "left"
+        notes.append(f"EMG on the {next(iter(sides))} leg only: the {other} leg is not watched, and "
+                     "two-legged movements cannot be told from one-sided cramps by co-activation")
+    notes.append("quiet wakefulness without movement cannot be seen by a leg sensor and counts as sleep")
+    return notes
+
+
+def utc(start: dt.datetime, seconds: float) -> dt.datetime:
+    return start + dt.timedelta(seconds=seconds)

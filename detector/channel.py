@@ -1,0 +1,158 @@
+"""Per-EMG-channel frame stage: envelopes, adaptive resting baseline, artefacts, activations.
+
+Processes frames in fixed blocks (``baseline.block_s``) so its results do not depend on how
+samples arrived. Outputs frame-index intervals; the engine turns them into events.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.config import DetectorConfig
+from detector.dsp import moving_average
+from detector.frontend import EmgFrames
+from detector.stream import Growable, Hysteresis
+
+POP, LEAD_OFF, FLAT, CLIPPED, LOST = 1, 2, 4, 8, 16
+BAD_NAMES = {POP: "pop", LEAD_OFF: "lead_off", FLAT: "flat", CLIPPED: "saturation", LOST: "lost"}
+
+
+@dataclass
+class StageOut:
+    lms: list[tuple[int, int]] = field(default_factory=list)
+    sustained: list[tuple[int, int]] = field(default_factory=list)
+    artifacts: list[tuple[int, int]] = field(default_factory=list)
+    lost: list[tuple[int, int]] = field(default_factory=list)
+
+
+class EmgStage:
+    """Frame-level state of one EMG channel (µV envelopes, baseline, open intervals)."""
+
+    def __init__(self, cfg: DetectorConfig) -> None:
+        fe, bl, act, cr, art = cfg.front_end, cfg.baseline, cfg.activation, cfg.cramp, cfg.artifact
+        self.cfg = cfg
+        fps = 1.0 / fe.frame_s
+        self.smooth_n = max(1, round(fe.smooth_s * fps))
+        self.slow_n = max(1, round(fe.slow_s * fps))
+        self.fast_delay = (self.smooth_n - 1) / 2
+        self.slow_delay = (self.slow_n - 1) / 2
+        self.pop_n = 4
+        self.pop_blank = round(art.pop_blank_s * fps)
+        self._fast_hist: np.ndarray | None = None
+        self._slow_hist: np.ndarray | None = None
+        self._level_hist = np.zeros(2 * self.pop_n - 1)
+        self._level_started = False
+        self._blank_left = 0
+        self.stats: deque[float] = deque(maxlen=max(1, round(bl.window_s / bl.block_s)))
+        self.lm = Hysteresis(round(act.offset_quiet_s * fps))
+        self.sus = Hysteresis(round(cr.off_hold_s * fps))
+        self.art = Hysteresis(max(1, round(art.merge_gap_s * fps)))
+        self.lost = Hysteresis(max(1, round(art.merge_gap_s * fps)))
+        self.mav = Growable()
+        self.env_fast = Growable()
+        self.env_slow = Growable()
+        self.baseline = Growable()
+        self.bad = Growable(np.uint8)
+        self.baseline_now = float("nan")
+
+    def thresholds(self, b: np.ndarray | float):
+        """LM onset/offset and sustained on/off levels (µV) for baseline ``b`` (µV)."""
+        act, cr = self.cfg.activation, self.cfg.cramp
+        on = b + np.maximum(act.onset_above_uV, (act.onset_min_ratio - 1) * b)
+        off = b + np.maximum(act.offset_above_uV, (act.offset_max_ratio - 1) * b)
+        s_on = np.maximum(b * cr.on_ratio, b + cr.on_above_uV)
+        s_off = b * cr.off_ratio
+        return on, off, s_on, s_off
+
+    def process(self, fr: EmgFrames) -> StageOut:
+        bl, art = self.cfg.baseline, self.cfg.artifact
+        n = len(fr)
+        out = StageOut()
+        if n == 0:
+            return out
+        mav = np.where(fr.lost, 0.0, fr.mav)
+        fast = moving_average(mav, self.smooth_n, self._fast_hist)
+        slow = moving_average(mav, self.slow_n, self._slow_hist)
+        self._fast_hist = np.concatenate([self._fast_hist if self._fast_hist is not None else
+                                          np.full(self.smooth_n - 1, mav[0]), mav])[-(self.smooth_n - 1):] \
+            if self.smooth_n > 1 else np.zeros(0)
+        self._slow_hist = np.concatenate([self._slow_hist if self._slow_hist is not None else
+                                          np.full(self.slow_n - 1, mav[0]), mav])[-(self.slow_n - 1):] \
+            if self.slow_n > 1 else np.zeros(0)
+
+        bad = np.zeros(n, np.uint8)
+        bad |= np.where(self._pops(fr.level, fr.lost), POP, 0).astype(np.uint8)
+        bad |= np.where(fr.mains > art.lead_off_mains_uV, LEAD_OFF, 0).astype(np.uint8)
+        bad |= np.where(fr.flat, FLAT, 0).astype(np.uint8)
+        bad |= np.where(fr.clipped, CLIPPED, 0).astype(np.uint8)
+        bad |= np.where(fr.lost, LOST, 0).astype(np.uint8)
+
+        valid = bad == 0
+        stat = float(np.quantile(mav[valid], bl.block_quantile)) if valid.mean() >= 0.5 else float("nan")
+        if self.stats:
+            b = float(np.quantile(np.asarray(self.stats), bl.quantile))
+        elif np.isfinite(stat):
+            b = stat
+        elif np.isfinite(self.baseline_now):
+            b = self.baseline_now
+        else:
+            b = float("nan")
+        b = max(b, bl.min_uV) if np.isfinite(b) else float("nan")
+        if np.isfinite(b):
+            vanished = (slow < art.lead_off_ratio * b) & valid
+            bad |= np.where(vanished, LEAD_OFF, 0).astype(np.uint8)
+            valid = bad == 0
+            on, off, s_on, s_off = self.thresholds(b)
+            lm_on = (fast > on) & valid
+            lm_off = (fast < off) | ~valid
+            gone = (bad & (LOST | LEAD_OFF | FLAT)) > 0
+            sus_on = (slow > s_on) & valid
+            sus_off = ((slow < s_off) | gone) & ~sus_on
+            active_frac = float(np.mean(slow > s_on))
+            if np.isfinite(stat) and active_frac <= bl.max_active_fraction:
+                self.stats.append(stat)
+        else:
+            lm_on = np.zeros(n, bool)
+            lm_off = np.ones(n, bool)
+            sus_on, sus_off = lm_on, lm_off
+        self.baseline_now = b
+        out.lms = self.lm.update(lm_on, lm_off)
+        out.sustained = self.sus.update(sus_on, sus_off)
+        art_on = (bad & ~np.uint8(LOST)) > 0
+        out.artifacts = self.art.update(art_on, ~art_on)
+        lost = (bad & LOST) > 0
+        out.lost = self.lost.update(lost, ~lost)
+        self.mav.extend(mav.astype(np.float32))
+        self.env_fast.extend(fast.astype(np.float32))
+        self.env_slow.extend(slow.astype(np.float32))
+        self.baseline.extend(np.full(n, b, np.float32))
+        self.bad.extend(bad)
+        return out
+
+    def flush(self) -> StageOut:
+        return StageOut(self.lm.flush(), self.sus.flush(), self.art.flush(), self.lost.flush())
+
+    def _pops(self, level: np.ndarray, lost: np.ndarray) -> np.ndarray:
+        """Frames within ``pop_blank_s`` after a step of the 0.2-s raw level (µV)."""
+        k = self.pop_n
+        lv = np.where(lost, np.nan, level)
+        if not self._level_started:
+            self._level_hist[:] = lv[0] if np.isfinite(lv[0]) else 0.0
+            self._level_started = True
+        full = np.concatenate([self._level_hist, lv])
+        self._level_hist = full[-(2 * k - 1):]
+        smooth = np.convolve(np.nan_to_num(full), np.ones(k) / k, mode="valid")  # len n + k
+        step = np.abs(smooth[k:] - smooth[:-k])
+        hits = np.flatnonzero(step > self.cfg.artifact.pop_step_uV)
+        blank = np.zeros(level.size, bool)
+        left = self._blank_left
+        if left:
+            blank[:left] = True
+        for h in hits:
+            blank[h:h + self.pop_blank] = True
+        last = int(hits[-1]) if hits.size else -10**9
+        self._blank_left = max(0, left - level.size, last + self.pop_blank - level.size)
+        return blank

@@ -1,0 +1,86 @@
+"""Pure signal-processing functions. Every function takes its sampling rate explicitly.
+
+Arrays are float32 or float64 samples in µV (EMG) or g (acceleration); channels, where a
+function accepts several, are on the last axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+
+def design_bandpass(*, fs: float, low_hz: float, high_hz: float, order: int) -> np.ndarray:
+    """Butterworth band-pass as second-order sections; ``high_hz`` is capped at 0.45 x fs."""
+    high = min(high_hz, 0.45 * fs)
+    if high <= low_hz:
+        raise ValueError(f"sampling rate {fs:g} Hz is too low for an EMG band starting at "
+                         f"{low_hz:g} Hz (need at least {low_hz / 0.45:.0f} Hz)")
+    return signal.butter(order, [low_hz, high], btype="bandpass", fs=fs, output="sos")
+
+
+def detect_mains(x: np.ndarray, *, fs: float, min_ratio: float) -> float:
+    """Mains frequency present in ``x`` (µV): 50.0, 60.0, or 0.0 when neither line stands out.
+
+    Compares the Welch power at each candidate line with the median power 3–8 Hz away.
+    """
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64))
+    if x.size < fs or fs < 2 * 50 * 1.05:
+        return 0.0
+    nper = int(min(x.size, 2 ** int(np.floor(np.log2(fs * 2)))))
+    f, p = signal.welch(x - x.mean(), fs=fs, nperseg=nper)
+    best, best_ratio = 0.0, min_ratio
+    for line in (50.0, 60.0):
+        if line >= 0.5 * fs * 0.95:
+            continue
+        at = p[np.abs(f - line) <= 1.0]
+        near = p[(np.abs(f - line) >= 3.0) & (np.abs(f - line) <= 8.0)]
+        if at.size == 0 or near.size == 0:
+            continue
+        ratio = float(at.max() / max(np.median(near), 1e-30))
+        if ratio > best_ratio:
+            best, best_ratio = line, ratio
+    return best
+
+
+def design_notches(*, fs: float, mains_hz: float, q: float, harmonics: int,
+                   max_hz: float) -> np.ndarray | None:
+    """IIR notches at the mains line and its harmonics below ``max_hz``; None if there are none."""
+    if not mains_hz:
+        return None
+    sections = []
+    for h in range(1, harmonics + 1):
+        f0 = h * mains_hz
+        if f0 >= min(max_hz, 0.48 * fs):
+            break
+        b, a = signal.iirnotch(f0, q * h ** 0.5, fs=fs)
+        sections.append(signal.tf2sos(b, a))
+    return np.vstack(sections) if sections else None
+
+
+def frame_edges(k0: int, k1: int, *, fs: float, frame_s: float) -> np.ndarray:
+    """Sample index where each frame ``k0..k1`` begins (``k1 - k0 + 1`` edges).
+
+    Frame k covers samples ``[ceil(k·fs·frame_s), ceil((k+1)·fs·frame_s))``, so any rate,
+    integer or not, maps onto the same time grid.
+    """
+    per = fs * frame_s
+    return np.ceil(np.arange(k0, k1 + 1) * per - 1e-9).astype(np.int64)
+
+
+def moving_average(x: np.ndarray, n: int, history: np.ndarray | None = None) -> np.ndarray:
+    """Causal moving average over ``n`` frames; ``history`` holds the previous ``n-1`` values."""
+    x = np.asarray(x, dtype=np.float64)
+    if history is None:
+        history = np.full(n - 1, x[0] if x.size else 0.0)
+    full = np.concatenate([history, x])
+    c = np.concatenate([[0.0], np.cumsum(full)])
+    return (c[n:] - c[:-n]) / n
+
+
+def angle_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Angle (deg) between vectors on the last axis."""
+    nu = np.linalg.norm(u, axis=-1)
+    nv = np.linalg.norm(v, axis=-1)
+    cos = np.sum(u * v, axis=-1) / np.maximum(nu * nv, 1e-12)
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))

@@ -1,0 +1,496 @@
+"""The streaming engine: samples in, events out; the batch analysis is one call of the same code.
+
+Samples pass through per-channel front ends into fixed frame grids; frames are processed in
+fixed blocks; intervals are classified once ``engine.lookahead_s`` of context after them has
+been seen. Nothing depends on how the samples were chunked, so the streamed events equal the
+whole-night events (tests/test_streaming.py checks this for many chunk sizes and a pickled
+restart).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.channel import BAD_NAMES, LOST, EmgStage, StageOut
+from detector.config import DetectorConfig
+from detector.events import Event
+from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
+from detector.plm import PlmTracker
+from detector.posture import AccStage
+from detector.sleep import SleepScorer
+from ingest.recording import Channel
+
+
+@dataclass
+class _Sustained:
+    ch: int
+    start_s: float
+    end_s: float
+    start_f: int
+    end_f: int
+    decided: bool = False
+    cramp: bool = False
+    features: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Leg:
+    side: str
+    axes: tuple[int, int, int]
+    fe: AccFrontEnd
+    stage: AccStage
+    pending: list[list[np.ndarray]]
+
+
+class Engine:
+    """Analyse one night incrementally. ``update`` takes new samples per channel index."""
+
+    def __init__(self, channels: list[Channel], cfg: DetectorConfig) -> None:
+        self.cfg = cfg
+        self.channels = channels
+        fe = cfg.front_end
+        self.frame_s = fe.frame_s
+        self.block_frames = max(1, round(cfg.baseline.block_s / fe.frame_s))
+        self.acc_block = max(1, round(cfg.baseline.block_s / cfg.acc.frame_s))
+        self.block_s = self.block_frames * fe.frame_s
+        self.emg = [i for i, c in enumerate(channels) if c.kind == "emg"]
+        self.emg_fe = {i: EmgFrontEnd(channels[i].fs, cfg) for i in self.emg}
+        self.emg_stage = {i: EmgStage(cfg) for i in self.emg}
+        self._emg_buf: dict[int, list[EmgFrames]] = {i: [] for i in self.emg}
+        self._emg_buf_n = dict.fromkeys(self.emg, 0)
+        self.legs: dict[str, _Leg] = {}
+        self.notes: list[str] = []
+        self._group_acc()
+        self._acc_buf: dict[str, list[AccFrames]] = {s: [] for s in self.legs}
+        self._acc_buf_n = dict.fromkeys(self.legs, 0)
+        self.blocks = 0
+        self.finished = False
+        # Interval bookkeeping (times in seconds from the recording start).
+        self._lms: list[tuple[int, int, int]] = []  # ch, start frame, end frame
+        self._sus: list[_Sustained] = []
+        self._twitch_frames: dict[int, list[int]] = {i: [] for i in self.emg}
+        self.rotations: list[tuple[float, float, float, str]] = []
+        self.upright: list[tuple[float, float, str]] = []
+        self.cramps: list[Event] = []
+        self.events: list[Event] = []
+        self._pending_rot: list[tuple[float, float, float, str]] = []
+        self._pending_up: list[tuple[float, float, str]] = []
+        self.plm = PlmTracker(cfg)
+        self.sleep = SleepScorer(cfg, has_acc=bool(self.legs), has_emg=bool(self.emg))
+
+    # ---------------------------------------------------------------- input
+    def _group_acc(self) -> None:
+        by_leg: dict[tuple[str, str], dict[str, int]] = {}
+        for i, c in enumerate(self.channels):
+            if c.kind == "acc":
+                by_leg.setdefault((c.side, c.site), {})[c.axis or "?"] = i
+        for (side, site), axes in sorted(by_leg.items()):
+            if side in self.legs:
+                self.notes.append(f"second accelerometer on the {side} leg ({site}) not used")
+                continue
+            if set(axes) != {"X", "Y", "Z"}:
+                missing = ", ".join(sorted({"X", "Y", "Z"} - set(axes)))
+                self.notes.append(f"ACC {side} {site}: axis {missing} missing; accelerometer not used")
+                continue
+            ix, iy, iz = axes["X"], axes["Y"], axes["Z"]
+            fss = {self.channels[j].fs for j in (ix, iy, iz)}
+            if len(fss) != 1:
+                self.notes.append(f"ACC {side} {site}: axes at different rates; accelerometer not used")
+                continue
+            fs = fss.pop()
+            self.legs[side] = _Leg(side, (ix, iy, iz), AccFrontEnd(fs, self.cfg), AccStage(self.cfg),
+                                   [[], [], []])
+
+    def update(self, samples: dict[int, np.ndarray]) -> list[Event]:
+        """Feed new samples (µV or g, float) per channel index; returns events finalised now."""
+        if self.finished:
+            raise RuntimeError("engine already finished")
+        for i, x in samples.items():
+            if i in self.emg_fe:
+                self._push_emg(i, self.emg_fe[i].update(x))
+        for leg in self.legs.values():
+            for k, j in enumerate(leg.axes):
+                if j in samples:
+                    leg.pending[k].append(np.asarray(samples[j], np.float64))
+            self._feed_leg(leg)
+        return self._run_blocks(final=False)
+
+    def finish(self) -> list[Event]:
+        """No more data: flush everything and return the remaining events."""
+        for i in self.emg:
+            self._push_emg(i, self.emg_fe[i].finish())
+        for leg in self.legs.values():
+            self._feed_leg(leg, final=True)
+        out = self._run_blocks(final=True)
+        self.finished = True
+        return out
+
+    def _push_emg(self, i: int, fr: EmgFrames) -> None:
+        if len(fr):
+            self._emg_buf[i].append(fr)
+            self._emg_buf_n[i] += len(fr)
+
+    def _feed_leg(self, leg: _Leg, final: bool = False) -> None:
+        n = min(sum(len(a) for a in p) for p in leg.pending)
+        if n == 0:
+            return
+        cols = []
+        for k in range(3):
+            buf = np.concatenate(leg.pending[k])
+            cols.append(buf[:n])
+            leg.pending[k] = [buf[n:]] if len(buf) > n else []
+        fr = leg.fe.update(np.stack(cols, axis=1))
+        if len(fr):
+            self._acc_buf[leg.side].append(fr)
+            self._acc_buf_n[leg.side] += len(fr)
+
+    # ---------------------------------------------------------------- blocks
+    def _run_blocks(self, final: bool) -> list[Event]:
+        before = len(self.events)
+        while self._block_ready():
+            self._process_block(self._take_emg(self.block_frames), self._take_acc(self.acc_block))
+        if final:
+            remaining = max([self._emg_buf_n[i] for i in self.emg] +
+                            [self._acc_buf_n[s] * self.block_frames // self.acc_block for s in self.legs]
+                            + [0])
+            while remaining > 0:
+                take = min(self.block_frames, remaining)
+                acc_take = -(-take * self.acc_block // self.block_frames)
+                self._process_block(self._take_emg(take, pad=True), self._take_acc(acc_take, pad=True))
+                remaining -= take
+            for i in self.emg:
+                self._stage_out(i, self.emg_stage[i].flush())
+            for side, leg in self.legs.items():
+                self._posture_out(side, leg.stage.flush())
+            self._finalize(horizon=float("inf"), final=True)
+        return self.events[before:]
+
+    def _block_ready(self) -> bool:
+        if not self.emg and not self.legs:
+            return False
+        return (all(self._emg_buf_n[i] >= self.block_frames for i in self.emg)
+                and all(self._acc_buf_n[s] >= self.acc_block for s in self.legs))
+
+    def _take_emg(self, n: int, pad: bool = False) -> dict[int, EmgFrames]:
+        out = {}
+        for i in self.emg:
+            parts = self._emg_buf[i]
+            if not parts:
+                cat = EmgFrames.empty()
+            elif len(parts) == 1:
+                cat = parts[0]
+            else:
+                cat = EmgFrames(*(np.concatenate([getattr(p, f) for p in parts])
+                                  for f in ("mav", "mains", "level", "flat", "clipped", "lost")))
+            head = EmgFrames(cat.mav[:n], cat.mains[:n], cat.level[:n], cat.flat[:n],
+                             cat.clipped[:n], cat.lost[:n])
+            rest = EmgFrames(cat.mav[n:], cat.mains[n:], cat.level[n:], cat.flat[n:],
+                             cat.clipped[n:], cat.lost[n:])
+            self._emg_buf[i] = [rest] if len(rest) else []
+            self._emg_buf_n[i] = len(rest)
+            if pad and len(head) < n:
+                m = n - len(head)
+                head = EmgFrames(np.r_[head.mav, np.zeros(m)], np.r_[head.mains, np.zeros(m)],
+                                 np.r_[head.level, np.zeros(m)], np.r_[head.flat, np.zeros(m, bool)],
+                                 np.r_[head.clipped, np.zeros(m, bool)], np.r_[head.lost, np.ones(m, bool)])
+            out[i] = head
+        return out
+
+    def _take_acc(self, n: int, pad: bool = False) -> dict[str, AccFrames]:
+        out = {}
+        for s in self.legs:
+            parts = self._acc_buf[s]
+            if parts:
+                mean = np.concatenate([p.mean for p in parts])
+                dyn = np.concatenate([p.dynamic for p in parts])
+                lost = np.concatenate([p.lost for p in parts])
+            else:
+                mean, dyn, lost = np.zeros((0, 3)), np.zeros(0), np.zeros(0, bool)
+            head = AccFrames(mean[:n], dyn[:n], lost[:n])
+            self._acc_buf[s] = [AccFrames(mean[n:], dyn[n:], lost[n:])] if len(dyn) > n else []
+            self._acc_buf_n[s] = max(0, len(dyn) - n)
+            if pad and len(head) < n:
+                m = n - len(head)
+                head = AccFrames(np.r_[head.mean, np.zeros((m, 3))], np.r_[head.dynamic, np.zeros(m)],
+                                 np.r_[head.lost, np.ones(m, bool)])
+            out[s] = head
+        return out
+
+    def _process_block(self, emg: dict[int, EmgFrames], acc: dict[str, AccFrames]) -> None:
+        for i, fr in emg.items():
+            self._stage_out(i, self.emg_stage[i].process(fr))
+            self._twitches(i, len(fr))
+        for s, fr in acc.items():
+            self._posture_out(s, self.legs[s].stage.process(fr))
+        self.blocks += 1
+        self.sleep.add_block(self)
+        self._finalize(horizon=self.blocks * self.block_s - self.cfg.engine.lookahead_s, final=False)
+
+    def _twitches(self, i: int, n: int) -> None:
+        """Fasciculation-like twitches: isolated ≤150-ms frames far above resting."""
+        st = self.emg_stage[i]
+        k1 = st.env_fast.n
+        k0 = k1 - n
+        mav = st.mav.view[k0:k1]
+        b = st.baseline.view[k0:k1]
+        hits = np.flatnonzero((mav > 2.5 * b) & (st.env_fast.view[k0:k1] < st.thresholds(b)[0] * 1.5))
+        self._twitch_frames[i].extend((k0 + hits).tolist())
+
+    def _stage_out(self, i: int, out: StageOut) -> None:
+        for s, e in out.lms:
+            self._lms.append((i, s, e))
+        d_slow = self.emg_stage[i].slow_delay
+        for s, e in out.sustained:
+            self._sus.append(_Sustained(i, (s - d_slow) * self.frame_s, (e - d_slow) * self.frame_s, s, e))
+        ch = self.channels[i]
+        st = self.emg_stage[i]
+        for s, e in out.artifacts:
+            bad = st.bad.view[s:e]
+            kinds = [BAD_NAMES[b] for b in BAD_NAMES if b != LOST and np.any(bad & b)]
+            dur = (e - s) * self.frame_s
+            if kinds == ["lead_off"] and dur < self.cfg.artifact.lead_off_min_s:
+                continue
+            sub = max(kinds, key=lambda k: int(np.sum((bad & _bit(k)) > 0))) if kinds else "artifact"
+            self.events.append(Event("artifact", s * self.frame_s, e * self.frame_s, ch.side, ch.label,
+                                     1.0, sub, {"flags": kinds}))
+        for s, e in out.lost:
+            self.events.append(Event("signal_lost", s * self.frame_s, e * self.frame_s, ch.side,
+                                     ch.label, 1.0, "", {}))
+
+    def _posture_out(self, side: str, out) -> None:
+        fs = self.cfg.acc.frame_s
+        for s, e, ang in out.rotations:
+            self._pending_rot.append((s * fs, e * fs, ang, side))
+        for s, e in out.upright:
+            if (e - s) * fs >= self.cfg.acc.bed_exit_min_s:
+                self._pending_up.append((s * fs, e * fs, side))
+
+    # ---------------------------------------------------------------- classification
+    def _finalize(self, horizon: float, final: bool) -> None:
+        self._emit_posture(horizon)
+        self._decide_sustained(horizon)
+        self._emit_lms(horizon)
+        self.sleep.score(self, final)
+        self.plm.advance(self, self._complete_before(horizon), final)
+        self.sleep.emit(self, final)
+
+    def _emit_posture(self, horizon: float) -> None:
+        for items, kind in ((self._pending_rot, "rollover"), (self._pending_up, "bed_exit")):
+            ready = sorted(x for x in items if x[1] <= horizon)
+            if not ready:
+                continue
+            items[:] = [x for x in items if x[1] > horizon]
+            for x in ready:
+                start, end = x[0], x[1]
+                known = self.rotations if kind == "rollover" else self.upright
+                if any(min(end, k[1]) - max(start, k[0]) > -2.0 for k in known):
+                    continue  # the other leg's view of the same change
+                known.append(x)
+                feats = {"rotation_deg": x[2]} if kind == "rollover" else {}
+                feats["legs"] = sorted({y[-1] for y in ready if min(end, y[1]) - max(start, y[0]) > -2.0})
+                self.events.append(Event(kind, start, end, None, None, 0.9, "", feats))
+
+    def _open_sustained_start(self, side: str) -> float | None:
+        starts = []
+        for i in self.emg:
+            if self.channels[i].side != side:
+                continue
+            st = self.emg_stage[i]
+            if st.sus.open_since is not None:
+                starts.append((st.sus.open_since - st.slow_delay) * self.frame_s)
+        starts += [x.start_s for x in self._sus if not x.decided and self.channels[x.ch].side == side]
+        return min(starts) if starts else None
+
+    def _decide_sustained(self, horizon: float) -> None:
+        cr = self.cfg.cramp
+        for x in self._sus:
+            if x.decided or x.end_s > horizon:
+                continue
+            x.decided = True
+            if x.end_s - x.start_s < cr.min_duration_s:
+                continue
+            feats = self._sustained_features(x)
+            x.features = feats
+            evidence = feats["twitches_before"] >= 2 or feats["moved_after_s"] >= 3
+            long_enough = (x.end_s - x.start_s) > self.cfg.activation.max_lm_s or evidence
+            x.cramp = (feats["coactivation"] <= cr.max_coactivation
+                       and feats["prior_intensity"] <= cr.max_prior_intensity
+                       and feats["during_intensity"] <= cr.max_during_intensity
+                       and not feats["rotation"] and not feats["upright"]
+                       and feats["artifact_fraction"] < 0.5 and long_enough)
+            if x.cramp:
+                ch = self.channels[x.ch]
+                conf = _cramp_confidence(feats, x.end_s - x.start_s, self.cfg)
+                ev = Event("cramp", feats["onset_s"], x.end_s, ch.side, ch.label, conf, "", feats)
+                self.cramps.append(ev)
+                self.events.append(ev)
+
+    def _sustained_features(self, x: _Sustained) -> dict:
+        cfg, cr = self.cfg, self.cfg.cramp
+        st = self.emg_stage[x.ch]
+        s, e = x.start_f, max(x.end_f, x.start_f + 1)
+        b = st.baseline.view[s:e]
+        slow = st.env_slow.view[s:e]
+        ratio = slow / np.maximum(b, 1e-6)
+        side = self.channels[x.ch].side
+        # Onset refined on the fast envelope: the last frame below the sustained level before it.
+        fast = st.env_fast.view
+        s_on = st.thresholds(st.baseline.view[max(0, s - 60):s + 1])[2]
+        back = fast[max(0, s - 60):s + 1] < s_on
+        below = np.flatnonzero(back)
+        onset_f = (max(0, s - 60) + int(below[-1]) + 1) if below.size else max(0, s - 60)
+        onset_s = (onset_f - st.fast_delay) * self.frame_s
+        coact = 0.0
+        for j in self.emg:
+            if self.channels[j].side == side or j == x.ch:
+                continue
+            o = self.emg_stage[j]
+            n = min(e, o.env_slow.n)
+            if n > s:
+                on_other = o.env_slow.view[s:n] > o.thresholds(o.baseline.view[s:n])[2]
+                coact = max(coact, float(on_other.mean()))
+        prior = self.movement_intensity(onset_s - cr.prior_window_s, onset_s - cr.prior_skip_s)
+        d_end = min(onset_s + cr.during_skip_s + cr.during_window_s, x.end_s - 2.0)
+        during = self.movement_intensity(onset_s + cr.during_skip_s, d_end, side)
+        after = self._moving_seconds(x.end_s - 5, x.end_s + 60, side)
+        tw = self._twitch_frames[x.ch]
+        t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
+        twitches = _count_runs([k for k in tw if t_lo <= k < onset_f - 10])
+        rotation = any(r[0] < x.end_s + 5 and r[1] > onset_s - 5 for r in self.rotations + self._pending_rot)
+        upright = any(u[0] <= onset_s + 2 and u[1] >= onset_s - 2 for u in self.upright + self._pending_up)
+        for leg in self.legs.values():
+            o = leg.stage.up.open_since
+            if o is not None and o * cfg.acc.frame_s <= onset_s + 2:
+                upright = True
+        bad = st.bad.view[s:e]
+        return {
+            "onset_s": onset_s,
+            "median_ratio": float(np.median(ratio)) if ratio.size else 0.0,
+            "peak_ratio": float(ratio.max()) if ratio.size else 0.0,
+            "baseline_uV": float(np.median(b)) if b.size else 0.0,
+            "coactivation": coact,
+            "prior_intensity": prior,
+            "during_intensity": during,
+            "moved_after_s": after,
+            "twitches_before": twitches,
+            "rotation": rotation,
+            "upright": upright,
+            "artifact_fraction": float(np.mean(bad > 0)) if bad.size else 0.0,
+        }
+
+    def _moving_seconds(self, t0: float, t1: float, side: str | None = None) -> float:
+        """Seconds in [t0, t1) with movement: accelerometer when present, else EMG activity."""
+        if t1 <= t0:
+            return 0.0
+        if self.legs:
+            fs = self.cfg.acc.frame_s
+            k0, k1 = max(0, int(np.floor(t0 / fs))), max(0, int(np.ceil(t1 / fs)))
+            tot = None
+            for s, leg in self.legs.items():
+                if side is not None and s != side:
+                    continue
+                m = leg.stage.moving.view[k0:k1].astype(bool)
+                tot = m if tot is None else (tot[: len(m)] | m[: len(tot)])
+            return float(np.sum(tot)) * fs if tot is not None else 0.0
+        k0, k1 = max(0, int(t0 / self.frame_s)), max(0, int(t1 / self.frame_s))
+        active = None
+        for i in self.emg:
+            st = self.emg_stage[i]
+            f = st.env_fast.view[k0:k1] > st.thresholds(st.baseline.view[k0:k1])[0]
+            active = f if active is None else (active[: len(f)] | f[: len(active)])
+        if active is None or active.size == 0:
+            return 0.0
+        per_s = max(1, round(1 / self.frame_s))
+        m = active[: len(active) // per_s * per_s].reshape(-1, per_s).any(axis=1)
+        return float(m.sum())
+
+    def movement_intensity(self, t0: float, t1: float, side: str | None = None) -> float:
+        """Sum over [t0, t1) of per-frame movement intensity (louder leg), frame seconds weighted.
+
+        Without an accelerometer, EMG-active seconds stand in (a coarser proxy).
+        """
+        if not self.legs:
+            return self._moving_seconds(t0, t1)
+        if t1 <= t0:
+            return 0.0
+        a = self.cfg.acc
+        fs = a.frame_s
+        k0, k1 = max(0, int(np.floor(t0 / fs))), max(0, int(np.ceil(t1 / fs)))
+        best = None
+        for s, leg in self.legs.items():
+            if side is not None and s != side:
+                continue
+            dyn = leg.stage.dynamic.view[k0:k1]
+            inten = np.clip((dyn - a.move_g) / a.move_g, 0.0, self.cfg.sleep.intensity_cap)
+            best = inten if best is None else np.maximum(best[: len(inten)], inten[: len(best)])
+        return float(np.sum(best)) * fs if best is not None else 0.0
+
+    def _emit_lms(self, horizon: float) -> None:
+        act = self.cfg.activation
+        keep = []
+        for ch, s, e in self._lms:
+            st = self.emg_stage[ch]
+            d = st.fast_delay
+            t0, t1 = (s - d) * self.frame_s, (e - d) * self.frame_s
+            if t1 - t0 < act.min_duration_s:
+                continue
+            side = self.channels[ch].side
+            open_sus = self._open_sustained_start(side)
+            if t1 > horizon or (open_sus is not None and open_sus <= t1 + 2):
+                keep.append((ch, s, e))
+                continue
+            if any(c.side == side and c.start_s - 2 <= t1 and c.end_s + 2 >= t0 for c in self.cramps):
+                continue
+            if any(r[0] - 5 <= t1 and r[1] + 5 >= t0 for r in self.rotations):
+                continue
+            if any(u[0] - 5 <= t1 and u[1] + 5 >= t0 for u in self.upright):
+                continue
+            bad = st.bad.view[max(0, s - 10):e]
+            if bad.size and np.mean(bad > 0) > 0.3:
+                continue
+            env = st.env_fast.view[s:e]
+            b = float(np.median(st.baseline.view[s:e]))
+            sub = "lm" if t1 - t0 <= act.max_lm_s else "long"
+            ch_ = self.channels[ch]
+            feats = {"peak_uV": float(env.max()), "mean_uV": float(env.mean()), "baseline_uV": b,
+                     "peak_ratio": float(env.max() / max(b, 1e-6))}
+            conf = float(np.clip(0.5 + 0.1 * np.log2(max(feats["peak_ratio"], 1.0)), 0.5, 0.99))
+            self.events.append(Event("limb_movement", t0, t1, side, ch_.label, conf, sub, feats))
+        self._lms = keep
+
+    def _complete_before(self, horizon: float) -> float:
+        """Time before which every leg movement and cramp is final (for the PLM tracker)."""
+        c = horizon
+        for ch, s, _e in self._lms:
+            c = min(c, (s - self.emg_stage[ch].fast_delay) * self.frame_s)
+        for i in self.emg:
+            st = self.emg_stage[i]
+            if st.lm.open_since is not None:
+                c = min(c, (st.lm.open_since - st.fast_delay) * self.frame_s)
+        for side in ("left", "right"):
+            o = self._open_sustained_start(side)
+            if o is not None:
+                c = min(c, o - 5)
+        return c
+
+
+def _bit(name: str) -> int:
+    return next(b for b, n in BAD_NAMES.items() if n == name)
+
+
+def _count_runs(frames: list[int]) -> int:
+    if not frames:
+        return 0
+    return 1 + int(np.sum(np.diff(frames) > 2))
+
+
+def _cramp_confidence(f: dict, dur: float, cfg: DetectorConfig) -> float:
+    c = 0.55
+    c += 0.1 if f["twitches_before"] >= 2 else 0.0
+    c += 0.1 if f["coactivation"] < 0.1 else 0.0
+    c += 0.1 if f["prior_intensity"] < 1.0 else 0.0
+    c += 0.1 * min(1.0, np.log(max(f["median_ratio"], 1.0)) / np.log(4.0))
+    c += 0.05 if dur > cfg.activation.max_lm_s else 0.0
+    return float(min(c, 0.99))

@@ -1,0 +1,125 @@
+"""Typed event records and how detected events are compared with a reference (truth)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+
+KINDS = ("cramp", "limb_movement", "plm_series", "rollover", "awakening", "bed_exit",
+         "artifact", "signal_lost")
+
+
+@dataclass
+class Event:
+    """A detected interval. Times are seconds from the recording start."""
+
+    kind: str
+    start_s: float
+    end_s: float
+    side: str | None = None
+    channel: str | None = None
+    confidence: float = 1.0
+    subtype: str = ""
+    features: dict = field(default_factory=dict)
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def key(self) -> tuple:
+        return (round(self.start_s, 6), self.kind, self.side or "", self.channel or "", self.subtype)
+
+    def to_json(self, start: dt.datetime) -> dict:
+        d = {
+            "kind": self.kind,
+            "start_s": round(self.start_s, 3),
+            "end_s": round(self.end_s, 3),
+            "start": (start + dt.timedelta(seconds=self.start_s)).isoformat(),
+            "duration_s": round(self.duration_s, 3),
+            "side": self.side,
+            "channel": self.channel,
+            "confidence": round(float(self.confidence), 3),
+        }
+        if self.subtype:
+            d["subtype"] = self.subtype
+        if self.features:
+            d["features"] = {k: _plain(v) for k, v in self.features.items()}
+        return d
+
+
+def _plain(v):
+    if isinstance(v, float | np.floating):
+        return round(float(v), 4)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    return v
+
+
+@dataclass
+class Match:
+    """Result of matching detected intervals with reference intervals of one kind."""
+
+    kind: str
+    tp: int
+    fp: int
+    fn: int
+    onset_errors_s: list[float]
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def f1(self) -> float:
+        d = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / d if d else float("nan")
+
+    def as_dict(self) -> dict:
+        med = float(np.median(np.abs(self.onset_errors_s))) if self.onset_errors_s else float("nan")
+        return {"kind": self.kind, "tp": self.tp, "fp": self.fp, "fn": self.fn,
+                "precision": self.precision, "recall": self.recall, "f1": self.f1,
+                "median_onset_error_s": med}
+
+
+def match_intervals(detected: list[tuple[float, float, str | None]],
+                    reference: list[tuple[float, float, str | None]],
+                    *, kind: str = "", ignore: list[tuple[float, float, str | None]] | None = None,
+                    sided: bool = True) -> Match:
+    """One-to-one matching by overlap (same side when ``sided``), largest overlap first.
+
+    Detections overlapping an ``ignore`` interval and matching nothing count as neither
+    true nor false (e.g. activity during voluntary contractions when scoring leg movements).
+    """
+    pairs = []
+    for i, (a, b, s) in enumerate(detected):
+        for j, (c, d, t) in enumerate(reference):
+            ov = min(b, d) - max(a, c)
+            if ov > 0 and (not sided or s is None or t is None or s == t):
+                pairs.append((ov, i, j))
+    pairs.sort(reverse=True)
+    used_d: set[int] = set()
+    used_r: set[int] = set()
+    errors: list[float] = []
+    for _ov, i, j in pairs:
+        if i in used_d or j in used_r:
+            continue
+        used_d.add(i)
+        used_r.add(j)
+        errors.append(detected[i][0] - reference[j][0])
+    fp = 0
+    for i, (a, b, s) in enumerate(detected):
+        if i in used_d:
+            continue
+        if ignore and any(min(b, d) - max(a, c) > 0 and (not sided or t is None or s is None or s == t)
+                          for c, d, t in ignore):
+            continue
+        fp += 1
+    return Match(kind, len(used_d), fp, len(reference) - len(used_r), errors)

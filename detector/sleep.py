@@ -1,0 +1,138 @@
+"""Sleep and wake per epoch from leg movement, sleep onset, awakenings and final wake.
+
+An epoch's activity is the sum over its seconds of movement intensity: dynamic acceleration
+above ``acc.move_g`` in units of ``acc.move_g`` (capped), the louder leg each second; without an
+accelerometer, its EMG-active seconds. A Cole-Kripke-style weighted sum over epochs -4..+2 above ``sleep.wake_threshold``
+scores it wake. Sleep runs shorter than ``sleep.min_sleep_run_s`` between wake are rescored
+wake. Sleep onset is the first sleep run of ``sleep.onset_run_s``; an awakening is a wake bout
+of at least ``sleep.awakening_min_s`` between sleep onset and the final wake. Quiet wakefulness
+without movement cannot be seen by a leg sensor and is scored sleep.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detector.config import DetectorConfig
+from detector.events import Event
+from detector.stream import Growable
+
+
+class SleepScorer:
+    def __init__(self, cfg: DetectorConfig, *, has_acc: bool, has_emg: bool) -> None:
+        self.cfg = cfg
+        self.has_acc, self.has_emg = has_acc, has_emg
+        s = cfg.sleep
+        self.epoch_s = s.epoch_s
+        self.weights = np.asarray(s.weights)
+        self.ahead = len(self.weights) - 5  # weights cover epochs -4..+(len-5)
+        self.activity = Growable(np.float64)  # per epoch, seconds
+        self.wake = Growable(np.uint8)  # scored epochs
+        self.emitted: set[int] = set()
+        self.onset_epoch: int | None = None
+        self.final = False
+
+    @property
+    def min_sleep_run(self) -> int:
+        return max(1, round(self.cfg.sleep.min_sleep_run_s / self.epoch_s))
+
+    def add_block(self, engine) -> None:
+        done = engine.blocks * engine.block_s
+        while (self.activity.n + 1) * self.epoch_s <= done + 1e-9:
+            self.activity.extend(np.array([self._epoch_activity(engine, self.activity.n)]))
+
+    def _epoch_activity(self, engine, e: int) -> float:
+        t0, t1 = e * self.epoch_s, (e + 1) * self.epoch_s
+        if self.has_acc:
+            return engine.movement_intensity(t0, t1)
+        if self.has_emg:
+            return engine._moving_seconds(t0, t1)
+        return 0.0
+
+    @property
+    def threshold(self) -> float:
+        s = self.cfg.sleep
+        return s.wake_threshold if self.has_acc else s.emg_wake_threshold
+
+    def score(self, engine, final: bool) -> None:
+        """Score every epoch whose look-ahead is complete (all of them when ``final``)."""
+        if final:
+            done = engine.blocks * engine.block_s
+            if done - self.activity.n * self.epoch_s > 1e-9:
+                self.activity.extend(np.array([self._epoch_activity(engine, self.activity.n)]))
+        n = self.activity.n
+        upto = n if final else n - self.ahead
+        if upto > self.wake.n:
+            act = self.activity.view
+            w = self.weights
+            scores = np.zeros(upto - self.wake.n)
+            for j, e in enumerate(range(self.wake.n, upto)):
+                lo, hi = e - 4, e + self.ahead + 1
+                seg = act[max(0, lo):min(n, hi)]
+                ws = w[max(0, lo) - lo:len(w) - (hi - min(n, hi))]
+                scores[j] = float(np.dot(ws, seg))
+            self.wake.extend((scores > self.threshold).astype(np.uint8))
+
+    def emit(self, engine, final: bool) -> None:
+        """Emit awakenings that can no longer change."""
+        self._emit(engine, final)
+        self.final = final
+
+    def bouts(self) -> list[tuple[int, int, int]]:
+        """Runs (start epoch, end epoch, wake flag) after rescoring short sleep runs as wake."""
+        w = self.wake.view.astype(bool).copy()
+        runs = _runs(w)
+        for k, (a, b, v) in enumerate(runs):
+            if not v and 0 < k < len(runs) - 1 and b - a < self.min_sleep_run:
+                w[a:b] = True
+        return _runs(w)
+
+    def _emit(self, engine, final: bool) -> None:
+        runs = self.bouts()
+        if not runs:
+            return
+        onset_run = max(1, round(self.cfg.sleep.onset_run_s / self.epoch_s))
+        if self.onset_epoch is None:
+            for a, b, v in runs:
+                if not v and b - a >= onset_run and (b < self.wake.n or final):
+                    self.onset_epoch = a
+                    break
+        if self.onset_epoch is None:
+            return
+        last_sleep_end = max((b for a, b, v in runs if not v), default=0)
+        min_len = self.cfg.sleep.awakening_min_s / self.epoch_s
+        for k, (a, b, v) in enumerate(runs):
+            if not v or a < self.onset_epoch or a in self.emitted or b - a < min_len:
+                continue
+            closed = k + 1 < len(runs) and (runs[k + 1][1] - runs[k + 1][0] >= self.min_sleep_run
+                                            or (final and b <= last_sleep_end))
+            if not closed:
+                continue
+            t0, t1 = a * self.epoch_s, b * self.epoch_s
+            if not final and any(engine._open_sustained_start(s) is not None and
+                                 engine._open_sustained_start(s) <= t1 for s in ("left", "right")):
+                continue
+            self.emitted.add(a)
+            win = self.cfg.sleep.cramp_link_window_s
+            linked = [c for c in engine.cramps if t0 - win <= c.start_s <= t1]
+            feats = {"epochs": b - a, "definition": self.definition()}
+            if linked:
+                feats["after_cramp_s"] = linked[0].start_s
+            engine.events.append(Event("awakening", t0, t1, None, None, 0.8,
+                                       "after_cramp" if linked else "", feats))
+
+    def definition(self) -> str:
+        s = self.cfg.sleep
+        return (f"a wake bout of at least {s.awakening_min_s:g} s after sleep onset (first "
+                f"{s.onset_run_s:g} s of continuous sleep), scored in {s.epoch_s:g}-s epochs from "
+                f"leg movement; sleep interruptions shorter than {s.min_sleep_run_s:g} s are "
+                "part of the same awakening")
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int, int]]:
+    if flags.size == 0:
+        return []
+    change = np.flatnonzero(np.diff(flags.astype(np.int8))) + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, flags.size]
+    return [(int(a), int(b), int(flags[a])) for a, b in zip(starts, ends, strict=True)]

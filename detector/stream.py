@@ -1,0 +1,114 @@
+"""Stateful building blocks shared by the streaming engine.
+
+Each keeps exactly the state it needs between calls (filter ``zi``, unfinished frames, an open
+interval), so feeding data in any chunking gives the same output as one call on everything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+
+class SosFilter:
+    """A second-order-sections filter whose state carries across chunks."""
+
+    def __init__(self, sos: np.ndarray) -> None:
+        self.sos = sos
+        self.zi = np.zeros((sos.shape[0], 2))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if x.size == 0:
+            return x.astype(np.float64)
+        y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
+        return y
+
+
+class Growable:
+    """An append-only float array with amortised growth (per-frame history of a night)."""
+
+    def __init__(self, dtype=np.float32, width: int | None = None) -> None:
+        shape = (1024,) if width is None else (1024, width)
+        self._a = np.zeros(shape, dtype=dtype)
+        self.n = 0
+
+    def extend(self, x: np.ndarray) -> None:
+        m = len(x)
+        if self.n + m > len(self._a):
+            cap = max(len(self._a) * 2, self.n + m)
+            new = np.zeros((cap, *self._a.shape[1:]), dtype=self._a.dtype)
+            new[: self.n] = self._a[: self.n]
+            self._a = new
+        self._a[self.n:self.n + m] = x
+        self.n += m
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._a[: self.n]
+
+    def __getstate__(self):
+        return {"a": self._a[: self.n].copy(), "dtype": self._a.dtype}
+
+    def __setstate__(self, st):
+        self._a = st["a"] if len(st["a"]) else np.zeros((1024, *st["a"].shape[1:]), st["dtype"])
+        self.n = len(st["a"])
+
+
+class Hysteresis:
+    """Intervals (frame indices) that open where ``on`` holds and close at the first frame of a
+    run of at least ``hold`` frames where ``off`` holds. ``on`` must imply ``not off``.
+    """
+
+    def __init__(self, hold: int) -> None:
+        self.hold = max(1, int(hold))
+        self.pos = 0
+        self.start: int | None = None
+        self.off_run: int | None = None
+
+    @property
+    def open_since(self) -> int | None:
+        return self.start
+
+    def update(self, on: np.ndarray, off: np.ndarray) -> list[tuple[int, int]]:
+        n = len(on)
+        k0 = self.pos
+        out: list[tuple[int, int]] = []
+        on_idx = np.flatnonzero(on)
+        off_idx = np.flatnonzero(off)
+        keep_idx = np.flatnonzero(~off)
+        i = 0
+        while i < n:
+            if self.start is None:
+                p = np.searchsorted(on_idx, i)
+                if p == len(on_idx):
+                    break
+                j = int(on_idx[p])
+                self.start, self.off_run, i = k0 + j, None, j + 1
+                continue
+            if self.off_run is None:
+                p = np.searchsorted(off_idx, i)
+                if p == len(off_idx):
+                    break
+                self.off_run = k0 + int(off_idx[p])
+                i = self.off_run - k0
+            p = np.searchsorted(keep_idx, i)
+            brk = int(keep_idx[p]) if p < len(keep_idx) else n
+            if k0 + brk - self.off_run >= self.hold:
+                out.append((self.start, self.off_run))
+                self.start, self.off_run = None, None
+                i = brk
+            elif brk == n:
+                i = n
+            else:
+                self.off_run, i = None, brk
+        self.pos += n
+        return out
+
+    def flush(self) -> list[tuple[int, int]]:
+        """Close an interval still open at the end of the data."""
+        if self.start is None:
+            return []
+        end = self.off_run if self.off_run is not None else self.pos
+        out = [(self.start, end)]
+        self.start, self.off_run = None, None
+        return out
