@@ -59,12 +59,19 @@ class Analysis:
         }
 
     def compare(self, truth: list[dict], kind: str, *, ignore_kinds: tuple[str, ...] = (),
-                subtypes: tuple[str, ...] | None = None, sided: bool = True) -> Match:
-        """Match this analysis' events of ``kind`` with truth events (dicts with start_s/end_s/side)."""
+                subtypes: tuple[str, ...] | None = None, truth_subtypes: tuple[str, ...] | None = None,
+                sided: bool = True) -> Match:
+        """Match events of ``kind`` with truth events (dicts with kind, start_s, end_s, side).
+
+        ``ignore_kinds`` names truth kinds (``kind`` or ``kind:subtype``) that are "don't care"
+        regions; ``subtypes``/``truth_subtypes`` restrict either side to some subtypes.
+        """
         det = [(e.start_s, e.end_s, e.side) for e in self.events
                if e.kind == kind and (subtypes is None or e.subtype in subtypes)]
-        ref = [(t["start_s"], t["end_s"], t.get("side")) for t in truth if t["kind"] == kind]
-        ign = [(t["start_s"], t["end_s"], t.get("side")) for t in truth if t["kind"] in ignore_kinds]
+        ref = [(t["start_s"], t["end_s"], t.get("side")) for t in truth if t["kind"] == kind
+               and (truth_subtypes is None or t.get("subtype", "") in truth_subtypes)]
+        ign = [(t["start_s"], t["end_s"], t.get("side")) for t in truth
+               if t["kind"] in ignore_kinds or f"{t['kind']}:{t.get('subtype', '')}" in ignore_kinds]
         return match_intervals(det, ref, kind=kind, ignore=ign, sided=sided)
 
 

@@ -152,3 +152,29 @@ def load_config(path: str | Path | None = None) -> DetectorConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"{p}: {problems}") from None
+
+
+def render_toml(cfg: DetectorConfig | None = None) -> str:
+    """The configuration as commented TOML (how ``config/detector.toml`` is produced)."""
+    cfg = cfg or DetectorConfig()
+    lines = ["# nightcramp detector configuration: every threshold with [unit] and the reason for it.",
+             "# Produced by detector.config.render_toml(); tests check it equals the code's defaults.",
+             ""]
+    for name in DetectorConfig.model_fields:
+        section = getattr(cfg, name)
+        lines.append(f"[detector.{name}]")
+        for key, field in type(section).model_fields.items():
+            lines.append(f"# {field.description}")
+            lines.append(f"{key} = {_toml_value(getattr(section, key))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, tuple | list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)

@@ -95,9 +95,15 @@ def match_intervals(detected: list[tuple[float, float, str | None]],
                     sided: bool = True) -> Match:
     """One-to-one matching by overlap (same side when ``sided``), largest overlap first.
 
-    Detections overlapping an ``ignore`` interval and matching nothing count as neither
-    true nor false (e.g. activity during voluntary contractions when scoring leg movements).
+    ``ignore`` intervals are "don't care" regions (e.g. a voluntary contraction, or a leg
+    movement hidden under a cramp on the same leg): references inside one are dropped, and
+    detections inside one that match nothing count as neither true nor false.
     """
+    def inside(a: float, b: float, s: str | None) -> bool:
+        return bool(ignore) and any(min(b, d) - max(a, c) > 0 and (not sided or t is None or s is None
+                                                                    or s == t) for c, d, t in ignore)
+
+    reference = [r for r in reference if not inside(*r)]
     pairs = []
     for i, (a, b, s) in enumerate(detected):
         for j, (c, d, t) in enumerate(reference):
@@ -116,10 +122,7 @@ def match_intervals(detected: list[tuple[float, float, str | None]],
         errors.append(detected[i][0] - reference[j][0])
     fp = 0
     for i, (a, b, s) in enumerate(detected):
-        if i in used_d:
-            continue
-        if ignore and any(min(b, d) - max(a, c) > 0 and (not sided or t is None or s is None or s == t)
-                          for c, d, t in ignore):
+        if i in used_d or inside(a, b, s):
             continue
         fp += 1
     return Match(kind, len(used_d), fp, len(reference) - len(used_r), errors)

@@ -94,5 +94,6 @@ class PlmTracker:
         intervals = [b - a for a, b in itertools.pairwise(onsets)]
         engine.events.append(Event(
             "plm_series", s.start_s, s.end_s, side, None, 0.9, "sleep" if s.in_sleep else "wake",
-            {"rules": self.cfg.plm.rules, "sleep_fraction": in_sleep, "count": len(run), "mean_interval_s": sum(intervals) / len(intervals),
+            {"rules": self.cfg.plm.rules, "sleep_fraction": in_sleep, "count": len(run),
+             "mean_interval_s": sum(intervals) / len(intervals),
              "bilateral_count": sum(len(c.sides) > 1 for c in run)}))

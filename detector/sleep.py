@@ -1,12 +1,13 @@
 """Sleep and wake per epoch from leg movement, sleep onset, awakenings and final wake.
 
 An epoch's activity is the sum over its seconds of movement intensity: dynamic acceleration
-above ``acc.move_g`` in units of ``acc.move_g`` (capped), the louder leg each second; without an
-accelerometer, its EMG-active seconds. A Cole-Kripke-style weighted sum over epochs -4..+2 above ``sleep.wake_threshold``
-scores it wake. Sleep runs shorter than ``sleep.min_sleep_run_s`` between wake are rescored
-wake. Sleep onset is the first sleep run of ``sleep.onset_run_s``; an awakening is a wake bout
-of at least ``sleep.awakening_min_s`` between sleep onset and the final wake. Quiet wakefulness
-without movement cannot be seen by a leg sensor and is scored sleep.
+above ``acc.move_g`` in units of ``acc.move_g`` (capped), the louder leg each second, leaving
+out detected position changes; without an accelerometer, its EMG-active seconds. A Cole-Kripke-
+style weighted sum over epochs -4..+2 above ``sleep.wake_threshold`` scores it wake. Sleep runs
+shorter than ``sleep.min_sleep_run_s`` between wake are rescored wake. Sleep onset is the first
+sleep run of ``sleep.onset_run_s``; an awakening is a wake bout of at least
+``sleep.awakening_min_s`` between sleep onset and the final wake. Quiet wakefulness without
+movement cannot be seen by a leg sensor and is scored sleep.
 """
 
 from __future__ import annotations
@@ -37,14 +38,21 @@ class SleepScorer:
         return max(1, round(self.cfg.sleep.min_sleep_run_s / self.epoch_s))
 
     def add_block(self, engine) -> None:
-        done = engine.blocks * engine.block_s
-        while (self.activity.n + 1) * self.epoch_s <= done + 1e-9:
+        """Epoch activity is measured once the epoch is complete and position changes that end
+        within ``max_rollover_s + still_min_s`` after it are known."""
+        a = self.cfg.acc
+        known = engine.blocks * engine.block_s - (a.max_rollover_s + a.still_min_s + engine.block_s)
+        while (self.activity.n + 1) * self.epoch_s <= known + 1e-9:
             self.activity.extend(np.array([self._epoch_activity(engine, self.activity.n)]))
 
     def _epoch_activity(self, engine, e: int) -> float:
         t0, t1 = e * self.epoch_s, (e + 1) * self.epoch_s
         if self.has_acc:
-            return engine.movement_intensity(t0, t1)
+            total = engine.movement_intensity(t0, t1)
+            for r0, r1, *_ in engine.rotations + engine._pending_rot:
+                if r1 + 2 > t0 and r0 - 2 < t1:
+                    total -= engine.movement_intensity(max(t0, r0 - 2), min(t1, r1 + 2))
+            return max(total, 0.0)
         if self.has_emg:
             return engine._moving_seconds(t0, t1)
         return 0.0
@@ -58,7 +66,7 @@ class SleepScorer:
         """Score every epoch whose look-ahead is complete (all of them when ``final``)."""
         if final:
             done = engine.blocks * engine.block_s
-            if done - self.activity.n * self.epoch_s > 1e-9:
+            while done - self.activity.n * self.epoch_s > 1e-9:
                 self.activity.extend(np.array([self._epoch_activity(engine, self.activity.n)]))
         n = self.activity.n
         upto = n if final else n - self.ahead

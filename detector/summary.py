@@ -33,6 +33,8 @@ def summarize(engine, rec, events) -> dict:
     series = [e for e in events if e.kind == "plm_series"]
     plms = 0
     for s in engine.plm.series:
+        if not s.in_sleep:
+            continue
         for t in s.onsets:
             k = int(t // epoch)
             if onset is not None and onset <= k < len(wake) and not wake[k] and (end_s is None or t < end_s):
@@ -78,7 +80,8 @@ def summarize(engine, rec, events) -> dict:
                              f"wearer's resting level for >= {cfg.cramp.min_duration_s:g} s, starting "
                              "out of stillness, not part of a rollover or standing"),
         "limb_movements": len(lms),
-        "plm_series": len(series),
+        "plm_series": sum(1 for e in series if e.subtype == "sleep"),
+        "plm_series_in_wake": sum(1 for e in series if e.subtype == "wake"),
         "plm_rules": cfg.plm.rules,
         "plms": plms,
         "plms_index_per_h": round(plms / tst_h, 2) if tst_h > 0 else None,

@@ -1,0 +1,185 @@
+"""The ``nightcramp`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from detector.config import ConfigError, DetectorConfig, load_config
+from ingest.recording import RecordingError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (RecordingError, ConfigError, ValueError, OSError) as exc:
+        print(f"nightcramp: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nightcramp: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a user never sees a traceback unless asked for one
+        if os.environ.get("NIGHTCRAMP_DEBUG"):
+            raise
+        print(f"nightcramp: internal error ({type(exc).__name__}: {exc}); rerun with "
+              "NIGHTCRAMP_DEBUG=1 for details and report it", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="nightcramp", description="Sleep-related leg cramps, leg "
+                                "movements and night awakenings from leg EMG and acceleration.")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    a = sub.add_parser("analyze", help="analyse a recording (EDF, EDF+, BDF, CSV)")
+    a.add_argument("recording", type=Path)
+    out = a.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true",
+                     help="print the analysis object (schema nightcramp.analysis/1)")
+    out.add_argument("--csv", action="store_true", help="print the events table as CSV")
+    a.add_argument("--config", type=Path, help="detector configuration TOML (default config/detector.toml)")
+    a.add_argument("--alias", action="append", default=[], metavar="LABEL=NAME",
+                   help="map a file's label to a leg channel, e.g. 'Leg 1=EMG L-TibAnt' (repeatable)")
+    a.add_argument("--quiet", action="store_true", help="no progress bar")
+    a.set_defaults(func=_analyze)
+
+    s = sub.add_parser("simulate", help="write a simulated night (EDF+) and its truth (JSON)")
+    s.add_argument("output", type=Path)
+    s.add_argument("--hours", type=float, default=8.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--fs-emg", type=float, default=1000.0, help="EMG sampling rate, Hz")
+    s.add_argument("--fs-acc", type=float, default=50.0, help="accelerometer sampling rate, Hz")
+    s.add_argument("--mains", type=float, default=50.0, choices=[0.0, 50.0, 60.0],
+                   help="mains hum, Hz (0: none)")
+    s.add_argument("--emg-unit", default="uV", choices=["uV", "mV"])
+    s.add_argument("--acc-unit", default="g", choices=["g", "mg", "m/s2"])
+    s.set_defaults(func=_simulate)
+
+    d = sub.add_parser("demo", help="simulate an 8-hour night, analyse it, compare with the truth")
+    d.add_argument("--hours", type=float, default=8.0)
+    d.add_argument("--seed", type=int, default=3)
+    d.add_argument("--out", type=Path, default=Path("var/demo"))
+    d.set_defaults(func=_demo)
+    return p
+
+
+def _config(path: Path | None) -> DetectorConfig:
+    return load_config(path) if path else load_config()
+
+
+def _aliases(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--alias {item!r}: expected LABEL=NAME, e.g. 'Leg 1=EMG L-TibAnt'")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _analyze(args) -> int:
+    from dashboard.report import events_csv, text_summary
+    from ingest.open import open_recording
+
+    cfg = _config(args.config)
+    rec = open_recording(args.recording, aliases=_aliases(args.alias))
+    analysis = _run(rec, cfg, quiet=args.quiet)
+    if args.json:
+        json.dump(analysis.to_json(), sys.stdout, indent=1, allow_nan=False, default=_nan_safe)
+        sys.stdout.write("\n")
+    elif args.csv:
+        sys.stdout.write(events_csv(analysis))
+    else:
+        print(text_summary(analysis))
+    return 0
+
+
+def _nan_safe(o):
+    return None
+
+
+def _run(rec, cfg, *, quiet: bool):
+    from tqdm import tqdm
+
+    from detector.analyze import analyze_recording
+
+    show = not quiet and rec.duration_s > 1800
+    with tqdm(total=100, desc=f"analysing {rec.name}", unit="%", disable=not show or None,
+              file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
+        def progress(frac: float) -> None:
+            bar.update(round(100 * frac) - bar.n)
+        return analyze_recording(rec, cfg, progress=progress)
+
+
+def _simulate(args) -> int:
+    from ingest.simulate import NightOptions, plan_night, write_night
+
+    if not args.output.suffix.lower() == ".edf":
+        raise ValueError(f"{args.output}: the simulator writes EDF+; use a .edf file name")
+    if args.hours <= 0 or args.hours > 24:
+        raise ValueError(f"--hours {args.hours}: must be between 0 and 24")
+    opts = NightOptions(hours=args.hours, seed=args.seed, fs_emg=args.fs_emg, fs_acc=args.fs_acc,
+                        mains_hz=args.mains, emg_unit=args.emg_unit, acc_unit=args.acc_unit)
+    plan = plan_night(opts)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    truth = write_night(plan, args.output, progress=lambda k: print(f"  channel {k}/8 written",
+                                                                    file=sys.stderr))
+    kinds = {}
+    for e in plan.truth:
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    print(f"wrote {args.output} ({args.hours:g} h, seed {args.seed}) and {truth}")
+    print("truth: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    return 0
+
+
+def _demo(args) -> int:
+    from dashboard.report import text_summary
+    from ingest.edf import read_edf_recording
+    from ingest.simulate import NightOptions, plan_night, write_night
+    from ingest.simulate.writer import truth_json
+
+    cfg = _config(None)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"night-seed{args.seed}.edf"
+    opts = NightOptions(hours=args.hours, seed=args.seed)
+    plan = plan_night(opts)
+    print(f"Simulating a {args.hours:g}-hour two-leg night (seed {args.seed}) → {path}")
+    write_night(plan, path)
+    rec = read_edf_recording(path)
+    analysis = _run(rec, cfg, quiet=False)
+    print()
+    print(text_summary(analysis))
+    print()
+    print(compare_table(analysis, truth_json(plan)["events"]))
+    return 0
+
+
+def compare_table(analysis, truth: list[dict]) -> str:
+    """How the analysis compares with the simulator's truth, kind by kind."""
+    rows = [("cramp", {}), ("awakening", {"sided": False}),
+            ("limb_movement", {"subtypes": ("lm",), "ignore_kinds": ("voluntary", "cramp", "bed_exit",
+                                                                      "artifact:lead_off")}),
+            ("plm_series", {"sided": False, "subtypes": ("sleep",)}), ("rollover", {"sided": False}),
+            ("bed_exit", {"sided": False})]
+    lines = ["Compared with the simulator's truth (match = overlap, same side):",
+             f"  {'kind':<14}{'truth':>6}{'found':>6}{'missed':>7}{'extra':>6}{'F1':>7}{'onset err':>11}"]
+    for kind, kw in rows:
+        m = analysis.compare(truth, kind, **kw).as_dict()
+        err = m["median_onset_error_s"]
+        f1 = m["f1"]
+        lines.append(f"  {kind:<14}{m['tp'] + m['fn']:>6}{m['tp']:>6}{m['fn']:>7}{m['fp']:>6}"
+                     f"{'' if f1 != f1 else f'{f1:.2f}':>7}{'' if err != err else f'{err:.1f} s':>11}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

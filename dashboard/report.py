@@ -1,0 +1,90 @@
+"""Plain-language terminal summary of an analysis, and the events table as CSV."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+
+from detector.analyze import Analysis
+
+
+def night_of(start: dt.datetime) -> dt.date:
+    """The night's key: the date the evening started (recordings starting before noon belong
+    to the previous evening)."""
+    return (start - dt.timedelta(hours=12)).date()
+
+
+def hm(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = round(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    if m:
+        return f"{m} min {s:02d} s" if m < 10 and s else f"{m} min"
+    return f"{s} s"
+
+
+def clock(start: dt.datetime, seconds: float) -> str:
+    return (start + dt.timedelta(seconds=seconds)).strftime("%H:%M")
+
+
+def text_summary(a: Analysis) -> str:
+    rec, s = a.recording, a.summary
+    start = rec.start
+    lines = [f"nightcramp — night of {night_of(start).isoformat()} ({rec.name})",
+             f"Recording {clock(start, 0)} → {clock(start, rec.duration_s)} UTC ({hm(rec.duration_s)}); "
+             + ", ".join(f"{c.label} {c.fs:g} Hz" for c in rec.channels)]
+    if s["sleep_onset_s"] is not None:
+        lines.append(f"Sleep: fell asleep after {hm(s['sleep_onset_latency_s'])}, "
+                     f"slept {hm(s['total_sleep_time_s'])} "
+                     f"(sleep efficiency {100 * s['sleep_efficiency']:.0f}%), "
+                     f"awake {hm(s['waso_s'])} after falling asleep")
+    else:
+        lines.append("Sleep: no sleep period found (too short a recording, or restless throughout)")
+    lines.append(f"Awakenings: {s['awakenings']} ({s['awakenings_after_cramp']} after a cramp) — "
+                 f"counted as {s['awakening_definition']}")
+    cramps = a.of_kind("cramp")
+    if cramps:
+        parts = [f"{c.side} leg at {clock(start, c.start_s)} for {hm(c.duration_s)}" for c in cramps]
+        lines.append(f"Cramps: {len(cramps)} — " + "; ".join(parts))
+        if s["cramps_over_red_flag"]:
+            lines.append(f"  ! {s['cramps_over_red_flag']} cramp(s) lasted longer than "
+                         f"{hm(a.config.cramp.red_flag_s)}: worth showing to a clinician")
+    else:
+        lines.append("Cramps: none found")
+    plmi = s["plms_index_per_h"]
+    lines.append(f"Leg movements: {s['limb_movements']}; periodic series: {s['plm_series']}; "
+                 f"periodic movements in sleep: {s['plms']}"
+                 + (f" ({plmi:.1f} per hour of sleep, {s['plm_rules'].upper()} rules)"
+                    if plmi is not None else ""))
+    lines.append(f"Position changes: {s['rollovers']}; out of bed: {s['bed_exits']}")
+    q = []
+    for label, v in s["signal_quality"].items():
+        if v["kind"] == "emg":
+            base = f"{v['baseline_uV']:.1f} µV" if v["baseline_uV"] is not None else "n/a"
+            mains = f", mains {v['mains_hz']:g} Hz" if v["mains_hz"] else ""
+            q.append(f"{label}: resting {base}, artefact {v['artifact_pct']:.1f}%, "
+                     f"lost {v['lost_pct']:.1f}%{mains}")
+        else:
+            q.append(f"{label}: lost {v['lost_pct']:.1f}%")
+    lines.append("Signal: " + "; ".join(q))
+    for n in a.notes:
+        lines.append(f"Note: {n}")
+    lines.append("This is not a diagnosis. Talk to a clinician about cramps that worry you.")
+    return "\n".join(lines)
+
+
+CSV_COLUMNS = ["kind", "start_s", "end_s", "start", "duration_s", "side", "channel", "confidence", "subtype"]
+
+
+def events_csv(a: Analysis) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for e in a.events:
+        w.writerow(e.to_json(a.recording.start))
+    return buf.getvalue()
