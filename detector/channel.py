@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.config import DetectorConfig
-from detector.dsp import moving_average
+from detector.dsp import moving_median
 from detector.frontend import EmgFrames
 from detector.stream import Growable, Hysteresis
 
@@ -74,8 +74,8 @@ class EmgStage:
         if n == 0:
             return out
         mav = np.where(fr.lost, 0.0, fr.mav)
-        fast = moving_average(mav, self.smooth_n, self._fast_hist)
-        slow = moving_average(mav, self.slow_n, self._slow_hist)
+        fast = moving_median(mav, self.smooth_n, self._fast_hist)
+        slow = moving_median(mav, self.slow_n, self._slow_hist)
         self._fast_hist = np.concatenate([self._fast_hist if self._fast_hist is not None else
                                           np.full(self.smooth_n - 1, mav[0]), mav])[-(self.smooth_n - 1):] \
             if self.smooth_n > 1 else np.zeros(0)
@@ -106,10 +106,13 @@ class EmgStage:
             bad |= np.where(vanished, LEAD_OFF, 0).astype(np.uint8)
             valid = bad == 0
             on, off, s_on, s_off = self.thresholds(b)
-            lm_on = (fast > on) & valid
-            lm_off = (fast < off) | ~valid
+            # Pops are short transients the median envelope already ignores; only a dead or
+            # saturated signal stops activity detection.
+            usable = (bad & ~np.uint8(POP)) == 0
+            lm_on = (fast > on) & usable
+            lm_off = (fast < off) | ~usable
             gone = (bad & (LOST | LEAD_OFF | FLAT)) > 0
-            sus_on = (slow > s_on) & valid
+            sus_on = (slow > s_on) & usable
             sus_off = ((slow < s_off) | gone) & ~sus_on
             active_frac = float(np.mean(slow > s_on))
             if np.isfinite(stat) and active_frac <= bl.max_active_fraction:

@@ -29,8 +29,8 @@ class FrontEnd(_Section):
     notch_q: float = Field(30.0, gt=0, description="[-] notch quality factor: ~2 Hz wide at 50 Hz, leaves EMG around it")
     notch_harmonics: int = Field(5, ge=1, description="[-] highest mains harmonic notched (odd harmonics dominate hum)")
     frame_s: float = Field(0.05, gt=0, description="[s] envelope frame: mean absolute value per frame, 20 Hz time resolution")
-    smooth_s: float = Field(0.25, gt=0, description="[s] moving average of the fast envelope used for limb-movement onset/offset")
-    slow_s: float = Field(1.0, gt=0, description="[s] moving average of the slow envelope used for sustained (cramp) activity")
+    smooth_s: float = Field(0.35, gt=0, description="[s] moving median of the fast envelope used for limb-movement onset/offset (longer than a QRS complex, shorter than a leg movement)")
+    slow_s: float = Field(1.0, gt=0, description="[s] moving median of the slow envelope used for sustained (cramp) activity")
 
 
 class Baseline(_Section):

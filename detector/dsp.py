@@ -78,6 +78,21 @@ def moving_average(x: np.ndarray, n: int, history: np.ndarray | None = None) -> 
     return (c[n:] - c[:-n]) / n
 
 
+def moving_median(x: np.ndarray, n: int, history: np.ndarray | None = None) -> np.ndarray:
+    """Causal moving median over ``n`` frames; ``history`` holds the previous ``n-1`` values.
+
+    Used for envelopes because a heartbeat (ECG bleed) or an electrode-pop transient fills
+    fewer than half the frames of the window and so does not move it.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if n <= 1:
+        return x.copy()
+    if history is None:
+        history = np.full(n - 1, x[0] if x.size else 0.0)
+    full = np.concatenate([history, x])
+    return np.median(np.lib.stride_tricks.sliding_window_view(full, n), axis=1)
+
+
 def angle_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Angle (deg) between vectors on the last axis."""
     nu = np.linalg.norm(u, axis=-1)

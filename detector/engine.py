@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.channel import BAD_NAMES, LOST, EmgStage, StageOut
+from detector.channel import BAD_NAMES, LOST, POP, EmgStage, StageOut
 from detector.config import DetectorConfig
 from detector.events import Event
 from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
@@ -252,12 +252,22 @@ class Engine:
             dur = (e - s) * self.frame_s
             if kinds == ["lead_off"] and dur < self.cfg.artifact.lead_off_min_s:
                 continue
+            if kinds == ["pop"] and self._active_near(i, s, e):
+                continue  # a level step during real muscle activity is movement, not a pop
             sub = max(kinds, key=lambda k: int(np.sum((bad & _bit(k)) > 0))) if kinds else "artifact"
             self.events.append(Event("artifact", s * self.frame_s, e * self.frame_s, ch.side, ch.label,
                                      1.0, sub, {"flags": kinds}))
         for s, e in out.lost:
             self.events.append(Event("signal_lost", s * self.frame_s, e * self.frame_s, ch.side,
                                      ch.label, 1.0, "", {}))
+
+    def _active_near(self, i: int, s: int, e: int) -> bool:
+        """Whether channel ``i``'s median envelope shows activity around frames [s, e)."""
+        st = self.emg_stage[i]
+        lo, hi = max(0, s - 5), min(st.env_fast.n, e + 10)
+        if hi <= lo:
+            return False
+        return bool(np.any(st.env_fast.view[lo:hi] > st.thresholds(st.baseline.view[lo:hi])[0]))
 
     def _posture_out(self, side: str, out) -> None:
         fs = self.cfg.acc.frame_s
@@ -447,7 +457,7 @@ class Engine:
                 continue
             if any(u[0] - 5 <= t1 and u[1] + 5 >= t0 for u in self.upright):
                 continue
-            bad = st.bad.view[max(0, s - 10):e]
+            bad = st.bad.view[max(0, s - 10):e] & ~np.uint8(POP)
             if bad.size and np.mean(bad > 0) > 0.3:
                 continue
             env = st.env_fast.view[s:e]
