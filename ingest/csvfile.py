@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from ingest.labels import channel_table, parse_label, unit_scale, with_aliases
 from ingest.recording import Channel, Recording, RecordingError
 
+_EMPTY = re.compile(r"(?m)(^|,)(?=,|$)")
 _COL = re.compile(r"^\s*(.*?)\s*\[\s*([^\]]*)\s*\]\s*$")
 
 
@@ -48,11 +48,10 @@ def read_csv_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
     rows = lines[body_at + 1:]
     if not rows:
         raise RecordingError(f"{name}: no data rows")
+    # An empty cell (an empty line when there is one column) is a missing sample.
+    body = _EMPTY.sub(r"\1nan", "\n".join(rows))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            data = np.genfromtxt(io.StringIO("\n".join(rows)), delimiter=",", dtype=np.float64,
-                                 filling_values=np.nan, invalid_raise=True, ndmin=2)
+        data = np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise RecordingError(f"{name}: malformed data row: {exc}") from None
     if data.shape[1] != len(header):

@@ -77,9 +77,23 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
         for a, b in zip(ends[:-1], onsets[1:], strict=True):
             if b - a > 1e-6:
                 gaps.append((float(a), float(b)))
+    notes = []
+    declared = _declared_records(path)
+    if declared is not None and declared > raw.num_data_records:
+        notes.append(f"{name}: file is truncated: {raw.num_data_records} of {declared} data records "
+                     f"present; analysing the first {raw.num_data_records * record_s:g} s")
     annotations = [Annotation(float(a.onset), None if a.duration is None else float(a.duration),
                               a.text) for a in _annotations(raw)]
-    return Recording(name, start, float(duration), channels, sources, annotations, gaps, ignored)
+    return Recording(name, start, float(duration), channels, sources, annotations, gaps, ignored, notes)
+
+
+def _declared_records(path: Path) -> int | None:
+    with path.open("rb") as fh:
+        head = fh.read(256)
+    try:
+        return int(head[236:244].decode("ascii").strip())
+    except ValueError:
+        return None
 
 
 def _open(path: Path):

@@ -1,0 +1,59 @@
+"""Shared fixtures: paths to the public test data and small simulated nights with truth."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from detector.analyze import analyze_recording
+from detector.config import DetectorConfig
+from ingest.simulate import NightOptions, plan_night, render_recording
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTDATA = (ROOT / ".." / "shared" / "testdata").resolve()
+CLI = ROOT / ".venv" / "bin" / "nightcramp"
+
+
+def busy_night(hours: float = 2.0, seed: int = 21, **kw) -> NightOptions:
+    """A short night with the event rates of a restless one, so every kind occurs."""
+    base = dict(hours=hours, seed=seed, cramps_per_night=10.0, awakenings_per_night=12.0,
+                plm_series_per_night=8.0, rollovers_per_hour=3.0, fs_emg=500.0, fs_acc=50.0)
+    base.update(kw)
+    return NightOptions(**base)
+
+
+@pytest.fixture(scope="session")
+def testdata() -> Path:
+    if not TESTDATA.is_dir():
+        pytest.fail(f"shared test data not found at {TESTDATA}")
+    return TESTDATA
+
+
+@pytest.fixture(scope="session")
+def night_plan():
+    return plan_night(busy_night())
+
+
+@pytest.fixture(scope="session")
+def night_rec(night_plan):
+    return render_recording(night_plan)
+
+
+@pytest.fixture(scope="session")
+def night_analysis(night_rec):
+    return analyze_recording(night_rec, DetectorConfig())
+
+
+@pytest.fixture(scope="session")
+def cli() -> str:
+    if not CLI.exists():
+        pytest.fail(f"{CLI} missing: run 'make install'")
+    return str(CLI)
+
+
+@pytest.fixture()
+def env_no_debug(monkeypatch):
+    monkeypatch.delenv("NIGHTCRAMP_DEBUG", raising=False)
+    return dict(os.environ)

@@ -1,0 +1,58 @@
+"""Pure DSP functions against scipy references and known signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from detector.dsp import design_bandpass, detect_mains, frame_edges, moving_median
+from detector.stream import SosFilter
+
+
+@pytest.mark.parametrize("fs", [250.0, 487.5, 1000.0, 2000.0])
+@pytest.mark.parametrize("mains", [0.0, 50.0, 60.0])
+def test_mains_detected_from_the_data(fs, mains):
+    rng = np.random.default_rng(int(fs) + int(mains))
+    t = np.arange(int(fs * 10)) / fs
+    x = rng.normal(0, 5, t.size)
+    if mains:
+        x += 8 * np.sin(2 * np.pi * mains * t) + 3 * np.sin(2 * np.pi * 3 * mains * t)
+    assert detect_mains(x, fs=fs, min_ratio=3.0) == mains
+
+
+def test_bandpass_is_capped_below_nyquist_and_refuses_too_low_rates():
+    sos = design_bandpass(fs=100.0, low_hz=20, high_hz=450, order=4)
+    w, h = signal.sosfreqz(sos, worN=2048, fs=100.0)
+    assert np.all(np.isfinite(h))
+    with pytest.raises(ValueError, match="too low for an EMG band"):
+        design_bandpass(fs=40.0, low_hz=20, high_hz=450, order=4)
+
+
+def test_streamed_filter_equals_scipy_on_the_whole_signal():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=10_000)
+    sos = design_bandpass(fs=1000.0, low_hz=20, high_hz=450, order=4)
+    f = SosFilter(sos)
+    parts, i = [], 0
+    while i < x.size:
+        n = int(rng.integers(1, 700))
+        parts.append(f(x[i:i + n]))
+        i += n
+    np.testing.assert_array_equal(np.concatenate(parts), signal.sosfilt(sos, x))
+
+
+@pytest.mark.parametrize("fs", [250.0, 487.5, 1000.0, 12.5])
+def test_frames_tile_the_samples_for_any_rate(fs):
+    e = frame_edges(0, 400, fs=fs, frame_s=0.05)
+    assert e[0] == 0 and np.all(np.diff(e) >= 0)
+    assert e[-1] == int(np.ceil(400 * 0.05 * fs - 1e-9))
+
+
+def test_moving_median_ignores_a_short_spike():
+    x = np.ones(50)
+    x[20] = 100.0
+    y = moving_median(x, 7)
+    assert y.max() == 1.0
+    x[20:28] = 100.0
+    assert moving_median(x, 7).max() == 100.0
