@@ -23,7 +23,7 @@ def test_mains_detected_from_the_data(fs, mains):
 
 def test_bandpass_is_capped_below_nyquist_and_refuses_too_low_rates():
     sos = design_bandpass(fs=100.0, low_hz=20, high_hz=450, order=4)
-    w, h = signal.sosfreqz(sos, worN=2048, fs=100.0)
+    _w, h = signal.sosfreqz(sos, worN=2048, fs=100.0)
     assert np.all(np.isfinite(h))
     with pytest.raises(ValueError, match="too low for an EMG band"):
         design_bandpass(fs=40.0, low_hz=20, high_hz=450, order=4)

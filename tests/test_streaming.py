@@ -20,13 +20,6 @@ from .conftest import busy_night
 CFG = DetectorConfig()
 
 
-def _chunks(n: int, size: int | None, rng=None):
-    if size is None:
-        return [(0, n)]
-    edges = list(range(0, n, size)) + [n]
-    return list(zip(edges, edges[1:], strict=False))
-
-
 def _random_chunks(n: int, rng) -> list[tuple[int, int]]:
     out, i = [], 0
     while i < n:
@@ -67,7 +60,8 @@ STEPS = {
                       lambda outs: np.concatenate([o.dynamic for o in outs] +
                                                   [o.mean.ravel() for o in outs])),
     "hysteresis": (lambda: Hysteresis(5), lambda: np.random.default_rng(3).random(20_000),
-                   lambda obj, x: obj.update(x > 0.95, x < 0.4), lambda outs: sum(outs, [])),
+                   lambda obj, x: obj.update(x > 0.95, x < 0.4),
+                   lambda outs: [iv for out in outs for iv in out]),
 }
 
 
