@@ -61,7 +61,7 @@ class Cramp(_Section):
     off_hold_s: float = Field(2.0, gt=0, description="[s] time below the off level that ends sustained activity (rides over waxing/waning)")
     min_duration_s: float = Field(5.0, gt=0, description="[s] shortest cramp considered (Delphi consensus: seconds to ~10 min)")
     red_flag_s: float = Field(600.0, gt=0, description="[s] a cramp longer than this is flagged for a clinician (DOMAIN red flags)")
-    prior_window_s: float = Field(60.0, gt=0, description="[s] look-back for movement before onset: a cramp starts out of quiet sleep (DOMAIN.md)")
+    prior_window_s: float = Field(60.0, gt=0, description="[s] look-back for movement before onset: a cramp starts out of quiet sleep (DOMAIN.md), so none is reported before this much recording")
     prior_skip_s: float = Field(2.0, ge=0, description="[s] the last seconds before onset are skipped (the onset jerk belongs to the cramp)")
     max_prior_intensity: float = Field(5.0, ge=0, description="[s] movement intensity (as in sleep scoring) allowed in the look-back; wake movement scores 20+, a periodic leg movement 1-2")
     during_skip_s: float = Field(1.5, ge=0, description="[s] the onset jerk: seconds after onset not checked for accompanying movement")

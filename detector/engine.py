@@ -254,7 +254,7 @@ class Engine:
                 continue
             if kinds == ["pop"] and self._active_near(i, s, e):
                 continue  # a level step during real muscle activity is movement, not a pop
-            sub = max(kinds, key=lambda k: int(np.sum((bad & _bit(k)) > 0))) if kinds else "artifact"
+            sub = next((k for k in _ARTIFACT_PRIORITY if k in kinds), "artifact")
             self.events.append(Event("artifact", s * self.frame_s, e * self.frame_s, ch.side, ch.label,
                                      1.0, sub, {"flags": kinds}))
         for s, e in out.lost:
@@ -329,7 +329,8 @@ class Engine:
                        and feats["prior_intensity"] <= cr.max_prior_intensity
                        and feats["during_intensity"] <= cr.max_during_intensity
                        and not feats["rotation"] and not feats["upright"]
-                       and feats["artifact_fraction"] < 0.5 and long_enough)
+                       and feats["artifact_fraction"] < 0.5 and long_enough
+                       and feats["onset_s"] >= cr.prior_window_s)  # stillness must be observed
             if x.cramp:
                 ch = self.channels[x.ch]
                 conf = _cramp_confidence(feats, x.end_s - x.start_s, self.cfg)
@@ -363,7 +364,8 @@ class Engine:
                 coact = max(coact, float(on_other.mean()))
         prior = self.movement_intensity(onset_s - cr.prior_window_s, onset_s - cr.prior_skip_s)
         d_end = min(onset_s + cr.during_skip_s + cr.during_window_s, x.end_s - 2.0)
-        during = self.movement_intensity(onset_s + cr.during_skip_s, d_end, side)
+        # Without an accelerometer the only "movement" is EMG, i.e. the contraction itself.
+        during = self.movement_intensity(onset_s + cr.during_skip_s, d_end, side) if self.legs else 0.0
         after = self._moving_seconds(x.end_s - 5, x.end_s + 60, side)
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
@@ -486,8 +488,8 @@ class Engine:
         return c
 
 
-def _bit(name: str) -> int:
-    return next(b for b, n in BAD_NAMES.items() if n == name)
+# The most specific explanation names an artefact interval (a clipped burst also steps the level).
+_ARTIFACT_PRIORITY = ("saturation", "flat", "lead_off", "pop")
 
 
 def _count_runs(frames: list[int]) -> int:

@@ -53,6 +53,8 @@ class EmgFrontEnd:
         self._tail_raw = np.zeros(0, np.float32)
         self._tail_bp = np.zeros(0)
         self._tail_notched = np.zeros(0)
+        self._tail_hum = np.zeros(0)
+        self.hum_check: SosFilter | None = None
         self._k = 0  # next frame index
         self._n0 = 0  # sample index of the first tail sample
 
@@ -80,6 +82,13 @@ class EmgFrontEnd:
         sos = design_notches(fs=self.fs, mains_hz=self.mains_hz, q=fe.notch_q,
                              harmonics=fe.notch_harmonics, max_hz=top)
         self.notch = SosFilter(sos) if sos is not None else None
+        # With no hum at the start, still watch both mains lines: a detached electrode picks
+        # up hum, and that is how lead-off shows.
+        self.hum_check = None
+        if sos is None and 0.48 * self.fs > 60.0:
+            self.hum_check = SosFilter(np.vstack([design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q,
+                                                                 harmonics=1, max_hz=top)
+                                                  for f in (50.0, 60.0)]))
         return self._run(buf)
 
     def _run(self, x: np.ndarray) -> EmgFrames:
@@ -87,14 +96,16 @@ class EmgFrontEnd:
         clean = np.where(nan, np.float32(0), x) if nan.any() else x
         bp = self.bp(clean.astype(np.float64))
         notched = self.notch(bp) if self.notch is not None else bp
+        hum_free = self.hum_check(bp) if self.hum_check is not None else notched
         raw = np.concatenate([self._tail_raw, x])
         bpa = np.concatenate([self._tail_bp, bp])
         nta = np.concatenate([self._tail_notched, notched])
+        hfa = np.concatenate([self._tail_hum, hum_free])
         n_total = self._n0 + raw.size
         # Frames entirely inside the buffered samples.
         k1 = _complete_frames(n_total, self._k, self.fs, self.cfg.front_end.frame_s)
         if k1 <= self._k:
-            self._tail_raw, self._tail_bp, self._tail_notched = raw, bpa, nta
+            self._tail_raw, self._tail_bp, self._tail_notched, self._tail_hum = raw, bpa, nta, hfa
             return EmgFrames.empty()
         edges = frame_edges(self._k, k1, fs=self.fs, frame_s=self.cfg.front_end.frame_s) - self._n0
         starts, end = edges[:-1], edges[-1]
@@ -103,7 +114,7 @@ class EmgFrontEnd:
         nan_raw = np.isnan(seg_raw)
         safe_raw = np.where(nan_raw, np.float32(0), seg_raw).astype(np.float64)
         mav = np.add.reduceat(np.abs(nta[:end]), starts) / lengths
-        mains = np.add.reduceat(np.abs(bpa[:end] - nta[:end]), starts) / lengths
+        mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts) / lengths
         level = np.add.reduceat(safe_raw, starts) / lengths
         hi = np.maximum.reduceat(safe_raw, starts)
         lo = np.minimum.reduceat(safe_raw, starts)
@@ -113,6 +124,7 @@ class EmgFrontEnd:
         lost = np.add.reduceat(nan_raw, starts) > 0
         flat = (hi - lo == 0) & ~lost
         self._tail_raw, self._tail_bp, self._tail_notched = raw[end:], bpa[end:], nta[end:]
+        self._tail_hum = hfa[end:]
         self._n0 += end
         self._k = k1
         return EmgFrames(mav, mains, level, flat, clipped, lost)

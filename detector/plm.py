@@ -2,9 +2,10 @@
 
 Leg movements are consumed in onset order once they are final. Movements on both legs that
 overlap or are closer than ``activation.bilateral_gap_s`` count as one bilateral movement;
-onset-to-onset intervals between ``min`` and ``plm.max_interval_s`` chain movements into a
-series of at least ``plm.min_count``; a shorter interval skips the movement, a longer one,
-a cramp or a long movement (> ``activation.max_lm_s``) ends the series.
+onset-to-onset intervals between the minimum and ``plm.max_interval_s`` chain movements into a
+series of at least ``plm.min_count``. A shorter interval skips the movement under AASM and ends
+the series under WASM; a longer one, a cramp or a long movement (> ``activation.max_lm_s``)
+ends it under both.
 """
 
 from __future__ import annotations
@@ -72,8 +73,10 @@ class PlmTracker:
                 return
             imi = ev.start_s - last.onset
             if imi < self.min_imi:
-                return
-            if imi > self.max_imi:
+                if self.cfg.plm.rules == "aasm":
+                    return  # AASM: the movement is not counted; the series goes on
+                self._close(engine)  # WASM: a short interval ends the series
+            elif imi > self.max_imi:
                 self._close(engine)
         self._run.append(_Combined(ev.start_s, ev.end_s, {ev.side or ""}))
 
