@@ -1,0 +1,104 @@
+"""The nightcramp command as a user runs it: outputs, and one-line errors instead of tracebacks."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+EDF_DIR = (HERE / ".." / ".." / "shared" / "testdata" / "edf").resolve()
+
+
+def run(cli, *args, env=None):
+    return subprocess.run([cli, *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
+
+
+@pytest.fixture(scope="module")
+def sim_edf(tmp_path_factory, cli):
+    out = tmp_path_factory.mktemp("sim") / "night.edf"
+    r = run(cli, "simulate", out, "--hours", "1", "--seed", "7", "--fs-emg", "500", "--mains", "60",
+            "--emg-unit", "mV", "--acc-unit", "mg")
+    assert r.returncode == 0, r.stderr
+    assert "wrote" in r.stdout and out.with_name("night.truth.json").exists()
+    return out
+
+
+def test_json_is_the_documented_analysis_object(cli, sim_edf):
+    r = run(cli, "analyze", sim_edf, "--json")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert obj["schema"] == "nightcramp.analysis/1"
+    assert set(obj) >= {"recording", "events", "summary", "advice"}
+    rec = obj["recording"]
+    assert rec["start"] == "2026-11-24T22:30:00+00:00" and rec["duration_s"] == 3600.0
+    assert {"label", "kind", "side", "fs", "unit"} <= set(rec["channels"][0])
+    assert [c["unit"] for c in rec["channels"]][:2] == ["mV", "mV"]
+    kinds = {"cramp", "limb_movement", "plm_series", "rollover", "awakening", "bed_exit", "artifact",
+             "signal_lost"}
+    for e in obj["events"]:
+        assert e["kind"] in kinds
+        assert 0 <= e["start_s"] <= e["end_s"] <= 3600.0
+        assert e["side"] in ("left", "right", None)
+        assert {"start", "channel", "confidence"} <= set(e)
+    assert obj["summary"]["signal_quality"]["EMG L-Gastroc"]["mains_hz"] == 60.0
+    assert obj["config"]["plm"]["rules"] == "aasm", "the resolved configuration is echoed"
+
+
+def test_csv_events_table(cli, sim_edf):
+    r = run(cli, "analyze", sim_edf, "--csv")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert rows and list(rows[0])[:3] == ["kind", "start_s", "end_s"]
+    assert any(row["kind"] == "limb_movement" for row in rows)
+
+
+def test_text_summary_reads_plainly(cli, sim_edf):
+    r = run(cli, "analyze", sim_edf)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert "night of 2026-11-24" in out and "Awakenings:" in out and "Cramps:" in out
+    assert "not a diagnosis" in out
+    assert "Traceback" not in out + r.stderr
+
+
+def test_config_file_option(cli, sim_edf, tmp_path):
+    cfg = tmp_path / "wasm.toml"
+    cfg.write_text("[detector.plm]\nrules = 'wasm'\n")
+    r = run(cli, "analyze", sim_edf, "--json", "--config", cfg)
+    assert json.loads(r.stdout)["config"]["plm"]["rules"] == "wasm"
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[detector.cramp]\non_ratio = -1\n")
+    r = run(cli, "analyze", sim_edf, "--config", bad)
+    assert r.returncode == 2 and "cramp.on_ratio" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("target, message", [
+    ("missing.edf", "missing.edf: no such file"),
+    (EDF_DIR / "edfize-testdata" / "zero-data-records.edf", "zero-data-records.edf: the file holds no data records"),
+    (EDF_DIR / "edfize-testdata" / "invalid-date.edf", "invalid-date.edf: header start date"),
+    (EDF_DIR / "edfio-testdata" / "short_psg.edf", "short_psg.edf: no leg EMG or accelerometer channels found "
+                                                   "(channels present: EEG Fpz-Cz, EEG Pz-Oz"),
+    ("notes.txt.gz", "unknown recording format"),
+])
+def test_errors_are_one_clear_line(cli, target, message, tmp_path):
+    r = run(cli, "analyze", target)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_alias_option_maps_a_psg_label(cli):
+    r = run(cli, "analyze", EDF_DIR / "pyedflib-testdata" / "test_generator.edf", "--json",
+            "--alias", "noise=EMG L-TibAnt")
+    assert r.returncode == 0, r.stderr
+    obj = json.loads(r.stdout)
+    assert [c["label"] for c in obj["recording"]["channels"]] == ["noise"]
+    assert "squarewave" in obj["recording"]["ignored_channels"]
+    r = run(cli, "analyze", EDF_DIR / "pyedflib-testdata" / "test_generator.edf", "--alias", "noise")
+    assert r.returncode == 2 and "expected LABEL=NAME" in r.stderr
