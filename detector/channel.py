@@ -91,7 +91,9 @@ class EmgStage:
         bad |= np.where(fr.lost, LOST, 0).astype(np.uint8)
 
         valid = bad == 0
-        stat = float(np.quantile(mav[valid], bl.block_quantile)) if valid.mean() >= 0.5 else float("nan")
+        # The median envelope, not raw frames: a low quantile of noisy 50-ms frames is biased
+        # low, the more so the lower the sampling rate.
+        stat = float(np.quantile(fast[valid], bl.block_quantile)) if valid.mean() >= 0.5 else float("nan")
         if self.stats:
             b = float(np.quantile(np.asarray(self.stats), bl.quantile))
         elif np.isfinite(stat):

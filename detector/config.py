@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.paths import config_dir
 
@@ -35,7 +35,7 @@ class FrontEnd(_Section):
 
 class Baseline(_Section):
     block_s: float = Field(10.0, gt=0, description="[s] block over which one resting level is measured")
-    block_quantile: float = Field(0.2, gt=0, lt=1, description="[-] quantile of frame envelopes in a block: ignores short bursts")
+    block_quantile: float = Field(0.4, gt=0, lt=1, description="[-] quantile of the fast median envelope in a block: below the bursts, near the resting level")
     window_s: float = Field(600.0, gt=0, description="[s] history of blocks the resting baseline is taken from (adapts to electrode drift)")
     quantile: float = Field(0.5, gt=0, lt=1, description="[-] quantile of the block levels in the window that is the baseline")
     max_active_fraction: float = Field(0.3, ge=0, le=1, description="[-] blocks more active than this are kept out of the baseline (a cramp must not raise its own baseline)")
@@ -68,7 +68,10 @@ class Cramp(_Section):
     during_window_s: float = Field(10.0, gt=0, description="[s] early part of the contraction checked for accompanying movement")
     max_during_intensity: float = Field(5.0, ge=0, description="[s] movement intensity allowed early in the contraction; a voluntary contraction moves the leg, a cramp holds it")
     max_coactivation: float = Field(0.5, ge=0, le=1, description="[-] share of the event with the other leg also active above which it is a body movement")
-    twitch_window_s: float = Field(60.0, gt=0, description="[s] look-back for fasciculation-like twitches that raise confidence")
+    twitch_window_s: float = Field(60.0, gt=0, description="[s] look-back for fasciculation-like twitches (Minetto 2009: fasciculations precede cramps)")
+    min_twitches: int = Field(2, ge=1, description="[-] twitches in the look-back that count as evidence for a cramp shorter than activation.max_lm_s")
+    after_window_s: float = Field(30.0, gt=0, description="[s] window after the contraction searched for stretching movement (must stay below engine.lookahead_s)")
+    min_after_intensity: float = Field(10.0, ge=0, description="[s] movement intensity after a contraction shorter than activation.max_lm_s that counts as stretching (evidence for a cramp)")
 
 
 class Acc(_Section):
@@ -127,6 +130,17 @@ class DetectorConfig(_Section):
     sleep: Sleep = Sleep()
     artifact: Artifact = Artifact()
     engine: Engine = Engine()
+
+
+    @model_validator(mode="after")
+    def _context_within_lookahead(self) -> DetectorConfig:
+        la = self.engine.lookahead_s
+        if self.cramp.after_window_s >= la:
+            raise ValueError(f"cramp.after_window_s ({self.cramp.after_window_s:g} s) must be shorter than "
+                             f"engine.lookahead_s ({la:g} s): events are classified that long after they end")
+        if self.acc.max_rollover_s + self.acc.still_min_s >= la:
+            raise ValueError("acc.max_rollover_s + acc.still_min_s must be shorter than engine.lookahead_s")
+        return self
 
 
 class ConfigError(ValueError):

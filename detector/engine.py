@@ -235,7 +235,10 @@ class Engine:
         k0 = k1 - n
         mav = st.mav.view[k0:k1]
         b = st.baseline.view[k0:k1]
-        hits = np.flatnonzero((mav > 2.5 * b) & (st.env_fast.view[k0:k1] < st.thresholds(b)[0] * 1.5))
+        on = st.thresholds(b)[0]
+        # A single frame above the movement onset level while the median envelope stays below it:
+        # too brief for a movement, too strong for ECG bleed.
+        hits = np.flatnonzero((mav > on) & (st.env_fast.view[k0:k1] < on))
         self._twitch_frames[i].extend((k0 + hits).tolist())
 
     def _stage_out(self, i: int, out: StageOut) -> None:
@@ -323,7 +326,8 @@ class Engine:
                 continue
             feats = self._sustained_features(x)
             x.features = feats
-            evidence = feats["twitches_before"] >= 2 or feats["moved_after_s"] >= 3
+            evidence = (feats["twitches_before"] >= cr.min_twitches
+                        or feats["moved_after"] >= cr.min_after_intensity)
             long_enough = (x.end_s - x.start_s) > self.cfg.activation.max_lm_s or evidence
             x.cramp = (feats["coactivation"] <= cr.max_coactivation
                        and feats["prior_intensity"] <= cr.max_prior_intensity
@@ -366,7 +370,8 @@ class Engine:
         d_end = min(onset_s + cr.during_skip_s + cr.during_window_s, x.end_s - 2.0)
         # Without an accelerometer the only "movement" is EMG, i.e. the contraction itself.
         during = self.movement_intensity(onset_s + cr.during_skip_s, d_end, side) if self.legs else 0.0
-        after = self._moving_seconds(x.end_s - 5, x.end_s + 60, side)
+        # Stays within the look-ahead so the decision never depends on how data arrived.
+        after = self.movement_intensity(x.end_s - 5, x.end_s + cr.after_window_s, side)
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
         twitches = _count_runs([k for k in tw if t_lo <= k < onset_f - 10])
@@ -385,7 +390,7 @@ class Engine:
             "coactivation": coact,
             "prior_intensity": prior,
             "during_intensity": during,
-            "moved_after_s": after,
+            "moved_after": after,
             "twitches_before": twitches,
             "rotation": rotation,
             "upright": upright,

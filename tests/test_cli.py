@@ -79,10 +79,11 @@ def test_config_file_option(cli, sim_edf, tmp_path):
 
 @pytest.mark.parametrize("target, message", [
     ("missing.edf", "missing.edf: no such file"),
-    (EDF_DIR / "edfize-testdata" / "zero-data-records.edf", "zero-data-records.edf: the file holds no data records"),
+    (EDF_DIR / "edfize-testdata" / "zero-data-records.edf",
+     "zero-data-records.edf: the file holds no data records"),
     (EDF_DIR / "edfize-testdata" / "invalid-date.edf", "invalid-date.edf: header start date"),
-    (EDF_DIR / "edfio-testdata" / "short_psg.edf", "short_psg.edf: no leg EMG or accelerometer channels found "
-                                                   "(channels present: EEG Fpz-Cz, EEG Pz-Oz"),
+    (EDF_DIR / "edfio-testdata" / "short_psg.edf",
+     "short_psg.edf: no leg EMG or accelerometer channels found (channels present: EEG Fpz-Cz, EEG Pz-Oz"),
     ("notes.txt.gz", "unknown recording format"),
 ])
 def test_errors_are_one_clear_line(cli, target, message, tmp_path):

@@ -37,3 +37,10 @@ def test_partial_file_keeps_other_defaults(tmp_path):
     cfg = load_config(p)
     assert cfg.plm.rules == "wasm"
     assert cfg.cramp == DetectorConfig().cramp
+
+
+def test_context_windows_must_fit_the_lookahead(tmp_path):
+    p = tmp_path / "c.toml"
+    p.write_text("[detector.cramp]\nafter_window_s = 60.0\n")
+    with pytest.raises(ConfigError, match=r"after_window_s .* must be shorter than engine\.lookahead_s"):
+        load_config(p)

@@ -168,7 +168,7 @@ def plan_night(opts: NightOptions) -> NightPlan:
         # Fasciculation-like twitches in the minute before, then a jerk at onset.
         for t in np.sort(rng.uniform(onset - 60, onset - 3, int(rng.integers(3, 9)))):
             bursts.append(Burst(side, float(t), float(t) + float(rng.uniform(0.03, 0.08)),
-                                float(rng.uniform(3, 8)), "twitch"))
+                                float(rng.uniform(8, 25)), "twitch"))
         bursts.append(Burst(side, onset, onset + dur, ratio, "tonic", float(rng.uniform(0.03, 0.2))))
         motions.append(Motion((side,), onset, onset + 0.4, float(rng.uniform(0.1, 0.3)), "jerk"))
         if wakes_up:
