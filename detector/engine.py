@@ -367,7 +367,9 @@ class Engine:
                 on_other = o.env_slow.view[s:n] > o.thresholds(o.baseline.view[s:n])[2]
                 coact = max(coact, float(on_other.mean()))
         prior = self.movement_intensity(onset_s - cr.prior_window_s, onset_s - cr.prior_skip_s)
-        d_end = min(onset_s + cr.during_skip_s + cr.during_window_s, x.end_s - 2.0)
+        # Only the first half: a wearer woken by the cramp moves, and that is not voluntary onset.
+        d_end = min(onset_s + cr.during_skip_s + cr.during_window_s,
+                    onset_s + max(cr.during_skip_s + 2.0, 0.5 * (x.end_s - onset_s)))
         # Without an accelerometer the only "movement" is EMG, i.e. the contraction itself.
         during = self.movement_intensity(onset_s + cr.during_skip_s, d_end, side) if self.legs else 0.0
         # Stays within the look-ahead so the decision never depends on how data arrived.
