@@ -229,17 +229,23 @@ class Engine:
         self._finalize(horizon=self.blocks * self.block_s - self.cfg.engine.lookahead_s, final=False)
 
     def _twitches(self, i: int, n: int) -> None:
-        """Fasciculation-like twitches: isolated ≤150-ms frames far above resting."""
+        """Fasciculation-like twitches: a frame above the movement onset level with no movement
+        within ±``_TWITCH_GAP`` frames (too brief for a movement, too strong for ECG bleed).
+        Judged ``_TWITCH_GAP`` frames late, once the frames after it exist."""
         st = self.emg_stage[i]
-        k1 = st.env_fast.n
-        k0 = k1 - n
-        mav = st.mav.view[k0:k1]
-        b = st.baseline.view[k0:k1]
+        g = _TWITCH_GAP
+        k1 = st.env_fast.n - g
+        k0 = max(0, k1 - n)
+        if k1 <= k0:
+            return
+        lo = max(0, k0 - g)
+        b = st.baseline.view[lo:k1 + g]
         on = st.thresholds(b)[0]
-        # A single frame above the movement onset level while the median envelope stays below it:
-        # too brief for a movement, too strong for ECG bleed.
-        hits = np.flatnonzero((mav > on) & (st.env_fast.view[k0:k1] < on))
-        self._twitch_frames[i].extend((k0 + hits).tolist())
+        moving = st.env_fast.view[lo:k1 + g] >= on
+        near = np.convolve(moving.astype(np.int32), np.ones(2 * g + 1, np.int32), mode="same") > 0
+        off = k0 - lo
+        cand = (st.mav.view[k0:k1] > on[off:off + k1 - k0]) & ~near[off:off + k1 - k0]
+        self._twitch_frames[i].extend((k0 + np.flatnonzero(cand)).tolist())
 
     def _stage_out(self, i: int, out: StageOut) -> None:
         for s, e in out.lms:
@@ -494,6 +500,8 @@ class Engine:
                 c = min(c, o - 5)
         return c
 
+
+_TWITCH_GAP = 10  # frames (0.5 s at the default frame)
 
 # The most specific explanation names an artefact interval (a clipped burst also steps the level).
 _ARTIFACT_PRIORITY = ("saturation", "flat", "lead_off", "pop")
