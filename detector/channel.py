@@ -47,6 +47,7 @@ class EmgStage:
         self._level_started = False
         self._blank_left = 0
         self.stats: deque[float] = deque(maxlen=max(1, round(bl.window_s / bl.block_s)))
+        self.block_n = max(1, round(bl.block_s * fps))
         self.lm = Hysteresis(round(act.offset_quiet_s * fps))
         self.sus = Hysteresis(round(cr.off_hold_s * fps))
         self.art = Hysteresis(max(1, round(art.merge_gap_s * fps)))
@@ -68,7 +69,8 @@ class EmgStage:
         return on, off, s_on, s_off
 
     def process(self, fr: EmgFrames) -> StageOut:
-        bl, art = self.cfg.baseline, self.cfg.artifact
+        """Frames of whole blocks (``baseline.block_s``; the last call may be shorter)."""
+        art = self.cfg.artifact
         n = len(fr)
         out = StageOut()
         if n == 0:
@@ -90,40 +92,23 @@ class EmgStage:
         bad |= np.where(fr.clipped, CLIPPED, 0).astype(np.uint8)
         bad |= np.where(fr.lost, LOST, 0).astype(np.uint8)
 
-        valid = bad == 0
-        # The median envelope, not raw frames: a low quantile of noisy 50-ms frames is biased
-        # low, the more so the lower the sampling rate.
-        stat = float(np.quantile(fast[valid], bl.block_quantile)) if valid.mean() >= 0.5 else float("nan")
-        if self.stats:
-            b = float(np.quantile(np.asarray(self.stats), bl.quantile))
-        elif np.isfinite(stat):
-            b = stat
-        elif np.isfinite(self.baseline_now):
-            b = self.baseline_now
-        else:
-            b = float("nan")
-        b = max(b, bl.min_uV) if np.isfinite(b) else float("nan")
-        if np.isfinite(b):
-            vanished = (slow < art.lead_off_ratio * b) & valid
-            bad |= np.where(vanished, LEAD_OFF, 0).astype(np.uint8)
-            valid = bad == 0
-            on, off, s_on, s_off = self.thresholds(b)
-            # Pops are short transients the median envelope already ignores; only a dead or
-            # saturated signal stops activity detection.
-            usable = (bad & ~np.uint8(POP)) == 0
-            lm_on = (fast > on) & usable
-            lm_off = (fast < off) | ~usable
-            gone = (bad & (LOST | LEAD_OFF | FLAT)) > 0
-            sus_on = (slow > s_on) & usable
-            sus_off = ((slow < s_off) | gone) & ~sus_on
-            active_frac = float(np.mean(slow > s_on))
-            if np.isfinite(stat) and active_frac <= bl.max_active_fraction:
-                self.stats.append(stat)
-        else:
-            lm_on = np.zeros(n, bool)
-            lm_off = np.ones(n, bool)
-            sus_on, sus_off = lm_on, lm_off
-        self.baseline_now = b
+        # The resting baseline moves once per block and depends on the blocks before it.
+        base = np.empty(n)
+        for a in range(0, n, self.block_n):
+            z = slice(a, min(n, a + self.block_n))
+            base[z] = self._block_baseline(fast[z], slow[z], bad[z])
+        known = np.isfinite(base)
+        b = np.where(known, base, 1.0)
+        on, off, s_on, s_off = self.thresholds(b)
+        # Pops are short transients the median envelope already ignores; only a dead or
+        # saturated signal stops activity detection.
+        usable = ((bad & ~np.uint8(POP)) == 0) & known
+        lm_on = (fast > on) & usable
+        lm_off = (fast < off) | ~usable
+        gone = ((bad & (LOST | LEAD_OFF | FLAT)) > 0) | ~known
+        sus_on = (slow > s_on) & usable
+        sus_off = ((slow < s_off) | gone) & ~sus_on
+        b = base
         out.lms = self.lm.update(lm_on, lm_off)
         out.sustained = self.sus.update(sus_on, sus_off)
         art_on = (bad & ~np.uint8(LOST)) > 0
@@ -133,9 +118,32 @@ class EmgStage:
         self.mav.extend(mav.astype(np.float32))
         self.env_fast.extend(fast.astype(np.float32))
         self.env_slow.extend(slow.astype(np.float32))
-        self.baseline.extend(np.full(n, b, np.float32))
+        self.baseline.extend(b.astype(np.float32))
         self.bad.extend(bad)
         return out
+
+    def _block_baseline(self, fast: np.ndarray, slow: np.ndarray, bad: np.ndarray) -> float:
+        """Resting level (µV) for one block; marks vanished signal in ``bad`` (in place)."""
+        bl, art = self.cfg.baseline, self.cfg.artifact
+        valid = bad == 0
+        # The median envelope, not raw frames: a low quantile of noisy 50-ms frames is biased
+        # low, the more so the lower the sampling rate.
+        stat = float(np.quantile(fast[valid], bl.block_quantile)) if valid.mean() >= 0.5 else float("nan")
+        if self.stats:
+            b = float(np.quantile(np.asarray(self.stats), bl.quantile))
+        elif np.isfinite(stat):
+            b = stat
+        else:
+            b = self.baseline_now
+        if not np.isfinite(b):
+            return float("nan")
+        b = max(b, bl.min_uV)
+        bad |= np.where((slow < art.lead_off_ratio * b) & valid, LEAD_OFF, 0).astype(np.uint8)
+        s_on = self.thresholds(b)[2]
+        if np.isfinite(stat) and float(np.mean(slow > s_on)) <= bl.max_active_fraction:
+            self.stats.append(stat)
+        self.baseline_now = b
+        return b
 
     def flush(self) -> StageOut:
         return StageOut(self.lm.flush(), self.sus.flush(), self.art.flush(), self.lost.flush())

@@ -149,8 +149,9 @@ class Engine:
     # ---------------------------------------------------------------- blocks
     def _run_blocks(self, final: bool) -> list[Event]:
         before = len(self.events)
-        while self._block_ready():
-            self._process_block(self._take_emg(self.block_frames), self._take_acc(self.acc_block))
+        k = self._blocks_ready()
+        if k:
+            self._process_block(self._take_emg(k * self.block_frames), self._take_acc(k * self.acc_block), k)
         if final:
             remaining = max([self._emg_buf_n[i] for i in self.emg] +
                             [self._acc_buf_n[s] * self.block_frames // self.acc_block for s in self.legs]
@@ -158,7 +159,7 @@ class Engine:
             while remaining > 0:
                 take = min(self.block_frames, remaining)
                 acc_take = -(-take * self.acc_block // self.block_frames)
-                self._process_block(self._take_emg(take, pad=True), self._take_acc(acc_take, pad=True))
+                self._process_block(self._take_emg(take, pad=True), self._take_acc(acc_take, pad=True), 1)
                 remaining -= take
             for i in self.emg:
                 self._stage_out(i, self.emg_stage[i].flush())
@@ -167,11 +168,12 @@ class Engine:
             self._finalize(horizon=float("inf"), final=True)
         return self.events[before:]
 
-    def _block_ready(self) -> bool:
+    def _blocks_ready(self) -> int:
+        """How many whole blocks every channel has frames for."""
         if not self.emg and not self.legs:
-            return False
-        return (all(self._emg_buf_n[i] >= self.block_frames for i in self.emg)
-                and all(self._acc_buf_n[s] >= self.acc_block for s in self.legs))
+            return 0
+        return min([self._emg_buf_n[i] // self.block_frames for i in self.emg]
+                   + [self._acc_buf_n[s] // self.acc_block for s in self.legs])
 
     def _take_emg(self, n: int, pad: bool = False) -> dict[int, EmgFrames]:
         out = {}
@@ -218,13 +220,13 @@ class Engine:
             out[s] = head
         return out
 
-    def _process_block(self, emg: dict[int, EmgFrames], acc: dict[str, AccFrames]) -> None:
+    def _process_block(self, emg: dict[int, EmgFrames], acc: dict[str, AccFrames], k: int) -> None:
         for i, fr in emg.items():
             self._stage_out(i, self.emg_stage[i].process(fr))
             self._twitches(i, len(fr))
         for s, fr in acc.items():
             self._posture_out(s, self.legs[s].stage.process(fr))
-        self.blocks += 1
+        self.blocks += k
         self.sleep.add_block(self)
         self._finalize(horizon=self.blocks * self.block_s - self.cfg.engine.lookahead_s, final=False)
 
@@ -296,19 +298,27 @@ class Engine:
         self.sleep.emit(self, final)
 
     def _emit_posture(self, horizon: float) -> None:
+        """Emit position changes and bed exits once ``horizon`` has passed their end.
+
+        The other leg's view of the same change is detected well within the look-ahead, so it
+        is already pending then; both views become one event spanning both.
+        """
         for items, kind in ((self._pending_rot, "rollover"), (self._pending_up, "bed_exit")):
-            ready = sorted(x for x in items if x[1] <= horizon)
-            if not ready:
-                continue
-            items[:] = [x for x in items if x[1] > horizon]
-            for x in ready:
-                start, end = x[0], x[1]
-                known = self.rotations if kind == "rollover" else self.upright
+            known = self.rotations if kind == "rollover" else self.upright
+            while True:
+                ready = sorted(x for x in items if x[1] <= horizon)
+                if not ready:
+                    break
+                x = ready[0]
+                group = [y for y in items if min(x[1], y[1]) - max(x[0], y[0]) > -2.0]
+                items[:] = [y for y in items if y not in group]
+                start, end = min(y[0] for y in group), max(y[1] for y in group)
                 if any(min(end, k[1]) - max(start, k[0]) > -2.0 for k in known):
-                    continue  # the other leg's view of the same change
-                known.append(x)
-                feats = {"rotation_deg": x[2]} if kind == "rollover" else {}
-                feats["legs"] = sorted({y[-1] for y in ready if min(end, y[1]) - max(start, y[0]) > -2.0})
+                    continue
+                merged = (start, end, *x[2:-1], "both" if len({y[-1] for y in group}) > 1 else x[-1])
+                known.append(merged)
+                feats = {"rotation_deg": max(y[2] for y in group)} if kind == "rollover" else {}
+                feats["legs"] = sorted({y[-1] for y in group})
                 self.events.append(Event(kind, start, end, None, None, 0.9, "", feats))
 
     def _open_sustained_start(self, side: str) -> float | None:
@@ -349,7 +359,7 @@ class Engine:
                 self.events.append(ev)
 
     def _sustained_features(self, x: _Sustained) -> dict:
-        cfg, cr = self.cfg, self.cfg.cramp
+        cr = self.cfg.cramp
         st = self.emg_stage[x.ch]
         s, e = x.start_f, max(x.end_f, x.start_f + 1)
         b = st.baseline.view[s:e]
@@ -384,11 +394,7 @@ class Engine:
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
         twitches = _count_runs([k for k in tw if t_lo <= k < onset_f - 10])
         rotation = any(r[0] < x.end_s + 5 and r[1] > onset_s - 5 for r in self.rotations + self._pending_rot)
-        upright = any(u[0] <= onset_s + 2 and u[1] >= onset_s - 2 for u in self.upright + self._pending_up)
-        for leg in self.legs.values():
-            o = leg.stage.up.open_since
-            if o is not None and o * cfg.acc.frame_s <= onset_s + 2:
-                upright = True
+        upright = self._upright_within(onset_s - 2, onset_s + 2)
         bad = st.bad.view[s:e]
         return {
             "onset_s": onset_s,
@@ -452,6 +458,12 @@ class Engine:
             best = inten if best is None else np.maximum(best[: len(inten)], inten[: len(best)])
         return float(np.sum(best)) * fs if best is not None else 0.0
 
+    def _upright_within(self, t0: float, t1: float) -> bool:
+        """Whether either shank was upright (standing, walking) at any time in [t0, t1]."""
+        fs = self.cfg.acc.frame_s
+        k0, k1 = max(0, int(np.floor(t0 / fs))), max(0, int(np.ceil(t1 / fs)))
+        return any(bool(leg.stage.upright.view[k0:k1].any()) for leg in self.legs.values())
+
     def _emit_lms(self, horizon: float) -> None:
         act = self.cfg.activation
         keep = []
@@ -470,7 +482,7 @@ class Engine:
                 continue
             if any(r[0] - 5 <= t1 and r[1] + 5 >= t0 for r in self.rotations):
                 continue
-            if any(u[0] - 5 <= t1 and u[1] + 5 >= t0 for u in self.upright):
+            if self._upright_within(t0 - 5, t1 + 5):
                 continue
             bad = st.bad.view[max(0, s - 10):e] & ~np.uint8(POP)
             if bad.size and np.mean(bad > 0) > 0.3:

@@ -112,16 +112,20 @@ class EmgFrontEnd:
         lengths = np.diff(edges)
         seg_raw = raw[:end]
         nan_raw = np.isnan(seg_raw)
-        safe_raw = np.where(nan_raw, np.float32(0), seg_raw).astype(np.float64)
+        any_nan = bool(nan_raw.any())
+        safe_raw = np.where(nan_raw, np.float32(0), seg_raw) if any_nan else seg_raw
         mav = np.add.reduceat(np.abs(nta[:end]), starts) / lengths
         mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts) / lengths
-        level = np.add.reduceat(safe_raw, starts) / lengths
-        hi = np.maximum.reduceat(safe_raw, starts)
-        lo = np.minimum.reduceat(safe_raw, starts)
+        level = np.add.reduceat(safe_raw, starts, dtype=np.float64) / lengths
+        hi = np.maximum.reduceat(safe_raw, starts).astype(np.float64)
+        lo = np.minimum.reduceat(safe_raw, starts).astype(np.float64)
         absmax = np.maximum(hi, -lo)
-        at_max = np.abs(safe_raw) >= np.repeat(absmax, lengths)
-        clipped = (np.add.reduceat(at_max, starts) >= 3) & (absmax >= self.cfg.artifact.clip_uV)
-        lost = np.add.reduceat(nan_raw, starts) > 0
+        clipped = np.zeros(len(starts), bool)
+        # Saturation: the same extreme value repeated; only frames that reach the clip level.
+        for k in np.flatnonzero(absmax >= self.cfg.artifact.clip_uV):
+            seg = np.abs(safe_raw[starts[k]:starts[k] + lengths[k]])
+            clipped[k] = int(np.count_nonzero(seg >= absmax[k])) >= 3
+        lost = (np.add.reduceat(nan_raw, starts) > 0) if any_nan else np.zeros(len(starts), bool)
         flat = (hi - lo == 0) & ~lost
         self._tail_raw, self._tail_bp, self._tail_notched = raw[end:], bpa[end:], nta[end:]
         self._tail_hum = hfa[end:]

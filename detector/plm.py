@@ -42,6 +42,7 @@ class PlmTracker:
         self._cursor = 0
         self._pending: list[Event] = []
         self._run: list[_Combined] = []
+        self._closed: list[list[_Combined]] = []
         self.series: list[Series] = []
 
     def advance(self, engine, complete_before: float, final: bool) -> None:
@@ -58,6 +59,7 @@ class PlmTracker:
             self._consume(ev, engine)
         if self._run and (final or limit > self._run[-1].onset + self.max_imi):
             self._close(engine)
+        self._flush_closed(engine, final)
 
     def _consume(self, ev: Event, engine) -> None:
         act = self.cfg.activation
@@ -82,8 +84,20 @@ class PlmTracker:
 
     def _close(self, engine) -> None:
         run, self._run = self._run, []
-        if len(run) < self.cfg.plm.min_count:
-            return
+        if len(run) >= self.cfg.plm.min_count:
+            self._closed.append(run)
+
+    def _flush_closed(self, engine, final: bool) -> None:
+        """Emit closed series whose epochs are all scored (their sleep share is then final)."""
+        ep = engine.cfg.sleep.epoch_s
+        while self._closed:
+            run = self._closed[0]
+            if not final and engine.sleep.wake.n <= int(run[-1].onset // ep):
+                return
+            self._closed.pop(0)
+            self._emit(run, engine)
+
+    def _emit(self, run: list[_Combined], engine) -> None:
         sides = set().union(*(c.sides for c in run))
         onsets = [c.onset for c in run]
         s = Series(run[0].onset, max(c.end for c in run), onsets, sides)

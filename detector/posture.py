@@ -37,6 +37,7 @@ class AccStage:
         self.moving = Growable(np.uint8)
         self.lost = Growable(np.uint8)
         self.dynamic = Growable(np.float32)
+        self.upright = Growable(np.uint8)
         self._last: tuple[int, np.ndarray] | None = None  # end frame, vector of last posture
         self._current: int | None = None
 
@@ -67,6 +68,7 @@ class AccStage:
             self._segment_start(s, out)
         elev = np.degrees(np.arcsin(np.clip(np.abs(unit[:, self.axis]), 0, 1)))
         upright = (elev > a.vertical_deg) & ~fr.lost
+        self.upright.extend(upright.astype(np.uint8))
         out.upright = self.up.update(upright, ~upright)
         return out
 
