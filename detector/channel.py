@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.config import DetectorConfig
-from detector.dsp import moving_median
+from detector.dsp import moving_median, quantile
 from detector.frontend import EmgFrames
 from detector.stream import Growable, Hysteresis
 
@@ -128,9 +128,9 @@ class EmgStage:
         valid = bad == 0
         # The median envelope, not raw frames: a low quantile of noisy 50-ms frames is biased
         # low, the more so the lower the sampling rate.
-        stat = float(np.quantile(fast[valid], bl.block_quantile)) if valid.mean() >= 0.5 else float("nan")
+        stat = quantile(fast[valid], bl.block_quantile) if valid.mean() >= 0.5 else float("nan")
         if self.stats:
-            b = float(np.quantile(np.asarray(self.stats), bl.quantile))
+            b = quantile(np.fromiter(self.stats, float, len(self.stats)), bl.quantile)
         elif np.isfinite(stat):
             b = stat
         else:

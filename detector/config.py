@@ -27,7 +27,7 @@ class FrontEnd(_Section):
     mains_detect_s: float = Field(10.0, gt=0, description="[s] data used to decide 50 vs 60 Hz mains before anything is filtered")
     mains_min_ratio: float = Field(3.0, gt=1, description="[-] mains line power over neighbouring spectrum needed to switch the notch on")
     notch_q: float = Field(30.0, gt=0, description="[-] notch quality factor: ~2 Hz wide at 50 Hz, leaves EMG around it")
-    notch_harmonics: int = Field(5, ge=1, description="[-] highest mains harmonic notched (odd harmonics dominate hum)")
+    notch_harmonics: int = Field(5, ge=1, description="[-] highest mains harmonic notched; only odd ones (1st, 3rd, 5th), which dominate hum")
     frame_s: float = Field(0.05, gt=0, description="[s] envelope frame: mean absolute value per frame, 20 Hz time resolution")
     smooth_s: float = Field(0.35, gt=0, description="[s] moving median of the fast envelope used for limb-movement onset/offset (longer than a QRS complex, shorter than a leg movement)")
     slow_s: float = Field(1.0, gt=0, description="[s] moving median of the slow envelope used for sustained (cramp) activity")

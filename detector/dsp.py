@@ -7,7 +7,7 @@ function accepts several, are on the last axis.
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
+from scipy import ndimage, signal
 
 
 def design_bandpass(*, fs: float, low_hz: float, high_hz: float, order: int) -> np.ndarray:
@@ -45,11 +45,12 @@ def detect_mains(x: np.ndarray, *, fs: float, min_ratio: float) -> float:
 
 def design_notches(*, fs: float, mains_hz: float, q: float, harmonics: int,
                    max_hz: float) -> np.ndarray | None:
-    """IIR notches at the mains line and its harmonics below ``max_hz``; None if there are none."""
+    """IIR notches at the mains line and its odd harmonics up to the ``harmonics``-th, below
+    ``max_hz``; None if there are none. Hum is dominated by odd harmonics."""
     if not mains_hz:
         return None
     sections = []
-    for h in range(1, harmonics + 1):
+    for h in range(1, harmonics + 1, 2):
         f0 = h * mains_hz
         if f0 >= min(max_hz, 0.48 * fs):
             break
@@ -83,6 +84,7 @@ def moving_median(x: np.ndarray, n: int, history: np.ndarray | None = None) -> n
 
     Used for envelopes because a heartbeat (ECG bleed) or an electrode-pop transient fills
     fewer than half the frames of the window and so does not move it.
+    For an even ``n`` the upper of the two middle values is taken.
     """
     x = np.asarray(x, dtype=np.float64)
     if n <= 1:
@@ -90,7 +92,21 @@ def moving_median(x: np.ndarray, n: int, history: np.ndarray | None = None) -> n
     if history is None:
         history = np.full(n - 1, x[0] if x.size else 0.0)
     full = np.concatenate([history, x])
-    return np.median(np.lib.stride_tricks.sliding_window_view(full, n), axis=1)
+    # A centred C median filter, read back so each output ends its window (causal).
+    shift = n - 1 - n // 2
+    centred = ndimage.median_filter(full, size=n, mode="nearest")
+    return centred[n - 1 - shift:len(full) - shift]
+
+
+def quantile(x: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of a small array (linear interpolation), without np.quantile's overhead."""
+    s = np.sort(np.asarray(x, dtype=np.float64), axis=None)
+    if s.size == 0:
+        return float("nan")
+    pos = q * (s.size - 1)
+    lo = int(pos)
+    hi = min(lo + 1, s.size - 1)
+    return float(s[lo] + (s[hi] - s[lo]) * (pos - lo))
 
 
 def angle_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
