@@ -75,7 +75,7 @@ class Analysis:
         return match_intervals(det, ref, kind=kind, ignore=ign, sided=sided)
 
 
-def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 60.0,
+def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 300.0,
                       progress: Callable[[float], None] | None = None) -> Analysis:
     """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1)."""
     usable = [i for i, c in enumerate(rec.channels)]

@@ -43,7 +43,8 @@ class EmgFrontEnd:
         fe = cfg.front_end
         self.fs, self.cfg = fs, cfg
         self.bp = SosFilter(design_bandpass(fs=fs, low_hz=fe.bandpass_low_hz,
-                                            high_hz=fe.bandpass_high_hz, order=fe.bandpass_order))
+                                            high_hz=fe.bandpass_high_hz, order=fe.bandpass_order),
+                            np.float32)
         self.notch: SosFilter | None = None
         self.mains_hz: float | None = None
         self._detect_n = int(round(fe.mains_detect_s * fs))
@@ -51,9 +52,9 @@ class EmgFrontEnd:
         self._pending_n = 0
         # Filtered samples of the frame in progress.
         self._tail_raw = np.zeros(0, np.float32)
-        self._tail_bp = np.zeros(0)
-        self._tail_notched = np.zeros(0)
-        self._tail_hum = np.zeros(0)
+        self._tail_bp = np.zeros(0, np.float32)
+        self._tail_notched = np.zeros(0, np.float32)
+        self._tail_hum = np.zeros(0, np.float32)
         self.hum_check: SosFilter | None = None
         self._k = 0  # next frame index
         self._n0 = 0  # sample index of the first tail sample
@@ -81,20 +82,20 @@ class EmgFrontEnd:
         top = min(fe.bandpass_high_hz, 0.45 * self.fs) + 10
         sos = design_notches(fs=self.fs, mains_hz=self.mains_hz, q=fe.notch_q,
                              harmonics=fe.notch_harmonics, max_hz=top)
-        self.notch = SosFilter(sos) if sos is not None else None
+        self.notch = SosFilter(sos, np.float32) if sos is not None else None
         # With no hum at the start, still watch both mains lines: a detached electrode picks
         # up hum, and that is how lead-off shows.
         self.hum_check = None
         if sos is None and 0.48 * self.fs > 60.0:
             self.hum_check = SosFilter(np.vstack([design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q,
                                                                  harmonics=1, max_hz=top)
-                                                  for f in (50.0, 60.0)]))
+                                                  for f in (50.0, 60.0)]), np.float32)
         return self._run(buf)
 
     def _run(self, x: np.ndarray) -> EmgFrames:
         nan = np.isnan(x)
         clean = np.where(nan, np.float32(0), x) if nan.any() else x
-        bp = self.bp(clean.astype(np.float64))
+        bp = self.bp(clean)
         notched = self.notch(bp) if self.notch is not None else bp
         hum_free = self.hum_check(bp) if self.hum_check is not None else notched
         raw = np.concatenate([self._tail_raw, x])
@@ -114,8 +115,8 @@ class EmgFrontEnd:
         nan_raw = np.isnan(seg_raw)
         any_nan = bool(nan_raw.any())
         safe_raw = np.where(nan_raw, np.float32(0), seg_raw) if any_nan else seg_raw
-        mav = np.add.reduceat(np.abs(nta[:end]), starts) / lengths
-        mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts) / lengths
+        mav = np.add.reduceat(np.abs(nta[:end]), starts, dtype=np.float64) / lengths
+        mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts, dtype=np.float64) / lengths
         level = np.add.reduceat(safe_raw, starts, dtype=np.float64) / lengths
         hi = np.maximum.reduceat(safe_raw, starts).astype(np.float64)
         lo = np.minimum.reduceat(safe_raw, starts).astype(np.float64)
