@@ -46,7 +46,7 @@ lint: venv
 bench: install
 	$(PIP) install -q -e '.[test,bench]'
 	$(PY) bench/accuracy.py
-	$(PY) bench/speed.py
+	$(PY) bench/speed.py --memory
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

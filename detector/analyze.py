@@ -6,7 +6,6 @@ per-frame history of the night (about 20 floats per second per channel).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -107,7 +106,7 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
     events = sorted(engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
     notes += _capability_notes(engine)
     summary = summarize(engine, rec, events)
-    return Analysis(rec, cfg, events, summary, engine.sleep.wake.view.copy(), notes)
+    return Analysis(rec, cfg, events, summary, engine.sleep.hypnogram(), notes)
 
 
 def _capability_notes(engine: Engine) -> list[str]:
@@ -126,7 +125,3 @@ def _capability_notes(engine: Engine) -> list[str]:
                      "two-legged movements cannot be told from one-sided cramps by co-activation")
     notes.append("quiet wakefulness without movement cannot be seen by a leg sensor and counts as sleep")
     return notes
-
-
-def utc(start: dt.datetime, seconds: float) -> dt.datetime:
-    return start + dt.timedelta(seconds=seconds)

@@ -95,6 +95,13 @@ class SleepScorer:
                 w[a:b] = True
         return _runs(w)
 
+    def hypnogram(self) -> np.ndarray:
+        """Per epoch 1 (wake) or 0 (sleep), after rescoring."""
+        out = np.zeros(self.wake.n, np.uint8)
+        for a, b, v in self.bouts():
+            out[a:b] = v
+        return out
+
     def _emit(self, engine, final: bool) -> None:
         runs = self.bouts()
         if not runs:

@@ -12,9 +12,7 @@ def summarize(engine, rec, events) -> dict:
     sl = engine.sleep
     epoch = cfg.sleep.epoch_s
     runs = sl.bouts()
-    wake = np.zeros(sl.wake.n, bool)
-    for a, b, v in runs:
-        wake[a:b] = bool(v)
+    wake = sl.hypnogram().astype(bool)
     tib = rec.duration_s
     onset = sl.onset_epoch
     sleep_runs = [(a, b) for a, b, v in runs if not v]
