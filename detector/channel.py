@@ -94,9 +94,10 @@ class EmgStage:
 
         # The resting baseline moves once per block and depends on the blocks before it.
         base = np.empty(n)
-        for a in range(0, n, self.block_n):
+        stats = self._block_stats(fast, bad)
+        for j, a in enumerate(range(0, n, self.block_n)):
             z = slice(a, min(n, a + self.block_n))
-            base[z] = self._block_baseline(fast[z], slow[z], bad[z])
+            base[z] = self._block_baseline(stats[j], slow[z], bad[z])
         known = np.isfinite(base)
         b = np.where(known, base, 1.0)
         on, off, s_on, s_off = self.thresholds(b)
@@ -122,13 +123,33 @@ class EmgStage:
         self.bad.extend(bad)
         return out
 
-    def _block_baseline(self, fast: np.ndarray, slow: np.ndarray, bad: np.ndarray) -> float:
+    def _block_stats(self, fast: np.ndarray, bad: np.ndarray) -> list[float]:
+        """Each block's level: a quantile of the fast median envelope over its clean frames (µV).
+
+        The median envelope, not raw frames: a low quantile of noisy 50-ms frames is biased low,
+        the more so the lower the sampling rate. NaN for blocks that are mostly artefact.
+        """
+        q, m = self.cfg.baseline.block_quantile, self.block_n
+        full = len(fast) // m
+        out = [float("nan")] * -(-len(fast) // m)
+        if full:
+            clean = ~(bad[:full * m].reshape(full, m) != 0).any(axis=1)
+            if clean.any():
+                vals = np.quantile(fast[:full * m].reshape(full, m)[clean], q, axis=1)
+                for j, v in zip(np.flatnonzero(clean), vals, strict=True):
+                    out[j] = float(v)
+        for j in range(len(out)):
+            if np.isnan(out[j]):
+                z = slice(j * m, min(len(fast), (j + 1) * m))
+                valid = bad[z] == 0
+                if valid.mean() >= 0.5:
+                    out[j] = quantile(fast[z][valid], q)
+        return out
+
+    def _block_baseline(self, stat: float, slow: np.ndarray, bad: np.ndarray) -> float:
         """Resting level (µV) for one block; marks vanished signal in ``bad`` (in place)."""
         bl, art = self.cfg.baseline, self.cfg.artifact
         valid = bad == 0
-        # The median envelope, not raw frames: a low quantile of noisy 50-ms frames is biased
-        # low, the more so the lower the sampling rate.
-        stat = quantile(fast[valid], bl.block_quantile) if valid.mean() >= 0.5 else float("nan")
         if self.stats:
             b = quantile(np.fromiter(self.stats, float, len(self.stats)), bl.quantile)
         elif np.isfinite(stat):

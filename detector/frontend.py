@@ -98,10 +98,9 @@ class EmgFrontEnd:
         bp = self.bp(clean)
         notched = self.notch(bp) if self.notch is not None else bp
         hum_free = self.hum_check(bp) if self.hum_check is not None else notched
-        raw = np.concatenate([self._tail_raw, x])
-        bpa = np.concatenate([self._tail_bp, bp])
-        nta = np.concatenate([self._tail_notched, notched])
-        hfa = np.concatenate([self._tail_hum, hum_free])
+        raw, bpa, nta, hfa = (np.concatenate([t, v]) if t.size else v for t, v in (
+            (self._tail_raw, x), (self._tail_bp, bp), (self._tail_notched, notched),
+            (self._tail_hum, hum_free)))
         n_total = self._n0 + raw.size
         # Frames entirely inside the buffered samples.
         k1 = _complete_frames(n_total, self._k, self.fs, self.cfg.front_end.frame_s)
