@@ -12,7 +12,9 @@ from detector.config import DetectorConfig
 from ingest.simulate import NightOptions, plan_night, render_recording
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTDATA = (ROOT / ".." / "shared" / "testdata").resolve()
+# The public test files live beside the repository (../shared/testdata), as in CI.
+TESTDATA = Path(os.environ.get("NIGHTCRAMP_TESTDATA", ROOT.parent / "shared" / "testdata")).resolve()
+EDF_DIR = TESTDATA / "edf"
 CLI = ROOT / ".venv" / "bin" / "nightcramp"
 
 
@@ -27,7 +29,8 @@ def busy_night(hours: float = 2.0, seed: int = 21, **kw) -> NightOptions:
 @pytest.fixture(scope="session")
 def testdata() -> Path:
     if not TESTDATA.is_dir():
-        pytest.fail(f"shared test data not found at {TESTDATA}")
+        pytest.fail(f"shared test data not found at {TESTDATA}: clone beside shared/ or set "
+                    "NIGHTCRAMP_TESTDATA")
     return TESTDATA
 
 

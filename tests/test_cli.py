@@ -6,12 +6,10 @@ import csv
 import io
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-EDF_DIR = (HERE / ".." / ".." / "shared" / "testdata" / "edf").resolve()
+from .conftest import EDF_DIR
 
 
 def run(cli, *args, env=None):

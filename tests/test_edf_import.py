@@ -11,8 +11,8 @@ import pytest
 from ingest.edf import read_edf_recording
 from ingest.recording import RecordingError
 
-HERE = Path(__file__).resolve().parent
-EDF_DIR = (HERE / ".." / ".." / "shared" / "testdata" / "edf").resolve()
+from .conftest import EDF_DIR
+
 FILES = sorted(p for p in EDF_DIR.glob("*/*") if p.suffix.lower() in (".edf", ".bdf"))
 
 REJECTED = {
@@ -23,7 +23,8 @@ ANNOTATION_ONLY = {"SC4001EC-Hypnogram.edf": 154, "SC4001EC-Hypnogram.bdf": 154,
 
 
 def test_test_data_present():
-    assert len(FILES) >= 29, f"expected the shared EDF/BDF files under {EDF_DIR}"
+    assert len(FILES) >= 29, (f"expected the shared EDF/BDF files under {EDF_DIR}: clone beside "
+                              "shared/ or set NIGHTCRAMP_TESTDATA")
 
 
 def _pyedflib_signals(path: Path):
