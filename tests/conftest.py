@@ -60,3 +60,23 @@ def cli() -> str:
 def env_no_debug(monkeypatch):
     monkeypatch.delenv("NIGHTCRAMP_DEBUG", raising=False)
     return dict(os.environ)
+
+
+@pytest.fixture(scope="session")
+def influxd(tmp_path_factory):
+    """A real InfluxDB on a free loopback port for the whole session."""
+    from dashboard.services import start_influxd
+
+    server = start_influxd(tmp_path_factory.mktemp("influxd"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mosquitto(tmp_path_factory):
+    """A real Mosquitto on a free loopback port for the whole session."""
+    from dashboard.services import start_mosquitto
+
+    server = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield server
+    server.stop()

@@ -1,0 +1,148 @@
+"""Start and stop private Mosquitto and InfluxDB servers on loopback (Debian packages).
+
+Used by ``nightcramp stack`` (data under ./var) and by the test fixtures (temporary dirs,
+free ports). Servers listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+INSTALL_HINT = ("install it with: sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "
+                "mosquitto influxdb (or run 'make install' as root)")
+
+
+class ServiceError(RuntimeError):
+    """A server could not be started; the message says which and why."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _binary(name: str, candidates: tuple[str, ...]) -> str:
+    for c in candidates:
+        path = shutil.which(c) or (c if os.path.isabs(c) and os.access(c, os.X_OK) else None)
+        if path:
+            return path
+    raise ServiceError(f"{name} is not installed; {INSTALL_HINT}")
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+def _wait(check, server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            tail = server.log.read_text(errors="replace")[-800:] if server.log.exists() else ""
+            raise ServiceError(f"{server.name} exited with code {server.proc.returncode}: {tail}")
+        if check():
+            return
+        time.sleep(0.1)
+    server.stop()
+    raise ServiceError(f"{server.name} did not answer on 127.0.0.1:{server.port} within {timeout:g} s")
+
+
+def _tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def start_mosquitto(data_dir: Path, port: int | None = None, timeout: float = 15.0) -> Server:
+    """Mosquitto on 127.0.0.1:``port`` with persistence in ``data_dir``."""
+    exe = _binary("mosquitto", ("mosquitto", "/usr/sbin/mosquitto"))
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    conf = data_dir / "mosquitto.conf"
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous true\n"
+        "persistence true\n"
+        f"persistence_location {data_dir}/\n"
+        "autosave_interval 5\n"
+        "max_queued_messages 1000000\n"
+        "max_inflight_messages 100\n"
+        "log_dest stderr\n"
+        "log_type error\nlog_type warning\n"
+    )
+    log = data_dir / "mosquitto.log"
+    with log.open("ab") as fh:  # the child keeps its own descriptor
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=fh,
+                                start_new_session=True)
+    server = Server("mosquitto", port, proc, log)
+    _wait(lambda: _tcp_open(port), server, timeout)
+    return server
+
+
+def start_influxd(data_dir: Path, port: int | None = None, timeout: float = 30.0) -> Server:
+    """InfluxDB 1.x on 127.0.0.1:``port`` with its data in ``data_dir``."""
+    exe = _binary("influxd", ("influxd", "/usr/bin/influxd"))
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    rpc = free_port()
+    conf = data_dir / "influxdb.conf"
+    conf.write_text(
+        "reporting-enabled = false\n"
+        f'bind-address = "127.0.0.1:{rpc}"\n'
+        f'[meta]\n  dir = "{data_dir}/meta"\n  logging-enabled = false\n'
+        f'[data]\n  dir = "{data_dir}/data"\n  wal-dir = "{data_dir}/wal"\n'
+        "  query-log-enabled = false\n  trace-logging-enabled = false\n"
+        "[monitor]\n  store-enabled = false\n"
+        "[subscriber]\n  enabled = false\n"
+        "[continuous_queries]\n  enabled = false\n"
+        f'[http]\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
+        "  max-body-size = 0\n"
+        '[logging]\n  level = "warn"\n'
+    )
+    log = data_dir / "influxd.log"
+    with log.open("ab") as fh:  # the child keeps its own descriptor
+        proc = subprocess.Popen([exe, "run", "-config", str(conf)], stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server("influxd", port, proc, log)
+
+    def ping() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=0.5) as r:
+                return r.status == 204
+        except OSError:
+            return False
+
+    _wait(ping, server, timeout)
+    return server

@@ -1,0 +1,72 @@
+"""InfluxDB line protocol: one point at a time for records, vectorised for sample arrays.
+
+Text matches influxdb-client's ``Point.to_line_protocol()`` (sorted tags and fields, the same
+escaping, floats without a trailing ``.0``); tests check it against that reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+_KEY = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
+_MEAS = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n", "\r": r"\r", "\t": r"\t"})
+_STR = str.maketrans({'"': r"\"", "\\": "\\\\"})
+
+
+def _tag_value(v: str) -> str:
+    out = str(v).translate(_KEY)
+    return out + " " if out.endswith("\\") else out
+
+
+def series_key(measurement: str, tags: dict[str, str]) -> str:
+    """``measurement,tag=value,...`` with tags sorted and escaped; empty tag values dropped."""
+    parts = [measurement.translate(_MEAS)]
+    parts += [f"{str(k).translate(_KEY)}={_tag_value(v)}" for k, v in sorted(tags.items())
+              if v not in ("", None)]
+    return ",".join(parts)
+
+
+def _field(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool | np.bool_):
+        return str(bool(v)).lower()
+    if isinstance(v, int | np.integer):
+        return f"{int(v)}i"
+    if isinstance(v, float | np.floating):
+        if not math.isfinite(v):
+            return None
+        s = str(float(v))
+        return s[:-2] if s.endswith(".0") else s
+    return '"' + str(v).translate(_STR) + '"'
+
+
+def point(measurement: str, tags: dict[str, str], fields: dict, ts_ns: int) -> str:
+    """One line; fields with None or non-finite values are left out (as the reference does)."""
+    fs = [(k, _field(v)) for k, v in sorted(fields.items())]
+    body = ",".join(f"{str(k).translate(_KEY)}={s}" for k, s in fs if s is not None)
+    if not body:
+        raise ValueError(f"{measurement}: a point needs at least one field")
+    return f"{series_key(measurement, tags)} {body} {int(ts_ns)}"
+
+
+def samples(measurement: str, tags: dict[str, str], field: str, values: np.ndarray,
+            ts_ns: np.ndarray, decimals: int) -> str:
+    """Lines for a sample array (one field per point), rounded to ``decimals``; NaN dropped."""
+    v = np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0  # no "-0"
+    t = np.asarray(ts_ns, dtype=np.int64)
+    keep = np.isfinite(v)
+    if not keep.all():
+        v, t = v[keep], t[keep]
+    if v.size == 0:
+        return ""
+    text = v.astype(str)
+    whole = v == np.trunc(v)
+    if whole.any():
+        # str(12.0) is "12.0"; the reference writes "12"
+        text[whole] = v[whole].astype(np.int64).astype(str)
+    prefix = f"{series_key(measurement, tags)} {str(field).translate(_KEY)}="
+    lines = np.strings.add(np.strings.add(np.strings.add(prefix, text), " "), t.astype(str))
+    return "\n".join(lines.tolist())

@@ -1,0 +1,271 @@
+"""InfluxDB storage over the v1-compatible HTTP API (``POST /write``, ``GET/POST /query``).
+
+Works with InfluxDB 1.x, 2.x (v1 compatibility, token or v1 auth) and 3.x. Raw samples go to
+their own retention policy (default 30 days); envelopes, events, nights and advice links stay in
+the default policy. Writes are gzip batches retried with backoff; while the server cannot be
+reached they wait in a bounded on-disk spool and are sent when it is back. Points are keyed so
+that writing the same night or frame again overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from detector import lineproto
+
+log = logging.getLogger("nightcramp.store")
+
+
+class StoreSettings(BaseModel):
+    """Where and how to store (the ``[store]`` table of config/services.toml)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field("http://127.0.0.1:8086", description="InfluxDB base URL (v1-compatible API)")
+    database: str = Field("nightcramp", description="database (bucket mapped to it on 2.x/3.x)")
+    auth: Literal["none", "basic", "token"] = "none"
+    username: str = ""
+    password: str = ""
+    token: str = ""
+    raw_rp: str = Field("raw", description="retention policy for raw samples")
+    raw_retention: str = Field("30d", description="how long raw samples are kept (InfluxQL duration)")
+    timeout_s: float = Field(10.0, gt=0, description="[s] per HTTP request")
+    retries: int = Field(4, ge=0, description="[-] attempts after the first before spooling")
+    backoff_s: float = Field(0.25, ge=0, description="[s] first retry delay, doubled each time")
+    spool_dir: Path | None = Field(None, description="where unsent batches wait; None keeps none")
+    spool_max_mb: float = Field(512.0, gt=0,
+                                description="[MB] spool size above which the oldest batches are dropped")
+
+
+class StoreError(RuntimeError):
+    """The server refused a request (bad data or query); the message includes its answer."""
+
+
+class InfluxStore:
+    def __init__(self, settings: StoreSettings, client: httpx.Client | None = None) -> None:
+        self.s = settings
+        headers = {"Authorization": f"Token {settings.token}"} if settings.auth == "token" else {}
+        auth = (settings.username, settings.password) if settings.auth == "basic" else None
+        self.http = client or httpx.Client(base_url=settings.url, timeout=settings.timeout_s,
+                                           headers=headers, auth=auth)
+        self.spooled_dropped = 0
+        if settings.spool_dir:
+            Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ------------------------------------------------------------------ basics
+    def setup(self) -> None:
+        """Create the database and the raw-sample retention policy (idempotent)."""
+        db, rp = self.s.database, self.s.raw_rp
+        self._q(f'CREATE DATABASE "{db}"', post=True, db=None)
+        existing = {r[0] for r in self._rows(f'SHOW RETENTION POLICIES ON "{db}"')}
+        verb = "ALTER" if rp in existing else "CREATE"
+        self._q(f'{verb} RETENTION POLICY "{rp}" ON "{db}" DURATION {self.s.raw_retention} '
+                "REPLICATION 1", post=True, db=None)
+
+    def ping(self) -> bool:
+        try:
+            return self.http.get("/ping").status_code == 204
+        except httpx.HTTPError:
+            return False
+
+    def write(self, lines: str, *, rp: str | None = None) -> bool:
+        """Write line-protocol text; True when stored now, False when spooled for later.
+
+        Raises StoreError when the server rejects the data itself (HTTP 400): retrying the same
+        bytes cannot help and they are not spooled.
+        """
+        if not lines:
+            return True
+        body = gzip.compress(lines.encode(), compresslevel=1)
+        if self._post_write(body, rp):
+            self.flush_spool()
+            return True
+        self._spool(body, rp)
+        return False
+
+    def _post_write(self, body: bytes, rp: str | None) -> bool:
+        params = {"db": self.s.database, "precision": "ns"}
+        if rp:
+            params["rp"] = rp
+        delay = self.s.backoff_s
+        for attempt in range(self.s.retries + 1):
+            try:
+                r = self.http.post("/write", params=params, content=body,
+                                   headers={"Content-Encoding": "gzip"})
+            except httpx.HTTPError as exc:
+                why = f"{type(exc).__name__}: {exc}"
+            else:
+                if r.status_code == 204:
+                    return True
+                if r.status_code == 400 and "beyond retention policy" in r.text:
+                    # Samples older than their retention policy are dropped by design.
+                    log.warning("InfluxDB dropped points older than the retention policy: %s",
+                                r.text.strip())
+                    return True
+                if r.status_code == 400 or r.status_code in (401, 403, 404, 413):
+                    raise StoreError(f"InfluxDB refused the write ({r.status_code}): {r.text.strip()}")
+                why = f"HTTP {r.status_code}"
+            if attempt < self.s.retries:
+                log.warning("write failed (%s), retrying in %.2f s", why, delay)
+                time.sleep(delay)
+                delay *= 2
+        return False
+
+    # ------------------------------------------------------------------ spool
+    def _spool(self, body: bytes, rp: str | None) -> None:
+        if not self.s.spool_dir:
+            log.error("InfluxDB unreachable and no spool configured: %d bytes not stored", len(body))
+            self.spooled_dropped += 1
+            return
+        d = Path(self.s.spool_dir)
+        name = f"{time.time_ns():020d}-{rp or 'default'}.lp.gz"
+        tmp = d / (name + ".tmp")
+        tmp.write_bytes(body)
+        tmp.rename(d / name)  # atomic: a half-written batch is never sent
+        files = sorted(d.glob("*.lp.gz"))
+        total = sum(f.stat().st_size for f in files)
+        while files and total > self.s.spool_max_mb * 2**20:
+            oldest = files.pop(0)
+            total -= oldest.stat().st_size
+            oldest.unlink()
+            self.spooled_dropped += 1
+            log.error("spool over %.0f MB: dropped %s", self.s.spool_max_mb, oldest.name)
+
+    def spooled(self) -> int:
+        return len(list(Path(self.s.spool_dir).glob("*.lp.gz"))) if self.s.spool_dir else 0
+
+    def flush_spool(self) -> int:
+        """Send spooled batches oldest first; stops at the first failure. Returns how many went."""
+        if not self.s.spool_dir:
+            return 0
+        sent = 0
+        for f in sorted(Path(self.s.spool_dir).glob("*.lp.gz")):
+            rp = f.name.split("-", 1)[1].removesuffix(".lp.gz")
+            if not self._post_write(f.read_bytes(), None if rp == "default" else rp):
+                break
+            f.unlink()
+            sent += 1
+        return sent
+
+    # ------------------------------------------------------------------ queries
+    def _q(self, q: str, *, post: bool = False, db: str | None = "", epoch: str | None = "ns") -> dict:
+        params = {"q": q}
+        if db is not None:
+            params["db"] = db or self.s.database
+        if epoch:
+            params["epoch"] = epoch
+        try:
+            r = self.http.post("/query", data=params) if post else self.http.get("/query", params=params)
+        except httpx.HTTPError as exc:
+            raise StoreError(f"InfluxDB unreachable at {self.s.url}: {exc}") from None
+        if r.status_code != 200:
+            raise StoreError(f"query failed ({r.status_code}): {r.text.strip()} — {q}")
+        out = r.json()
+        for res in out.get("results", []):
+            if "error" in res:
+                raise StoreError(f"query failed: {res['error']} — {q}")
+        return out
+
+    def query(self, q: str) -> list[dict]:
+        """Series of an InfluxQL query: [{"name", "tags", "columns", "values"}]."""
+        res = self._q(q)["results"]
+        return [s for r in res for s in r.get("series", [])]
+
+    def _rows(self, q: str) -> list[list]:
+        return [row for s in self.query(q) for row in s.get("values", [])]
+
+    # ------------------------------------------------------------------ domain writes
+    def write_samples(self, wearer: str, sensor: str, stream: str, labels: list[str],
+                      samples: np.ndarray, ts_ns: np.ndarray) -> bool:
+        """Raw samples (n, channels) in µV or g at times ``ts_ns`` into the raw retention policy."""
+        decimals = 3 if stream == "emg" else 6
+        text = "\n".join(
+            lineproto.samples(stream, {"wearer": wearer, "sensor": sensor, "channel": lab}, "v",
+                              samples[:, k], ts_ns, decimals)
+            for k, lab in enumerate(labels))
+        return self.write(text, rp=self.s.raw_rp)
+
+    def write_analysis(self, wearer: str, night: str, analysis_json: dict) -> bool:
+        """Events and the night summary of one analysis; re-writing the night replaces it."""
+        start_ns = _iso_ns(analysis_json["recording"]["start"])
+        lines = []
+        for e in analysis_json["events"]:
+            tags = {"wearer": wearer, "night": night, "kind": e["kind"], "side": e.get("side") or "none",
+                    "channel": e.get("channel") or ""}
+            fields = {"start_s": float(e["start_s"]), "end_s": float(e["end_s"]),
+                      "duration_s": float(e["duration_s"]), "confidence": float(e["confidence"]),
+                      "subtype": e.get("subtype", ""), "features": json.dumps(e.get("features", {}))}
+            lines.append(lineproto.point("event", tags, fields, start_ns + round(e["start_s"] * 1e9)))
+        s = analysis_json["summary"]
+        fields = {k: v for k, v in s.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        fields["json"] = json.dumps(s)
+        fields["duration_s"] = float(analysis_json["recording"]["duration_s"])
+        lines.append(lineproto.point("night", {"wearer": wearer, "night": night}, fields, start_ns))
+        self.delete_night(wearer, night)
+        return self.write("\n".join(lines))
+
+    def delete_night(self, wearer: str, night: str) -> None:
+        """Remove a night's events and summary (before it is analysed again)."""
+        for m in ("event", "night"):
+            self._q(f"DELETE FROM \"{m}\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
+                    f"\"night\" = '{_lit(night)}'", post=True)
+
+    # ------------------------------------------------------------------ domain reads
+    def nights(self, wearer: str) -> list[dict]:
+        rows = self.query(f"SELECT \"json\", \"duration_s\" FROM \"night\" "
+                          f"WHERE \"wearer\" = '{_lit(wearer)}'")
+        out = []
+        for s in rows:
+            for t, js, dur in s["values"]:
+                out.append({"start_ns": t, "duration_s": dur, "summary": json.loads(js)})
+        return out
+
+    def events(self, wearer: str, night: str) -> list[dict]:
+        res = self.query(f"SELECT * FROM \"event\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
+                         f"\"night\" = '{_lit(night)}'")
+        out = []
+        for s in res:
+            cols = s["columns"]
+            for row in s["values"]:
+                d = dict(zip(cols, row, strict=True))
+                d["features"] = json.loads(d.get("features") or "{}")
+                out.append(d)
+        return sorted(out, key=lambda d: (d["start_s"], d["kind"]))
+
+    def count_samples(self, wearer: str, stream: str) -> int:
+        rows = self._rows(f"SELECT COUNT(\"v\") FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE "
+                          f"\"wearer\" = '{_lit(wearer)}'")
+        return int(rows[0][1]) if rows else 0
+
+    def trace(self, wearer: str, channel: str, stream: str, t0_ns: int, t1_ns: int,
+              points: int) -> dict:
+        """Min/max of a channel in ``points`` buckets over [t0, t1): at most 2 values per bucket."""
+        bucket = max(1, (t1_ns - t0_ns) // max(1, points))
+        q = (f"SELECT MIN(\"v\"), MAX(\"v\") FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE "
+             f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND "
+             f"time >= {t0_ns} AND time < {t1_ns} GROUP BY time({bucket}ns) fill(none)")
+        rows = self._rows(q)
+        return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows], "max": [r[2] for r in rows],
+                "bucket_ns": bucket}
+
+
+def _lit(s: str) -> str:
+    return str(s).replace("\\", "\\\\").replace("'", "\\'")
+
+
+def _iso_ns(iso: str) -> int:
+    import datetime as dt
+
+    t = dt.datetime.fromisoformat(iso)
+    return int(t.timestamp()) * 10**9 + t.microsecond * 1000

@@ -1,0 +1,85 @@
+"""The InfluxDB store against a real InfluxDB (started by the fixture on a free port)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from dashboard.services import free_port
+from detector.store import InfluxStore, StoreError, StoreSettings
+
+
+@pytest.fixture()
+def store(influxd, tmp_path, request):
+    db = "t_" + request.node.name.replace("[", "_").replace("]", "_").replace("-", "_")[:40]
+    s = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{influxd.port}", database=db,
+                                  spool_dir=tmp_path / "spool", backoff_s=0.01, retries=1))
+    s.setup()
+    yield s
+    s.close()
+
+
+def test_setup_is_idempotent_and_creates_the_raw_policy(store):
+    store.setup()
+    rps = {r[0]: r[1] for s in store.query(f'SHOW RETENTION POLICIES ON "{store.s.database}"')
+           for r in s["values"]}
+    assert rps["raw"] == "720h0m0s"
+
+
+def test_analysis_rows_and_no_duplicates_on_rewrite(store, night_analysis):
+    obj = json.loads(json.dumps(night_analysis.to_json()))
+    assert store.write_analysis("w-1", "2026-11-24", obj)
+    assert store.write_analysis("w-1", "2026-11-24", obj)  # analysed again: replaced, not doubled
+    events = store.events("w-1", "2026-11-24")
+    assert len(events) == len(obj["events"])
+    cramps = [e for e in events if e["kind"] == "cramp"]
+    assert len(cramps) == night_analysis.summary["cramps"]
+    assert cramps[0]["features"]["median_ratio"] > 1.5
+    nights = store.nights("w-1")
+    assert len(nights) == 1 and nights[0]["summary"]["cramps"] == night_analysis.summary["cramps"]
+    assert store.events("w-2", "2026-11-24") == []
+
+
+def test_raw_samples_overwrite_themselves_and_downsample(store):
+    n = 10_000
+    t0 = (time.time_ns() // 10**9 - 3600) * 10**9
+    ts = t0 + np.arange(n, dtype=np.int64) * 1_000_000
+    x = np.stack([np.sin(np.arange(n) / 50.0) * 100, np.arange(n) * 0.001], axis=1)
+    for _ in range(2):  # a redelivered frame: same keys
+        assert store.write_samples("w-1", "left-shank", "emg", ["EMG L-Gastroc", "EMG L-TibAnt"], x, ts)
+    assert store.count_samples("w-1", "emg") == 2 * n
+    tr = store.trace("w-1", "EMG L-Gastroc", "emg", t0, t0 + n * 1_000_000, points=100)
+    assert 95 <= len(tr["t_ns"]) <= 101
+    assert max(tr["max"]) == pytest.approx(100.0, abs=0.5)
+    assert min(tr["min"]) == pytest.approx(-100.0, abs=0.5)
+
+
+def test_unreachable_server_spools_and_flushes_later(influxd, tmp_path):
+    spool = tmp_path / "spool"
+    down = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{free_port()}", database="t_spool",
+                                     spool_dir=spool, retries=1, backoff_s=0.01))
+    ts = np.arange(5, dtype=np.int64) + time.time_ns() - 10**9
+    assert down.write_samples("w-9", "s", "acc", ["ACC L-Shank X"], np.ones((5, 1)), ts) is False
+    assert down.spooled() == 1
+    up = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{influxd.port}", database="t_spool",
+                                   spool_dir=spool))
+    up.setup()
+    assert up.flush_spool() == 1 and up.spooled() == 0
+    assert up.count_samples("w-9", "acc") == 5
+    down.close()
+    up.close()
+
+
+def test_samples_older_than_retention_are_dropped_not_an_error(store):
+    old = np.arange(3, dtype=np.int64) + 1_500_000_000 * 10**9
+    assert store.write_samples("w-3", "s", "emg", ["EMG L-Gastroc"], np.ones((3, 1)), old)
+    assert store.count_samples("w-3", "emg") == 0 and store.spooled() == 0
+
+
+def test_bad_data_is_refused_with_the_servers_reason(store):
+    with pytest.raises(StoreError, match="refused the write"):
+        store.write("not line protocol at all")
+    assert store.spooled() == 0
