@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= python3
-DEB_PACKAGES := mosquitto influxdb
+DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client
 
 .PHONY: install system-deps venv test demo lint bench clean
 

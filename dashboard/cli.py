@@ -61,7 +61,33 @@ def _parser() -> argparse.ArgumentParser:
                    help="mains hum, Hz (0: none)")
     s.add_argument("--emg-unit", default="uV", choices=["uV", "mV"])
     s.add_argument("--acc-unit", default="g", choices=["g", "mg", "m/s2"])
+    s.add_argument("--cramps-per-night", type=float, default=2.0,
+                   help="mean cramps in 8 hours (scaled to --hours)")
     s.set_defaults(func=_simulate)
+
+    s.add_argument("--live", action="store_true", help="publish over MQTT as virtual sensors instead of "
+                   "writing a file (output is then the truth directory)")
+    s.add_argument("--speed", type=float, default=60.0, help="with --live: times real time")
+    s.add_argument("--wearers", type=int, default=1, help="with --live: how many wearers (sim-1, sim-2, …)")
+    s.add_argument("--services", type=Path, help="services TOML (default config/services.toml)")
+
+    det = sub.add_parser("detect", help="run the detector service (MQTT in, InfluxDB out)")
+    det.add_argument("--services", type=Path, help="services TOML (default config/services.toml)")
+    det.add_argument("--config", type=Path, help="detector configuration TOML")
+    det.add_argument("-v", "--verbose", action="store_true")
+    det.set_defaults(func=_detect)
+
+    n = sub.add_parser("night", help="night commands")
+    nsub = n.add_subparsers(metavar="ACTION")
+    nc = nsub.add_parser("close", help="close a wearer's night now (summary is written)")
+    nc.add_argument("--wearer", required=True)
+    nc.add_argument("--services", type=Path)
+    nc.set_defaults(func=_night_close)
+
+    st = sub.add_parser("stack", help="local Mosquitto and InfluxDB (data under ./var)")
+    st.add_argument("action", choices=["up", "down", "status"])
+    st.add_argument("--services", type=Path)
+    st.set_defaults(func=_stack)
 
     d = sub.add_parser("demo", help="simulate an 8-hour night, analyse it, compare with the truth")
     d.add_argument("--hours", type=float, default=8.0)
@@ -119,15 +145,24 @@ def _run(rec, cfg, *, quiet: bool):
         return analyze_recording(rec, cfg, progress=progress)
 
 
+def _services(path: Path | None):
+    from detector.settings import load_services
+
+    return load_services(path)
+
+
 def _simulate(args) -> int:
     from ingest.simulate import NightOptions, plan_night, write_night
 
+    if args.live:
+        return _simulate_live(args)
     if not args.output.suffix.lower() == ".edf":
         raise ValueError(f"{args.output}: the simulator writes EDF+; use a .edf file name")
     if args.hours <= 0 or args.hours > 24:
         raise ValueError(f"--hours {args.hours}: must be between 0 and 24")
     opts = NightOptions(hours=args.hours, seed=args.seed, fs_emg=args.fs_emg, fs_acc=args.fs_acc,
-                        mains_hz=args.mains, emg_unit=args.emg_unit, acc_unit=args.acc_unit)
+                        mains_hz=args.mains, emg_unit=args.emg_unit, acc_unit=args.acc_unit,
+                        cramps_per_night=args.cramps_per_night)
     plan = plan_night(opts)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     truth = write_night(plan, args.output, progress=lambda k: print(f"  channel {k}/8 written",
@@ -137,6 +172,91 @@ def _simulate(args) -> int:
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
     print(f"wrote {args.output} ({args.hours:g} h, seed {args.seed}) and {truth}")
     print("truth: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    return 0
+
+
+def _simulate_live(args) -> int:
+    from ingest.live import publish_nights
+    from ingest.simulate import NightOptions
+
+    sv = _services(args.services)
+    opts = NightOptions(hours=args.hours, seed=args.seed, fs_emg=args.fs_emg, fs_acc=args.fs_acc,
+                        mains_hz=args.mains, cramps_per_night=args.cramps_per_night)
+    print(f"publishing {args.wearers} simulated {args.hours:g}-h night(s) at {args.speed:g}x to "
+          f"{sv.mqtt.host}:{sv.mqtt.port}; truth in {args.output}/", file=sys.stderr)
+
+    def progress(sent, t_night):
+        print(f"  {t_night / 3600:.2f} h of night, {sent['frames']} frames sent", file=sys.stderr)
+
+    try:
+        sent = publish_nights(sv.mqtt.host, sv.mqtt.port, opts, n_wearers=args.wearers, speed=args.speed,
+                              truth_dir=args.output, progress=progress)
+    except ConnectionRefusedError:
+        raise OSError(f"no MQTT broker at {sv.mqtt.host}:{sv.mqtt.port} (start one with "
+                      "'nightcramp stack up')") from None
+    print(json.dumps(sent))
+    return 0
+
+
+def _detect(args) -> int:
+    import logging
+    import signal as sig
+
+    from detector.service import DetectorService
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    svc = DetectorService(_services(args.services), _config(args.config))
+    sig.signal(sig.SIGTERM, lambda *_: svc.stop())
+    sig.signal(sig.SIGINT, lambda *_: svc.stop())
+    try:
+        svc.run()
+    except ConnectionRefusedError:
+        m = svc.services.mqtt
+        raise OSError(f"no MQTT broker at {m.host}:{m.port} (start one with 'nightcramp stack up')") from None
+    print(json.dumps({"stats": dict(svc.stats), "nights_closed": svc.closed}), file=sys.stderr)
+    return 0
+
+
+def _night_close(args) -> int:
+    import paho.mqtt.client as mqtt
+
+    from ingest.names import check_id
+
+    sv = _services(args.services)
+    wearer = check_id(args.wearer, "wearer")
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect(sv.mqtt.host, sv.mqtt.port)
+    c.loop_start()
+    c.publish(f"nightcramp/v1/{wearer}/control", json.dumps({"cmd": "close-night"}),
+              qos=1).wait_for_publish(10)
+    c.loop_stop()
+    c.disconnect()
+    print(f"asked the detector to close the night of {wearer}")
+    return 0
+
+
+def _stack(args) -> int:
+    from dashboard import stack
+
+    sv = _services(args.services)
+    if args.action == "up":
+        state = stack.up(sv)
+    elif args.action == "down":
+        stopped = stack.down(sv)
+        print("stopped: " + (", ".join(stopped) or "nothing was running"))
+        return 0
+    else:
+        state = stack.status(sv)
+    if not state:
+        print("stack: nothing running (start it with 'nightcramp stack up')")
+        return 0 if args.action == "status" else 1
+    for name, info in state.items():
+        print(f"{name:10} {'running' if info['running'] else 'stopped':8} pid {info['pid']:<8} "
+              f"127.0.0.1:{info['port']}  log {info['log']}")
+    if args.action == "up":
+        print("stop it with: nightcramp stack down")
     return 0
 
 

@@ -1,0 +1,68 @@
+"""``nightcramp stack up|down|status``: Mosquitto and InfluxDB for a user, data under ./var."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+from dashboard.services import ServiceError, start_influxd, start_mosquitto
+from detector.settings import Services
+
+
+def _state_file(services: Services) -> Path:
+    return Path(services.stack.data_dir) / "stack.json"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def status(services: Services) -> dict[str, dict]:
+    f = _state_file(services)
+    state = json.loads(f.read_text()) if f.exists() else {}
+    return {name: {**info, "running": _alive(info["pid"])} for name, info in state.items()}
+
+
+def up(services: Services) -> dict[str, dict]:
+    """Start whatever is not running; returns the state (name -> pid, port, running)."""
+    data = Path(services.stack.data_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    state = {k: v for k, v in status(services).items() if v["running"]}
+    if "mosquitto" not in state:
+        m = start_mosquitto(data / "mosquitto", services.mqtt.port)
+        state["mosquitto"] = {"pid": m.pid, "port": m.port, "log": str(m.log)}
+    if "influxd" not in state:
+        port = urlparse(services.store.url).port or 8086
+        i = start_influxd(data / "influxdb", port)
+        state["influxd"] = {"pid": i.pid, "port": i.port, "log": str(i.log)}
+    _state_file(services).write_text(json.dumps({k: {x: v[x] for x in ("pid", "port", "log")}
+                                                 for k, v in state.items()}, indent=1))
+    return status(services)
+
+
+def down(services: Services, timeout: float = 15.0) -> list[str]:
+    stopped = []
+    for name, info in status(services).items():
+        if info["running"]:
+            os.kill(info["pid"], signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(info["pid"]) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(info["pid"]):
+                os.kill(info["pid"], signal.SIGKILL)
+            stopped.append(name)
+    f = _state_file(services)
+    if f.exists():
+        f.unlink()
+    return stopped
+
+
+__all__ = ["ServiceError", "down", "status", "up"]

@@ -1,0 +1,340 @@
+"""``nightcramp detect``: the MQTT-subscribing detector service.
+
+Subscribes to every sensor's frames with a persistent session (fixed client id, clean start
+off, session expiry from config), runs one streaming engine per wearer over all of that
+wearer's sensors (aligned on UTC by their sample counters), stores raw samples and events in
+InfluxDB, publishes live events on ``nightcramp/v1/<wearer>/events``, and closes a night after
+a silence or on ``nightcramp night close``. A frame is acknowledged to the broker only after
+its samples were written to InfluxDB or its on-disk spool, so a crash loses nothing the broker
+has not redelivered. Malformed input is counted by reason and logged; the service keeps going.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import json
+import logging
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from detector.analyze import Analysis, _capability_notes
+from detector.config import DetectorConfig
+from detector.engine import Engine
+from detector.events import Event
+from detector.settings import Services
+from detector.store import InfluxStore
+from detector.summary import summarize
+from ingest.frames import Frame, FrameError, decode
+from ingest.labels import parse_label
+from ingest.recording import Channel, Recording
+
+log = logging.getLogger("nightcramp.detect")
+
+TOPIC_ROOT = "nightcramp/v1"
+_ID = re.compile(r"^[a-z0-9-]{1,32}$")
+_FLUSH_BYTES = 4_000_000
+
+
+def night_key(start: dt.datetime) -> str:
+    """The date the evening started (recordings starting before noon belong to the evening before)."""
+    return (start - dt.timedelta(hours=12)).date().isoformat()
+
+
+@dataclass
+class _Stream:
+    channels: list[int]
+    labels: list[str]
+    fs: float
+    origin: int | None = None  # sensor counter of channel sample 0
+    fed: int = 0  # channel samples given to the engine
+
+
+@dataclass
+class WearerNight:
+    """One wearer's night in progress: the engine and how each sensor stream maps onto it."""
+
+    wearer: str
+    start_ns: int
+    engine: Engine
+    streams: dict[tuple[str, str], _Stream]
+    channels: list[Channel]
+    last_frame_wall: float = field(default_factory=time.monotonic)
+    live_events: list[Event] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, wearer: str, start_ns: int, statuses: dict[str, dict], cfg: DetectorConfig) -> WearerNight:
+        channels: list[Channel] = []
+        streams: dict[tuple[str, str], _Stream] = {}
+        for sensor in sorted(statuses):
+            st = statuses[sensor]
+            for stream in ("emg", "acc"):
+                labels = st.get("channels", {}).get(stream, [])
+                if not labels:
+                    continue
+                fs = float(st["fs"][stream])
+                idx = []
+                for lab in labels:
+                    p = parse_label(lab)
+                    if p is None:
+                        raise ValueError(f"sensor {sensor}: channel label {lab!r} is not a leg channel")
+                    idx.append(len(channels))
+                    channels.append(Channel(lab, p.kind, p.side, p.site, p.axis, fs,
+                                            "uV" if stream == "emg" else "g", 0))
+                streams[(sensor, stream)] = _Stream(idx, labels, fs)
+        return cls(wearer, start_ns, Engine(channels, cfg), streams, channels)
+
+    def feed(self, sensor: str, stream: str, frame: Frame, stats: Counter) -> list[Event]:
+        s = self.streams.get((sensor, stream))
+        if s is None:
+            stats["sensor_not_in_night"] += 1
+            return []
+        if abs(frame.rate_hz - s.fs) > 1e-6 * s.fs:
+            stats["rate_changed"] += 1
+            return []
+        if s.origin is None:
+            pos = round((frame.first_time_ns - self.start_ns) * s.fs / 1e9)
+            s.origin = frame.first_sample - pos
+        start = frame.first_sample - s.origin
+        x = frame.samples
+        if start < s.fed:  # a redelivered or stale frame: the engine already has these samples
+            skip = s.fed - start
+            if skip >= len(x):
+                stats["stale_frame"] += 1
+                return []
+            x, start = x[skip:], s.fed
+        if start > s.fed:  # samples never arrived: missing, reported as signal lost
+            stats["gap_samples"] += start - s.fed
+            x = np.vstack([np.full((start - s.fed, x.shape[1]), np.nan, np.float32), x])
+        s.fed += len(x)
+        self.last_frame_wall = time.monotonic()
+        return self.engine.update({ch: x[:, k] for k, ch in enumerate(s.channels)})
+
+    def finish(self) -> Analysis:
+        self.engine.finish()
+        fed = {ch: s.fed for s in self.streams.values() for ch in s.channels}
+        self.channels = [Channel(c.label, c.kind, c.side, c.site, c.axis, c.fs, c.unit, fed.get(i, 0))
+                         for i, c in enumerate(self.channels)]
+        duration = max((s.fed / s.fs for s in self.streams.values()), default=0.0)
+        start = dt.datetime.fromtimestamp(self.start_ns / 1e9, dt.UTC)
+        rec = Recording(f"live-{self.wearer}", start, duration, self.channels, [])
+        events = sorted(self.engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
+        summary = summarize(self.engine, rec, events)
+        return Analysis(rec, self.engine.cfg, events, summary, self.engine.sleep.hypnogram(),
+                        self.engine.notes + _capability_notes(self.engine))
+
+
+class DetectorService:
+    def __init__(self, services: Services, cfg: DetectorConfig, store: InfluxStore | None = None) -> None:
+        self.services, self.cfg = services, cfg
+        self.store = store or InfluxStore(services.store)
+        self.stats: Counter = Counter()
+        self.statuses: dict[str, dict[str, dict]] = {}
+        self.nights: dict[str, WearerNight] = {}
+        self.closed: list[tuple[str, str]] = []
+        self._buf: list[str] = []
+        self._buf_bytes = 0
+        self._unacked: list[tuple[int, int]] = []
+        self._stop = False
+        m = services.mqtt
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
+                                  protocol=mqtt.MQTTv5, manual_ack=True)
+        self.client.on_message = self._on_message
+        self.client.on_connect = self._on_connect
+        self.client.max_inflight_messages_set(1000)
+        self.client.max_queued_messages_set(0)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.store.setup()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.services.mqtt.session_expiry_s
+        m = self.services.mqtt
+        self.client.connect(m.host, m.port, keepalive=30, clean_start=False, properties=props)
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connect refused: %s", reason_code)
+            return
+        client.subscribe(f"{TOPIC_ROOT}/+/+/+", qos=1)
+        log.info("connected to MQTT %s:%d (session present: %s)", self.services.mqtt.host,
+                 self.services.mqtt.port, flags.session_present)
+
+    def run(self, until=None) -> None:
+        """Serve until ``stop()`` (or ``until()`` returns True)."""
+        self.start()
+        tick = self.services.service.tick_s
+        next_tick = time.monotonic() + tick
+        while not self._stop and not (until and until()):
+            self.client.loop(timeout=min(0.1, tick))
+            if time.monotonic() >= next_tick:
+                self.tick()
+                next_tick = time.monotonic() + tick
+        self.flush()
+        self.client.disconnect()
+        self.store.close()
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def tick(self) -> None:
+        self.flush()
+        self.store.flush_spool()
+        silence = self.services.service.night_close_silence_s
+        for wearer, night in list(self.nights.items()):
+            if time.monotonic() - night.last_frame_wall >= silence:
+                self.close_night(wearer)
+
+    # ------------------------------------------------------------------ messages
+    def _on_message(self, client, userdata, msg) -> None:
+        try:
+            self.handle(msg.topic, msg.payload, retained=bool(msg.retain))
+        except Exception:  # one bad message must never stop the service
+            log.exception("message on %s could not be handled", msg.topic)
+            self.stats["handler_error"] += 1
+        if msg.qos:
+            self._unacked.append((msg.mid, msg.qos))
+        if self._buf_bytes == 0:
+            self._ack()
+
+    def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
+        parts = topic.split("/")
+        if len(parts) < 4 or "/".join(parts[:2]) != TOPIC_ROOT:
+            self.stats["bad_topic"] += 1
+            return
+        wearer = parts[2]
+        if not _ID.match(wearer) or (len(parts) > 4 and not _ID.match(parts[3])):
+            self.stats["bad_id"] += 1
+            log.warning("topic %r: wearer and sensor ids must be [a-z0-9-]{1,32}", topic)
+            return
+        if not any(fnmatch.fnmatchcase(wearer, p) for p in self.services.service.accept_wearers):
+            self.stats["unknown_wearer"] += 1
+            log.warning("frame from unknown wearer %r dropped", wearer)
+            return
+        if len(parts) == 4:
+            if parts[3] == "control":
+                self._control(wearer, payload)
+            return  # our own events topic
+        sensor, stream = parts[3], parts[4]
+        if stream == "status":
+            self._status(wearer, sensor, payload)
+        elif stream in ("emg", "acc"):
+            self._frame(wearer, sensor, stream, payload)
+        else:
+            self.stats["bad_topic"] += 1
+
+    def _status(self, wearer: str, sensor: str, payload: bytes) -> None:
+        if not payload:
+            return
+        try:
+            st = json.loads(payload)
+        except ValueError:
+            self.stats["bad_status"] += 1
+            return
+        if st.get("channels"):
+            self.statuses.setdefault(wearer, {})[sensor] = st
+
+    def _control(self, wearer: str, payload: bytes) -> None:
+        try:
+            cmd = json.loads(payload or b"{}").get("cmd")
+        except ValueError:
+            cmd = None
+        if cmd == "close-night":
+            self.close_night(wearer)
+        else:
+            self.stats["bad_control"] += 1
+
+    def _frame(self, wearer: str, sensor: str, stream: str, payload: bytes) -> None:
+        try:
+            frame = decode(payload)
+        except FrameError as exc:
+            reason = str(exc).split(":")[0].split(" (")[0]
+            self.stats[f"malformed: {reason}"] += 1
+            log.warning("malformed frame on %s/%s/%s: %s", wearer, sensor, stream, exc)
+            return
+        if frame.stream != stream:
+            self.stats["stream_mismatch"] += 1
+            return
+        status = self.statuses.get(wearer, {}).get(sensor)
+        if status is None:
+            self.stats["no_status"] += 1
+            log.warning("frame from %s/%s before its status (channel names): dropped", wearer, sensor)
+            return
+        labels = status["channels"][stream]
+        if len(labels) != frame.channels:
+            self.stats["channel_count_mismatch"] += 1
+            return
+        self.stats["frames"] += 1
+        self._buffer(self._sample_lines(wearer, sensor, stream, labels, frame))
+        night = self.nights.get(wearer)
+        if night is None:
+            night = WearerNight.open(wearer, frame.first_time_ns, self.statuses[wearer], self.cfg)
+            self.nights[wearer] = night
+            log.info("night opened for %s at %s", wearer,
+                     dt.datetime.fromtimestamp(frame.first_time_ns / 1e9, dt.UTC).isoformat())
+        for ev in night.feed(sensor, stream, frame, self.stats):
+            self._announce(wearer, night, ev)
+
+    def _sample_lines(self, wearer, sensor, stream, labels, frame: Frame) -> str:
+        from detector import lineproto
+
+        decimals = 3 if stream == "emg" else 6
+        ts = frame.sample_times_ns()
+        x = frame.samples
+        return "\n".join(lineproto.samples(stream, {"wearer": wearer, "sensor": sensor, "channel": lab},
+                                           "v", x[:, k], ts, decimals) for k, lab in enumerate(labels))
+
+    def _announce(self, wearer: str, night: WearerNight, ev: Event) -> None:
+        night.live_events.append(ev)
+        start = dt.datetime.fromtimestamp(night.start_ns / 1e9, dt.UTC)
+        body = ev.to_json(start) | {"wearer": wearer, "night": night_key(start)}
+        self.client.publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body), qos=1)
+        self.stats["events_published"] += 1
+
+    # ------------------------------------------------------------------ storage
+    def _buffer(self, text: str) -> None:
+        if text:
+            self._buf.append(text)
+            self._buf_bytes += len(text)
+        if self._buf_bytes >= _FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered samples (or spool them), then acknowledge their frames."""
+        if self._buf:
+            text = "\n".join(self._buf)
+            self._buf, self._buf_bytes = [], 0
+            self.store.write(text, rp=self.store.s.raw_rp)
+        self._ack()
+
+    def _ack(self) -> None:
+        for mid, qos in self._unacked:
+            self.client.ack(mid, qos)
+        self._unacked.clear()
+
+    def close_night(self, wearer: str) -> Analysis | None:
+        night = self.nights.pop(wearer, None)
+        if night is None:
+            return None
+        self.flush()
+        analysis = night.finish()
+        announced = {e.key() for e in night.live_events}
+        for ev in analysis.events:
+            if ev.key() not in announced:
+                self._announce(wearer, night, ev)
+        key = night_key(analysis.recording.start)
+        self.store.write_analysis(wearer, key, analysis.to_json())
+        self.closed.append((wearer, key))
+        log.info("night %s of %s closed: %d events, %d cramps", key, wearer, len(analysis.events),
+                 analysis.summary["cramps"])
+        self.client.publish(f"{TOPIC_ROOT}/{wearer}/events",
+                            json.dumps({"kind": "night_closed", "wearer": wearer, "night": key,
+                                        "summary": analysis.summary}), qos=1)
+        return analysis

@@ -1,0 +1,56 @@
+"""Service settings (config/services.toml): MQTT broker, InfluxDB store, detector service."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detector.config import ConfigError
+from detector.store import StoreSettings
+from ingest.paths import config_dir
+
+
+class MqttSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = "127.0.0.1"
+    port: int = Field(18830, gt=0, lt=65536)
+    client_id: str = "nightcramp-detector"
+    session_expiry_s: int = Field(86400, ge=3600, description="[s] ≥ 1 h so a restart loses nothing")
+
+
+class ServiceSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    accept_wearers: list[str] = ["*"]
+    night_close_silence_s: float = Field(600.0, gt=0)
+    tick_s: float = Field(1.0, gt=0)
+
+
+class StackSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data_dir: Path = Path("var")
+
+
+class Services(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mqtt: MqttSettings = MqttSettings()
+    store: StoreSettings = StoreSettings()
+    service: ServiceSettings = ServiceSettings()
+    stack: StackSettings = StackSettings()
+
+
+def load_services(path: str | Path | None = None) -> Services:
+    p = Path(path) if path else config_dir() / "services.toml"
+    try:
+        with p.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: configuration file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        return Services.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{p}: {problems}") from None

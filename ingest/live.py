@@ -1,0 +1,130 @@
+"""Virtual sensors: simulated nights published over MQTT frame for frame, as a collector would.
+
+Each wearer ``sim-<k>`` wears two sensors, ``left-shank`` and ``right-shank``, each with one calf
+EMG and a 3-axis accelerometer. Samples are the simulator's, quantised exactly as the EDF writer
+quantises them, so the same night analysed from its EDF file gives the same events.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from ingest.frames import encode, topic
+from ingest.simulate import NightOptions, NightPlan, plan_night, render
+from ingest.simulate.writer import truth_json
+
+log = logging.getLogger("nightcramp.simulate")
+
+EMG_SCALE = 3000.0 / 32767  # µV per count: the simulator's ±3 mV amplifier range
+ACC_SCALE = 8.0 / 32767  # g per count: ±8 g
+
+
+@dataclass(frozen=True)
+class VirtualSensor:
+    wearer: str
+    sensor: str
+    side: str  # "L" or "R"
+    plan: NightPlan
+
+    @property
+    def emg_labels(self) -> list[str]:
+        return [f"EMG {self.side}-{self.plan.options.emg_site}"]
+
+    @property
+    def acc_labels(self) -> list[str]:
+        return [f"ACC {self.side}-Shank {a}" for a in "XYZ"]
+
+    def status(self, state: str = "online") -> dict:
+        o = self.plan.options
+        return {"state": state, "battery_pct": 100, "link": "simulated",
+                "channels": {"emg": self.emg_labels, "acc": self.acc_labels},
+                "fs": {"emg": o.fs_emg, "acc": o.fs_acc}}
+
+    def frames(self, frame_s: float):
+        """(stream, bytes, night time s) of every frame, EMG and ACC interleaved by time."""
+        o = self.plan.options
+        t0_ns = int(o.start.timestamp() * 1e9)
+        streams = [("emg", o.fs_emg, self.emg_labels, EMG_SCALE),
+                   ("acc", o.fs_acc, self.acc_labels, ACC_SCALE)]
+        total = {s: int(round(self.plan.duration_s * fs)) for s, fs, _, _ in streams}
+        per = {s: max(1, int(round(frame_s * fs))) for s, fs, _, _ in streams}
+        pos = dict.fromkeys(total, 0)
+        while any(pos[s] < total[s] for s in pos):
+            s, fs, labels, scale = min((x for x in streams if pos[x[0]] < total[x[0]]),
+                                       key=lambda x: pos[x[0]] / x[1])
+            a, b = pos[s], min(total[s], pos[s] + per[s])
+            cols = [render(self.plan, lab, a, b) for lab in labels]
+            raw = np.round(np.clip(np.stack(cols, axis=1) / scale, -32767, 32767)).astype(np.int16)
+            first_ns = t0_ns + round(a * 1e9 / fs)
+            yield s, encode(s, fs, a, first_ns, [scale] * len(labels), raw), a / fs
+            pos[s] = b
+
+
+def wearers(n: int, opts: NightOptions) -> list[list[VirtualSensor]]:
+    out = []
+    for k in range(1, n + 1):
+        plan = plan_night(NightOptions(**{**opts.__dict__, "seed": opts.seed + k - 1}))
+        out.append([VirtualSensor(f"sim-{k}", "left-shank", "L", plan),
+                    VirtualSensor(f"sim-{k}", "right-shank", "R", plan)])
+    return out
+
+
+def publish_nights(host: str, port: int, opts: NightOptions, *, n_wearers: int = 1, speed: float = 60.0,
+                   frame_s: float | None = None, truth_dir: Path | None = None, progress=None) -> dict:
+    """Publish ``n_wearers`` simulated nights at ``speed`` x real time; returns counts sent."""
+    frame_s = frame_s or max(0.1, min(10.0, speed / 100.0))
+    groups = wearers(n_wearers, opts)
+    if truth_dir:
+        truth_dir.mkdir(parents=True, exist_ok=True)
+        for g in groups:
+            (truth_dir / f"{g[0].wearer}.truth.json").write_text(json.dumps(truth_json(g[0].plan), indent=1))
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"nightcramp-sim-{time.time_ns()}",
+                         protocol=mqtt.MQTTv5)
+    client.max_inflight_messages_set(200)
+    client.max_queued_messages_set(0)
+    client.connect(host, port, keepalive=30)
+    client.loop_start()
+    sent = {"frames": 0, "samples": 0}
+    infos = []
+    for g in groups:
+        for vs in g:
+            client.publish(topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), qos=1,
+                           retain=True).wait_for_publish(10)
+    gens = [(vs, vs.frames(frame_s)) for g in groups for vs in g]
+    heads = [(vs, next(gen, None), gen) for vs, gen in gens]
+    wall0 = time.monotonic()
+    while True:
+        live = [(i, h) for i, h in enumerate(heads) if h[1] is not None]
+        if not live:
+            break
+        i, (vs, item, gen) = min(live, key=lambda x: x[1][1][2])
+        stream, payload, t_night = item
+        delay = t_night / speed - (time.monotonic() - wall0)
+        if delay > 0:
+            time.sleep(delay)
+        infos.append(client.publish(topic(vs.wearer, vs.sensor, stream), payload, qos=1))
+        sent["frames"] += 1
+        sent["samples"] += int.from_bytes(payload[32:34], "little") * payload[4]
+        heads[i] = (vs, next(gen, None), gen)
+        if progress and sent["frames"] % 500 == 0:
+            progress(sent, t_night)
+        if len(infos) > 5000:
+            for info in infos:
+                info.wait_for_publish(60)
+            infos.clear()
+    for info in infos:
+        info.wait_for_publish(60)  # every frame has its PUBACK
+    for g in groups:
+        for vs in g:
+            client.publish(topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status("offline")),
+                           qos=1, retain=True).wait_for_publish(10)
+    client.loop_stop()
+    client.disconnect()
+    return sent

@@ -1,0 +1,143 @@
+"""End to end with real servers: virtual sensors -> Mosquitto -> `nightcramp detect` -> InfluxDB.
+
+The events stored from the live night equal `nightcramp analyze` of the same night as an EDF
+file, every sample sent is stored once, real MQTT clients see the documented topics and
+Debian's `influx` CLI can query the measurements.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from detector.settings import load_services
+from detector.store import InfluxStore
+
+HOURS, SEED, FS_EMG, FS_ACC = 1.0, 41, 250, 25
+NIGHT = ["--hours", str(HOURS), "--seed", str(SEED), "--fs-emg", str(FS_EMG), "--fs-acc", str(FS_ACC),
+         "--cramps-per-night", "24"]
+
+
+def _services_file(tmp: Path, mosquitto, influxd, silence: float = 3.0) -> Path:
+    p = tmp / "services.toml"
+    p.write_text(f"[mqtt]\nport = {mosquitto.port}\nclient_id = \"det-{tmp.name}\"\n"
+                 f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"e2e_{tmp.name[-8:]}\"\n"
+                 f"spool_dir = \"{tmp / 'spool'}\"\n"
+                 f"[service]\nnight_close_silence_s = {silence}\ntick_s = 0.5\n")
+    return p
+
+
+@pytest.fixture(scope="module")
+def live_night(tmp_path_factory, mosquitto, influxd, cli):
+    tmp = tmp_path_factory.mktemp("live")
+    services = _services_file(tmp, mosquitto, influxd)
+    seen = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(mosquitto.port), "-v",
+                             "-t", "nightcramp/v1/+/events", "-t", "nightcramp/v1/+/+/status"],
+                            stdout=subprocess.PIPE, text=True)
+    det = subprocess.Popen([cli, "detect", "--services", str(services)], stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    pub = subprocess.run([cli, "simulate", str(tmp / "truth"), "--live", *NIGHT, "--speed", "3600",
+                          "--services", str(services)], capture_output=True, text=True, timeout=600)
+    assert pub.returncode == 0, pub.stderr
+    sent = json.loads(pub.stdout.strip().splitlines()[-1])
+    store = InfluxStore(load_services(services).store)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not store.nights("sim-1"):
+        time.sleep(0.5)
+    det.send_signal(signal.SIGTERM)
+    _, det_err = det.communicate(timeout=60)
+    time.sleep(0.5)
+    seen.terminate()
+    seen_out = seen.communicate(timeout=10)[0]
+    edf = tmp / "night.edf"
+    r = subprocess.run([cli, "simulate", str(edf), *NIGHT], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    offline = json.loads(subprocess.run([cli, "analyze", str(edf), "--json"], capture_output=True,
+                                        text=True, check=True).stdout)
+    yield {"store": store, "sent": sent, "det_err": det_err, "seen": seen_out, "offline": offline,
+           "services": services, "influxd": influxd}
+    store.close()
+
+
+def _key(e):
+    return (e["kind"], round(e["start_s"], 3), round(e["end_s"], 3), e.get("side") or "none",
+            e.get("subtype") or "")
+
+
+def test_live_events_equal_the_offline_analysis(live_night):
+    stored = live_night["store"].events("sim-1", "2026-11-24")
+    offline = live_night["offline"]["events"]
+    assert len(offline) > 20 and any(e["kind"] == "cramp" for e in offline)
+    assert sorted(_key(e) for e in stored) == sorted(_key(e) for e in offline)
+    night = live_night["store"].nights("sim-1")[0]["summary"]
+    assert night["cramps"] == live_night["offline"]["summary"]["cramps"]
+    assert night["awakenings"] == live_night["offline"]["summary"]["awakenings"]
+
+
+def test_every_sample_sent_is_stored_once(live_night):
+    store = live_night["store"]
+    stored = store.count_samples("sim-1", "emg") + store.count_samples("sim-1", "acc")
+    assert stored == live_night["sent"]["samples"] == int(HOURS * 3600 * (2 * FS_EMG + 6 * FS_ACC))
+    stats = json.loads(live_night["det_err"].strip().splitlines()[-1])["stats"]
+    assert stats["frames"] == live_night["sent"]["frames"]
+    assert not [k for k in stats if k.startswith("malformed")]
+
+
+def test_real_mqtt_client_sees_documented_topics(live_night):
+    lines = live_night["seen"].splitlines()
+    status = [ln for ln in lines if ln.startswith("nightcramp/v1/sim-1/left-shank/status ")]
+    assert status and json.loads(status[0].split(" ", 1)[1])["channels"]["emg"] == ["EMG L-Gastroc"]
+    events = [json.loads(ln.split(" ", 1)[1]) for ln in lines if ln.startswith("nightcramp/v1/sim-1/events ")]
+    cramps = [e for e in events if e.get("kind") == "cramp"]
+    assert cramps and cramps[0]["wearer"] == "sim-1" and cramps[0]["night"] == "2026-11-24"
+    assert any(e.get("kind") == "night_closed" for e in events)
+
+
+def test_influx_cli_can_query_the_measurements(live_night):
+    s = load_services(live_night["services"]).store
+    out = subprocess.run(["influx", "-host", "127.0.0.1", "-port", str(live_night["influxd"].port),
+                          "-database", s.database, "-format", "json", "-execute",
+                          "SELECT count(\"start_s\") FROM \"event\" WHERE \"kind\" = 'cramp'"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    values = json.loads(out.stdout)["results"][0]["series"][0]["values"]
+    assert values[0][1] == sum(1 for e in live_night["offline"]["events"] if e["kind"] == "cramp")
+    out = subprocess.run(["influx", "-host", "127.0.0.1", "-port", str(live_night["influxd"].port),
+                          "-database", s.database, "-execute", "SHOW MEASUREMENTS"],
+                         capture_output=True, text=True, timeout=30)
+    assert {"event", "night"} <= set(out.stdout.split())
+
+
+def test_malformed_frames_are_counted_and_the_service_keeps_running(tmp_path, mosquitto, influxd, cli):
+    import paho.mqtt.client as mqtt
+
+    services = _services_file(tmp_path, mosquitto, influxd, silence=60)
+    det = subprocess.Popen([cli, "detect", "--services", str(services), "-v"], stderr=subprocess.PIPE,
+                           text=True)
+    log = []
+    for line in det.stderr:  # wait until it has subscribed
+        log.append(line)
+        if "connected to MQTT" in line:
+            break
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect("127.0.0.1", mosquitto.port)
+    c.loop_start()
+    for payload in (b"garbage", b"NC\x09" + b"\x00" * 60, b""):
+        c.publish("nightcramp/v1/w-x/s-1/emg", payload, qos=1).wait_for_publish(5)
+    c.publish("nightcramp/v1/Bad Name/s-1/emg", b"x", qos=1).wait_for_publish(5)
+    c.loop_stop()
+    c.disconnect()
+    time.sleep(1.0)
+    assert det.poll() is None, "the service must survive malformed input"
+    det.send_signal(signal.SIGTERM)
+    _, err = det.communicate(timeout=30)
+    stats = json.loads(err.strip().splitlines()[-1])["stats"]
+    assert "malformed frame on w-x/s-1/emg: truncated" in err
+    assert stats.get("malformed: truncated", 0) >= 2
+    assert stats.get("malformed: unknown frame version 9", 0) == 1
+    assert stats.get("bad_id", 0) == 1
