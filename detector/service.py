@@ -140,6 +140,7 @@ class DetectorService:
         self.nights: dict[str, WearerNight] = {}
         self.closed: list[tuple[str, str]] = []
         self._buf: list[str] = []
+        self._env: list[str] = []
         self._buf_bytes = 0
         self._unacked: list[tuple[int, int]] = []
         self._stop = False
@@ -272,7 +273,9 @@ class DetectorService:
             self.stats["channel_count_mismatch"] += 1
             return
         self.stats["frames"] += 1
-        self._buffer(self._sample_lines(wearer, sensor, stream, labels, frame))
+        raw_text, env_text = self.store.frame_lines(wearer, sensor, stream, labels, frame.raw, frame.scale,
+                                                    frame.rate_hz, frame.first_sample, frame.first_time_ns)
+        self._buffer(raw_text, env_text)
         night = self.nights.get(wearer)
         if night is None:
             night = WearerNight.open(wearer, frame.first_time_ns, self.statuses[wearer], self.cfg)
@@ -282,15 +285,6 @@ class DetectorService:
         for ev in night.feed(sensor, stream, frame, self.stats):
             self._announce(wearer, night, ev)
 
-    def _sample_lines(self, wearer, sensor, stream, labels, frame: Frame) -> str:
-        from detector import lineproto
-
-        decimals = 3 if stream == "emg" else 6
-        ts = frame.sample_times_ns()
-        x = frame.samples
-        return "\n".join(lineproto.samples(stream, {"wearer": wearer, "sensor": sensor, "channel": lab},
-                                           "v", x[:, k], ts, decimals) for k, lab in enumerate(labels))
-
     def _announce(self, wearer: str, night: WearerNight, ev: Event) -> None:
         night.live_events.append(ev)
         start = dt.datetime.fromtimestamp(night.start_ns / 1e9, dt.UTC)
@@ -299,19 +293,22 @@ class DetectorService:
         self.stats["events_published"] += 1
 
     # ------------------------------------------------------------------ storage
-    def _buffer(self, text: str) -> None:
-        if text:
-            self._buf.append(text)
-            self._buf_bytes += len(text)
+    def _buffer(self, raw_text: str, env_text: str) -> None:
+        if raw_text:
+            self._buf.append(raw_text)
+            self._buf_bytes += len(raw_text)
+        if env_text:
+            self._env.append(env_text)
         if self._buf_bytes >= _FLUSH_BYTES:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered samples (or spool them), then acknowledge their frames."""
-        if self._buf:
-            text = "\n".join(self._buf)
-            self._buf, self._buf_bytes = [], 0
-            self.store.write(text, rp=self.store.s.raw_rp)
+        """Write buffered frames (or spool them), then acknowledge them to the broker."""
+        if self._buf or self._env:
+            raw_text, env_text = "\n".join(self._buf), "\n".join(self._env)
+            self._buf, self._env, self._buf_bytes = [], [], 0
+            self.store.write(raw_text, rp=self.store.s.raw_rp)
+            self.store.write(env_text)
         self._ack()
 
     def _ack(self) -> None:

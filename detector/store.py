@@ -9,6 +9,7 @@ that writing the same night or frame again overwrites instead of duplicating.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import logging
@@ -186,15 +187,38 @@ class InfluxStore:
         return [row for s in self.query(q) for row in s.get("values", [])]
 
     # ------------------------------------------------------------------ domain writes
-    def write_samples(self, wearer: str, sensor: str, stream: str, labels: list[str],
-                      samples: np.ndarray, ts_ns: np.ndarray) -> bool:
-        """Raw samples (n, channels) in µV or g at times ``ts_ns`` into the raw retention policy."""
-        decimals = 3 if stream == "emg" else 6
-        text = "\n".join(
-            lineproto.samples(stream, {"wearer": wearer, "sensor": sensor, "channel": lab}, "v",
-                              samples[:, k], ts_ns, decimals)
-            for k, lab in enumerate(labels))
-        return self.write(text, rp=self.s.raw_rp)
+    def frame_lines(self, wearer: str, sensor: str, stream: str, labels: list[str],
+                    raw: np.ndarray, scale: tuple[float, ...] | list[float], rate_hz: float,
+                    first_sample: int, first_time_ns: int) -> tuple[str, str]:
+        """Line protocol for one frame: (raw points for the raw policy, envelope points to keep).
+
+        Raw: one point per channel holding the frame's samples as transmitted (base64 of
+        little-endian int16 or float32) with their scale, rate and sample counter, at the time of
+        the first sample; a frame stored twice lands on the same key. Envelope: min, max and mean
+        absolute value (µV or g) of the frame, for zoomed-out traces after raw data expires.
+        """
+        raw = np.asarray(raw)
+        enc = "i16" if raw.dtype == np.int16 else "f32"
+        raw_lines, env_lines = [], []
+        for k, lab in enumerate(labels):
+            tags = {"wearer": wearer, "sensor": sensor, "channel": lab}
+            col = np.ascontiguousarray(raw[:, k], "<i2" if enc == "i16" else "<f4")
+            phys = col.astype(np.float32) * np.float32(scale[k])
+            raw_lines.append(lineproto.point(stream, tags, {
+                "data": base64.b64encode(col.tobytes()).decode(), "enc": enc, "n": int(len(col)),
+                "scale": float(scale[k]), "fs": float(rate_hz), "first": int(first_sample)}, first_time_ns))
+            if len(phys):
+                env_lines.append(lineproto.point("env", tags | {"stream": stream}, {
+                    "min": float(phys.min()), "max": float(phys.max()),
+                    "mav": float(np.abs(phys).mean())}, first_time_ns))
+        return "\n".join(raw_lines), "\n".join(env_lines)
+
+    def write_frame(self, wearer: str, sensor: str, stream: str, labels: list[str], raw: np.ndarray,
+                    scale, rate_hz: float, first_sample: int, first_time_ns: int) -> bool:
+        r, e = self.frame_lines(wearer, sensor, stream, labels, raw, scale, rate_hz, first_sample,
+                                first_time_ns)
+        ok = self.write(r, rp=self.s.raw_rp)
+        return self.write(e) and ok
 
     def write_analysis(self, wearer: str, night: str, analysis_json: dict) -> bool:
         """Events and the night summary of one analysis; re-writing the night replaces it."""
@@ -244,20 +268,50 @@ class InfluxStore:
         return sorted(out, key=lambda d: (d["start_s"], d["kind"]))
 
     def count_samples(self, wearer: str, stream: str) -> int:
-        rows = self._rows(f"SELECT COUNT(\"v\") FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE "
+        """Raw samples stored for a wearer's stream (all channels)."""
+        rows = self._rows(f"SELECT SUM(\"n\") FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE "
                           f"\"wearer\" = '{_lit(wearer)}'")
         return int(rows[0][1]) if rows else 0
 
+    def raw(self, wearer: str, channel: str, stream: str, t0_ns: int,
+            t1_ns: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw samples of a channel in [t0, t1): (times ns, values in µV or g)."""
+        q = (f"SELECT \"data\", \"enc\", \"scale\", \"fs\" FROM \"{self.s.raw_rp}\".\"{stream}\" "
+             f"WHERE \"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND "
+             f"time >= {t0_ns - 60 * 10**9} AND time < {t1_ns}")
+        ts, vs = [], []
+        for t, data, enc, scale, fs in self._rows(q):
+            x = np.frombuffer(base64.b64decode(data), "<i2" if enc == "i16" else "<f4")
+            tt = t + np.round(np.arange(len(x)) * (1e9 / fs)).astype(np.int64)
+            keep = (tt >= t0_ns) & (tt < t1_ns)
+            ts.append(tt[keep])
+            vs.append(x[keep].astype(np.float32) * np.float32(scale))
+        if not ts:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(ts), np.concatenate(vs)
+
     def trace(self, wearer: str, channel: str, stream: str, t0_ns: int, t1_ns: int,
               points: int) -> dict:
-        """Min/max of a channel in ``points`` buckets over [t0, t1): at most 2 values per bucket."""
+        """Min/max of a channel in ``points`` buckets over [t0, t1): at most 2 values per bucket.
+
+        Buckets of a second or more come from the stored per-frame envelope (kept for ever);
+        shorter ones are computed from the raw frames (kept for the raw retention).
+        """
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
-        q = (f"SELECT MIN(\"v\"), MAX(\"v\") FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE "
-             f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND "
-             f"time >= {t0_ns} AND time < {t1_ns} GROUP BY time({bucket}ns) fill(none)")
-        rows = self._rows(q)
-        return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows], "max": [r[2] for r in rows],
-                "bucket_ns": bucket}
+        if bucket >= 10**9:
+            q = (f"SELECT MIN(\"min\"), MAX(\"max\") FROM \"env\" WHERE \"wearer\" = '{_lit(wearer)}' "
+                 f"AND \"channel\" = '{_lit(channel)}' AND time >= {t0_ns} AND time < {t1_ns} "
+                 f"GROUP BY time({bucket}ns) fill(none)")
+            rows = self._rows(q)
+            return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows],
+                    "max": [r[2] for r in rows], "bucket_ns": bucket, "source": "envelope"}
+        t, v = self.raw(wearer, channel, stream, t0_ns, t1_ns)
+        idx = (t - t0_ns) // bucket
+        uniq, start = np.unique(idx, return_index=True)
+        mins = np.minimum.reduceat(v, start) if len(v) else v
+        maxs = np.maximum.reduceat(v, start) if len(v) else v
+        return {"t_ns": (t0_ns + uniq * bucket).tolist(), "min": mins.tolist(), "max": maxs.tolist(),
+                "bucket_ns": bucket, "source": "raw"}
 
 
 def _lit(s: str) -> str:

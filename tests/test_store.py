@@ -43,39 +43,53 @@ def test_analysis_rows_and_no_duplicates_on_rewrite(store, night_analysis):
     assert store.events("w-2", "2026-11-24") == []
 
 
-def test_raw_samples_overwrite_themselves_and_downsample(store):
-    n = 10_000
+def _write_frames(store, t0, seconds=600, fs=1000, frame_s=1.0):
+    per = int(fs * frame_s)
+    for k in range(int(seconds / frame_s)):
+        i = np.arange(k * per, (k + 1) * per)
+        raw = np.stack([np.round(np.sin(i / 50.0) * 1000), i % 7], axis=1).astype(np.int16)
+        assert store.write_frame("w-1", "left-shank", "emg", ["EMG L-Gastroc", "EMG L-TibAnt"], raw,
+                                 (0.1, 1.0), float(fs), k * per, t0 + k * per * 1_000_000)
+
+
+def test_raw_frames_overwrite_themselves_and_downsample(store):
     t0 = (time.time_ns() // 10**9 - 3600) * 10**9
-    ts = t0 + np.arange(n, dtype=np.int64) * 1_000_000
-    x = np.stack([np.sin(np.arange(n) / 50.0) * 100, np.arange(n) * 0.001], axis=1)
-    for _ in range(2):  # a redelivered frame: same keys
-        assert store.write_samples("w-1", "left-shank", "emg", ["EMG L-Gastroc", "EMG L-TibAnt"], x, ts)
-    assert store.count_samples("w-1", "emg") == 2 * n
-    tr = store.trace("w-1", "EMG L-Gastroc", "emg", t0, t0 + n * 1_000_000, points=100)
-    assert 95 <= len(tr["t_ns"]) <= 101
-    assert max(tr["max"]) == pytest.approx(100.0, abs=0.5)
-    assert min(tr["min"]) == pytest.approx(-100.0, abs=0.5)
+    _write_frames(store, t0)
+    _write_frames(store, t0)  # redelivered: the same keys, nothing doubled
+    assert store.count_samples("w-1", "emg") == 2 * 600 * 1000
+    t, v = store.raw("w-1", "EMG L-Gastroc", "emg", t0 + 10**9, t0 + 2 * 10**9)
+    assert len(t) == 1000 and t[0] == t0 + 10**9
+    np.testing.assert_allclose(v, np.round(np.sin(np.arange(1000, 2000) / 50.0) * 1000) * np.float32(0.1),
+                               rtol=1e-6)
+    whole = store.trace("w-1", "EMG L-Gastroc", "emg", t0, t0 + 600 * 10**9, points=300)
+    zoom = store.trace("w-1", "EMG L-Gastroc", "emg", t0, t0 + 2 * 10**9, points=400)
+    assert whole["source"] == "envelope" and zoom["source"] == "raw"
+    assert len(whole["t_ns"]) <= 300 and len(zoom["t_ns"]) <= 400
+    assert max(whole["max"]) == pytest.approx(100.0) and min(whole["min"]) == pytest.approx(-100.0)
+    assert max(zoom["max"]) == pytest.approx(100.0, abs=0.2)
 
 
 def test_unreachable_server_spools_and_flushes_later(influxd, tmp_path):
     spool = tmp_path / "spool"
     down = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{free_port()}", database="t_spool",
                                      spool_dir=spool, retries=1, backoff_s=0.01))
-    ts = np.arange(5, dtype=np.int64) + time.time_ns() - 10**9
-    assert down.write_samples("w-9", "s", "acc", ["ACC L-Shank X"], np.ones((5, 1)), ts) is False
-    assert down.spooled() == 1
+    raw = np.ones((5, 1), np.int16)
+    assert down.write_frame("w-9", "s", "acc", ["ACC L-Shank X"], raw, (0.001,), 50.0, 0,
+                            time.time_ns() - 10**9) is False
+    assert down.spooled() == 2
     up = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{influxd.port}", database="t_spool",
                                    spool_dir=spool))
     up.setup()
-    assert up.flush_spool() == 1 and up.spooled() == 0
+    assert up.flush_spool() == 2 and up.spooled() == 0
     assert up.count_samples("w-9", "acc") == 5
     down.close()
     up.close()
 
 
 def test_samples_older_than_retention_are_dropped_not_an_error(store):
-    old = np.arange(3, dtype=np.int64) + 1_500_000_000 * 10**9
-    assert store.write_samples("w-3", "s", "emg", ["EMG L-Gastroc"], np.ones((3, 1)), old)
+    old = 1_500_000_000 * 10**9
+    assert store.write_frame("w-3", "s", "emg", ["EMG L-Gastroc"], np.ones((3, 1), np.int16), (1.0,),
+                             100.0, 0, old)
     assert store.count_samples("w-3", "emg") == 0 and store.spooled() == 0
 
 
