@@ -89,9 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--services", type=Path)
     st.set_defaults(func=_stack)
 
-    d = sub.add_parser("demo", help="simulate an 8-hour night, analyse it, compare with the truth")
+    d = sub.add_parser("demo", help="the main job: local stack, detector service, a simulated night "
+                       "published live, the morning summary read back and compared with the truth")
     d.add_argument("--hours", type=float, default=8.0)
     d.add_argument("--seed", type=int, default=3)
+    d.add_argument("--speed", type=float, default=600.0)
+    d.add_argument("--services", type=Path)
+    d.add_argument("--offline", action="store_true",
+                   help="no servers: write the night to an EDF file and analyse it")
     d.add_argument("--out", type=Path, default=Path("var/demo"))
     d.set_defaults(func=_demo)
     return p
@@ -261,6 +266,86 @@ def _stack(args) -> int:
 
 
 def _demo(args) -> int:
+    if args.offline:
+        return _demo_offline(args)
+    import signal as sig
+    import subprocess
+    import time
+
+    from dashboard import stack
+    from dashboard.report import text_summary
+    from detector.store import InfluxStore
+    from ingest.live import publish_nights
+    from ingest.simulate import NightOptions
+    from ingest.simulate.writer import truth_json
+
+    sv = _services(args.services)
+    print("1. Local stack (Mosquitto, InfluxDB) on loopback, data under "
+          f"{sv.stack.data_dir}/")
+    for name, info in stack.up(sv).items():
+        print(f"   {name} pid {info['pid']} on 127.0.0.1:{info['port']}")
+    data = Path(sv.stack.data_dir)
+    log_path = data / "detector.log"
+    cmd = [sys.executable, "-m", "dashboard.cli", "detect", "-v"]
+    if args.services:
+        cmd += ["--services", str(args.services)]
+    with log_path.open("w") as log:
+        det = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while "connected to MQTT" not in log_path.read_text() and time.monotonic() < deadline:
+        if det.poll() is not None:
+            raise OSError(f"the detector service stopped: {log_path.read_text()[-500:]}")
+        time.sleep(0.2)
+    print(f"2. Detector service running (pid {det.pid}, log {log_path})")
+    opts = NightOptions(hours=args.hours, seed=args.seed)
+    print(f"3. Publishing a simulated two-leg {args.hours:g}-hour night (seed {args.seed}) at "
+          f"{args.speed:g}x real time as wearer sim-1 …")
+    sent = publish_nights(sv.mqtt.host, sv.mqtt.port, opts, n_wearers=1, speed=args.speed,
+                          truth_dir=data / "demo")
+    print(f"   {sent['frames']} frames, {sent['samples']} samples sent; closing the night")
+    store = InfluxStore(sv.store)
+    import paho.mqtt.client as mqtt
+
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    c.connect(sv.mqtt.host, sv.mqtt.port)
+    c.loop_start()
+    c.publish("nightcramp/v1/sim-1/control", json.dumps({"cmd": "close-night"}), qos=1).wait_for_publish(10)
+    c.loop_stop()
+    c.disconnect()
+    from dashboard.report import night_of
+
+    night = night_of(opts.start).isoformat()
+    deadline = time.monotonic() + 300
+    stored = None
+    while time.monotonic() < deadline:
+        stored = store.analysis("sim-1", night)
+        if stored:
+            break
+        time.sleep(0.5)
+    det.send_signal(sig.SIGTERM)
+    det.wait(30)
+    if not stored:
+        raise OSError(f"the night was not stored within 5 minutes; see {log_path}")
+    print(f"4. Morning summary read back from InfluxDB ({sv.store.url}, database {sv.store.database}):")
+    print()
+    print(text_summary(stored))
+    print()
+    print(compare_table(stored["events"], truth_json(_plan_for(opts))["events"]))
+    print()
+    print(f"Samples stored: EMG {store.count_samples('sim-1', 'emg')}, "
+          f"ACC {store.count_samples('sim-1', 'acc')}")
+    store.close()
+    print("The stack is still running. Stop it with: .venv/bin/nightcramp stack down")
+    return 0
+
+
+def _plan_for(opts):
+    from ingest.simulate import plan_night
+
+    return plan_night(opts)
+
+
+def _demo_offline(args) -> int:
     from dashboard.report import text_summary
     from ingest.edf import read_edf_recording
     from ingest.simulate import NightOptions, plan_night, write_night
@@ -279,12 +364,14 @@ def _demo(args) -> int:
     print()
     print(text_summary(analysis))
     print()
-    print(compare_table(analysis, truth_json(plan)["events"]))
+    print(compare_table(analysis.to_json()["events"], truth_json(plan)["events"]))
     return 0
 
 
-def compare_table(analysis, truth: list[dict]) -> str:
-    """How the analysis compares with the simulator's truth, kind by kind."""
+def compare_table(events: list[dict], truth: list[dict]) -> str:
+    """How detected events (analysis JSON or store rows) compare with the simulator's truth."""
+    from detector.events import compare_events
+
     rows = [("cramp", {}), ("awakening", {"sided": False}),
             ("limb_movement", {"subtypes": ("lm",), "ignore_kinds": ("voluntary", "cramp", "bed_exit",
                                                                       "artifact:lead_off")}),
@@ -293,7 +380,7 @@ def compare_table(analysis, truth: list[dict]) -> str:
     lines = ["Compared with the simulator's truth (match = overlap, same side):",
              f"  {'kind':<14}{'truth':>6}{'found':>6}{'missed':>7}{'extra':>6}{'F1':>7}{'onset err':>11}"]
     for kind, kw in rows:
-        m = analysis.compare(truth, kind, **kw).as_dict()
+        m = compare_events(events, truth, kind, **kw).as_dict()
         err = m["median_onset_error_s"]
         f1 = m["f1"]
         lines.append(f"  {kind:<14}{m['tp'] + m['fn']:>6}{m['tp']:>6}{m['fn']:>7}{m['fp']:>6}"

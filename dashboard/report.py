@@ -32,12 +32,15 @@ def clock(start: dt.datetime, seconds: float) -> str:
     return (start + dt.timedelta(seconds=seconds)).strftime("%H:%M")
 
 
-def text_summary(a: Analysis) -> str:
-    rec, s = a.recording, a.summary
-    start = rec.start
-    lines = [f"nightcramp — night of {night_of(start).isoformat()} ({rec.name})",
-             f"Recording {clock(start, 0)} → {clock(start, rec.duration_s)} UTC ({hm(rec.duration_s)}); "
-             + ", ".join(f"{c.label} {c.fs:g} Hz" for c in rec.channels)]
+def text_summary(a: Analysis | dict) -> str:
+    """The morning summary in plain words, from an Analysis or its JSON (as stored)."""
+    obj = a.to_json() if isinstance(a, Analysis) else a
+    rec, s = obj["recording"], obj["summary"]
+    start = dt.datetime.fromisoformat(rec["start"])
+    lines = [f"nightcramp — night of {night_of(start).isoformat()} ({rec['name']})",
+             f"Recording {clock(start, 0)} → {clock(start, rec['duration_s'])} UTC "
+             f"({hm(rec['duration_s'])}); "
+             + ", ".join(f"{c['label']} {c['fs']:g} Hz" for c in rec["channels"])]
     if s["sleep_onset_s"] is not None:
         lines.append(f"Sleep: fell asleep after {hm(s['sleep_onset_latency_s'])}, "
                      f"slept {hm(s['total_sleep_time_s'])} "
@@ -47,13 +50,14 @@ def text_summary(a: Analysis) -> str:
         lines.append("Sleep: no sleep period found (too short a recording, or restless throughout)")
     lines.append(f"Awakenings: {s['awakenings']} ({s['awakenings_after_cramp']} after a cramp) — "
                  f"counted as {s['awakening_definition']}")
-    cramps = a.of_kind("cramp")
+    cramps = [e for e in obj["events"] if e["kind"] == "cramp"]
     if cramps:
-        parts = [f"{c.side} leg at {clock(start, c.start_s)} for {hm(c.duration_s)}" for c in cramps]
+        parts = [f"{c['side']} leg at {clock(start, c['start_s'])} for {hm(c['end_s'] - c['start_s'])}"
+                 for c in cramps]
         lines.append(f"Cramps: {len(cramps)} — " + "; ".join(parts))
         if s["cramps_over_red_flag"]:
-            lines.append(f"  ! {s['cramps_over_red_flag']} cramp(s) lasted longer than "
-                         f"{hm(a.config.cramp.red_flag_s)}: worth showing to a clinician")
+            lines.append(f"  ! {s['cramps_over_red_flag']} cramp(s) lasted longer than 10 minutes: "
+                         "worth showing to a clinician")
     else:
         lines.append("Cramps: none found")
     plmi = s["plms_index_per_h"]
@@ -72,7 +76,7 @@ def text_summary(a: Analysis) -> str:
         else:
             q.append(f"{label}: lost {v['lost_pct']:.1f}%")
     lines.append("Signal: " + "; ".join(q))
-    for n in a.notes:
+    for n in obj.get("notes", []):
         lines.append(f"Note: {n}")
     lines.append("This is not a diagnosis. Talk to a clinician about cramps that worry you.")
     return "\n".join(lines)

@@ -89,6 +89,26 @@ class Match:
                 "median_onset_error_s": med}
 
 
+def compare_events(events: list[dict], truth: list[dict], kind: str, *,
+                   ignore_kinds: tuple[str, ...] = (), subtypes: tuple[str, ...] | None = None,
+                   sided: bool = True) -> Match:
+    """Match event dicts (analysis JSON or store rows) of ``kind`` with truth event dicts.
+
+    ``ignore_kinds`` names truth kinds (``kind`` or ``kind:subtype``) that are "don't care"
+    regions; ``subtypes`` restricts the detected events to some subtypes.
+    """
+    def side(e):
+        s = e.get("side")
+        return None if s in (None, "none") else s
+
+    det = [(e["start_s"], e["end_s"], side(e)) for e in events
+           if e["kind"] == kind and (subtypes is None or (e.get("subtype") or "") in subtypes)]
+    ref = [(t["start_s"], t["end_s"], side(t)) for t in truth if t["kind"] == kind]
+    ign = [(t["start_s"], t["end_s"], side(t)) for t in truth
+           if t["kind"] in ignore_kinds or f"{t['kind']}:{t.get('subtype', '')}" in ignore_kinds]
+    return match_intervals(det, ref, kind=kind, ignore=ign, sided=sided)
+
+
 def match_intervals(detected: list[tuple[float, float, str | None]],
                     reference: list[tuple[float, float, str | None]],
                     *, kind: str = "", ignore: list[tuple[float, float, str | None]] | None = None,

@@ -164,7 +164,7 @@ class DetectorService:
         if reason_code.is_failure:
             log.error("MQTT connect refused: %s", reason_code)
             return
-        client.subscribe(f"{TOPIC_ROOT}/+/+/+", qos=1)
+        client.subscribe([(f"{TOPIC_ROOT}/+/+/+", 1), (f"{TOPIC_ROOT}/+/control", 1)])
         log.info("connected to MQTT %s:%d (session present: %s)", self.services.mqtt.host,
                  self.services.mqtt.port, flags.session_present)
 

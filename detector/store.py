@@ -234,6 +234,9 @@ class InfluxStore:
         s = analysis_json["summary"]
         fields = {k: v for k, v in s.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         fields["json"] = json.dumps(s)
+        rec = {k: v for k, v in analysis_json["recording"].items() if k != "annotations"}
+        fields["recording"] = json.dumps(rec)
+        fields["notes"] = json.dumps(analysis_json.get("notes", []))
         fields["duration_s"] = float(analysis_json["recording"]["duration_s"])
         lines.append(lineproto.point("night", {"wearer": wearer, "night": night}, fields, start_ns))
         self.delete_night(wearer, night)
@@ -247,13 +250,24 @@ class InfluxStore:
 
     # ------------------------------------------------------------------ domain reads
     def nights(self, wearer: str) -> list[dict]:
-        rows = self.query(f"SELECT \"json\", \"duration_s\" FROM \"night\" "
-                          f"WHERE \"wearer\" = '{_lit(wearer)}'")
+        """Stored nights: start, duration, summary, recording description and notes."""
+        rows = self.query(f"SELECT \"json\", \"duration_s\", \"night\", \"recording\", \"notes\" "
+                          f"FROM \"night\" WHERE \"wearer\" = '{_lit(wearer)}'")
         out = []
         for s in rows:
-            for t, js, dur in s["values"]:
-                out.append({"start_ns": t, "duration_s": dur, "summary": json.loads(js)})
+            for t, js, dur, night, rec, notes in s["values"]:
+                out.append({"start_ns": t, "duration_s": dur, "night": night, "summary": json.loads(js),
+                            "recording": json.loads(rec or "{}"), "notes": json.loads(notes or "[]")})
         return out
+
+    def analysis(self, wearer: str, night: str) -> dict | None:
+        """A stored night as an analysis object (recording, events, summary, notes)."""
+        n = next((x for x in self.nights(wearer) if x["night"] == night), None)
+        if n is None:
+            return None
+        return {"schema": "nightcramp.analysis/1", "recording": n["recording"],
+                "events": self.events(wearer, night), "summary": n["summary"], "notes": n["notes"],
+                "advice": []}
 
     def events(self, wearer: str, night: str) -> list[dict]:
         res = self.query(f"SELECT * FROM \"event\" WHERE \"wearer\" = '{_lit(wearer)}' AND "

@@ -113,6 +113,37 @@ def test_influx_cli_can_query_the_measurements(live_night):
     assert {"event", "night"} <= set(out.stdout.split())
 
 
+def _start_detector(cli, services):
+    det = subprocess.Popen([cli, "detect", "--services", str(services), "-v"], stderr=subprocess.PIPE,
+                           text=True)
+    for line in det.stderr:  # wait until it has subscribed
+        if "connected to MQTT" in line:
+            break
+    return det
+
+
+def test_night_close_command_closes_the_night(tmp_path, mosquitto, influxd, cli):
+    services = _services_file(tmp_path, mosquitto, influxd, silence=3600)
+    det = _start_detector(cli, services)
+    pub = subprocess.run([cli, "simulate", str(tmp_path / "truth"), "--live", "--hours", "0.1", "--seed",
+                          "3", "--speed", "3600", "--fs-emg", "250", "--fs-acc", "25", "--services",
+                          str(services)], capture_output=True, text=True, timeout=300)
+    assert pub.returncode == 0, pub.stderr
+    store = InfluxStore(load_services(services).store)
+    time.sleep(1.0)
+    assert store.nights("sim-1") == [], "an hour of silence has not passed"
+    r = subprocess.run([cli, "night", "close", "--wearer", "sim-1", "--services", str(services)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "close the night of sim-1" in r.stdout
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not store.nights("sim-1"):
+        time.sleep(0.2)
+    assert store.nights("sim-1")[0]["summary"]["time_in_bed_s"] == pytest.approx(360.0, abs=1)
+    det.send_signal(signal.SIGTERM)
+    det.communicate(timeout=30)
+    store.close()
+
+
 def test_malformed_frames_are_counted_and_the_service_keeps_running(tmp_path, mosquitto, influxd, cli):
     import paho.mqtt.client as mqtt
 
