@@ -6,6 +6,7 @@ free ports). Servers listen on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
 import signal
@@ -90,14 +91,17 @@ def start_mosquitto(data_dir: Path, port: int | None = None, timeout: float = 15
     data_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     conf = data_dir / "mosquitto.conf"
+    # Run as whoever started it: as root, Mosquitto would otherwise switch to its own user, who
+    # cannot write persistence into a private data directory (and sessions would not survive).
     conf.write_text(
+        f"user {getpass.getuser()}\n"
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
         "persistence true\n"
         f"persistence_location {data_dir}/\n"
         "autosave_interval 5\n"
-        "max_queued_messages 1000000\n"
-        "max_inflight_messages 100\n"
+        "max_queued_messages 0\n"
+        "max_inflight_messages 0\n"
         "log_dest stderr\n"
         "log_type error\nlog_type warning\n"
     )

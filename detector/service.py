@@ -15,10 +15,13 @@ import datetime as dt
 import fnmatch
 import json
 import logging
+import os
+import pickle
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -30,7 +33,7 @@ from detector.config import DetectorConfig
 from detector.engine import Engine
 from detector.events import Event
 from detector.settings import Services
-from detector.store import InfluxStore
+from detector.store import InfluxStore, StoreError
 from detector.summary import summarize
 from ingest.frames import Frame, FrameError, decode
 from ingest.labels import parse_label
@@ -144,6 +147,9 @@ class DetectorService:
         self._buf_bytes = 0
         self._unacked: list[tuple[int, int]] = []
         self._stop = False
+        self._dirty = False
+        self._store_ready = False
+        self._last_checkpoint = time.monotonic()
         m = services.mqtt
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
@@ -154,11 +160,41 @@ class DetectorService:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self.store.setup()
+        self._setup_store()
+        self._restore()
+        self._connect()
+
+    def _setup_store(self) -> None:
+        try:
+            self.store.setup()
+            self._store_ready = True
+        except StoreError as exc:
+            self._store_ready = False
+            log.warning("InfluxDB not ready (%s); frames are spooled until it is", exc)
+
+    def _connect(self) -> None:
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = self.services.mqtt.session_expiry_s
+        props.ReceiveMaximum = 65535  # acknowledgements wait for checkpoints
         m = self.services.mqtt
         self.client.connect(m.host, m.port, keepalive=30, clean_start=False, properties=props)
+
+    def _reconnect(self) -> None:
+        """The broker went away: keep trying with backoff; un-acknowledged frames come again."""
+        self._unacked.clear()  # their acknowledgements died with the connection
+        delay = 0.2
+        while not self._stop:
+            try:
+                self.client.reconnect()
+                log.info("reconnected to MQTT")
+                # an outage of the broker is no silence of the wearer: restart the silence clocks
+                for night in self.nights.values():
+                    night.last_frame_wall = time.monotonic()
+                return
+            except OSError as exc:
+                log.warning("MQTT reconnect failed (%s); retrying in %.1f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -174,7 +210,10 @@ class DetectorService:
         tick = self.services.service.tick_s
         next_tick = time.monotonic() + tick
         while not self._stop and not (until and until()):
-            self.client.loop(timeout=min(0.1, tick))
+            rc = self.client.loop(timeout=min(0.1, tick))
+            if rc != mqtt.MQTT_ERR_SUCCESS and not self._stop:
+                log.warning("MQTT connection lost (%s)", rc)
+                self._reconnect()
             if time.monotonic() >= next_tick:
                 self.tick()
                 next_tick = time.monotonic() + tick
@@ -186,12 +225,21 @@ class DetectorService:
         self._stop = True
 
     def tick(self) -> None:
-        self.flush()
-        self.store.flush_spool()
+        if time.monotonic() - self._last_checkpoint >= self.services.service.checkpoint_s:
+            self.flush()
+        if not self._store_ready:
+            self._setup_store()
+        if self._store_ready:
+            self.store.flush_spool()
         silence = self.services.service.night_close_silence_s
+        if not self.client.is_connected():
+            return  # no frames can arrive: that is not the wearer's silence
         for wearer, night in list(self.nights.items()):
             if time.monotonic() - night.last_frame_wall >= silence:
-                self.close_night(wearer)
+                try:
+                    self.close_night(wearer)
+                except StoreError as exc:  # keep serving; the night is written when it can be
+                    log.error("closing the night of %s failed: %s", wearer, exc)
 
     # ------------------------------------------------------------------ messages
     def _on_message(self, client, userdata, msg) -> None:
@@ -202,8 +250,8 @@ class DetectorService:
             self.stats["handler_error"] += 1
         if msg.qos:
             self._unacked.append((msg.mid, msg.qos))
-        if self._buf_bytes == 0:
-            self._ack()
+        if len(self._unacked) >= self.services.service.checkpoint_frames:
+            self.flush()
 
     def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
         parts = topic.split("/")
@@ -241,6 +289,7 @@ class DetectorService:
             return
         if st.get("channels"):
             self.statuses.setdefault(wearer, {})[sensor] = st
+            self._dirty = True
 
     def _control(self, wearer: str, payload: bytes) -> None:
         try:
@@ -303,13 +352,52 @@ class DetectorService:
             self.flush()
 
     def flush(self) -> None:
-        """Write buffered frames (or spool them), then acknowledge them to the broker."""
+        """Store buffered frames (or spool them), checkpoint the open nights, then acknowledge
+        the frames to the broker: anything not acknowledged is redelivered after a crash."""
         if self._buf or self._env:
             raw_text, env_text = "\n".join(self._buf), "\n".join(self._env)
             self._buf, self._env, self._buf_bytes = [], [], 0
             self.store.write(raw_text, rp=self.store.s.raw_rp)
             self.store.write(env_text)
+        if self._unacked or self._dirty:
+            self._checkpoint()
         self._ack()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state_path(self):
+        d = Path(self.services.service.state_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        return d / "nights.pickle"
+
+    def _checkpoint(self) -> None:
+        path = self._state_path()
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump({"version": 1, "nights": self.nights, "statuses": self.statuses}, fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)  # atomic: a crash leaves the old or the new checkpoint, never half
+        self._dirty = False
+        self._store_ready = False
+        self._last_checkpoint = time.monotonic()
+        self.stats["checkpoints"] += 1
+
+    def _restore(self) -> None:
+        path = self._state_path()
+        if not path.exists():
+            return
+        try:
+            with path.open("rb") as fh:
+                state = pickle.load(fh)
+        except Exception as exc:  # an unreadable checkpoint must not stop the service
+            log.error("checkpoint %s unreadable (%s): starting without it", path, exc)
+            return
+        self.nights = state["nights"]
+        for night in self.nights.values():
+            night.last_frame_wall = time.monotonic()
+        self.statuses = state["statuses"]
+        log.info("resumed %d open night(s) from %s", len(self.nights), path)
 
     def _ack(self) -> None:
         for mid, qos in self._unacked:
@@ -328,6 +416,8 @@ class DetectorService:
                 self._announce(wearer, night, ev)
         key = night_key(analysis.recording.start)
         self.store.write_analysis(wearer, key, analysis.to_json())
+        self._dirty = True
+        self._checkpoint()
         self.closed.append((wearer, key))
         log.info("night %s of %s closed: %d events, %d cramps", key, wearer, len(analysis.events),
                  analysis.summary["cramps"])

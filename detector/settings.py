@@ -25,6 +25,10 @@ class ServiceSettings(BaseModel):
     accept_wearers: list[str] = ["*"]
     night_close_silence_s: float = Field(600.0, gt=0)
     tick_s: float = Field(1.0, gt=0)
+    state_dir: Path = Field(Path("var/detector"), description="checkpoints of open nights")
+    checkpoint_s: float = Field(5.0, gt=0, description="[s] at most this long between checkpoints; "
+                                "frames are acknowledged to the broker only after one")
+    checkpoint_frames: int = Field(20000, gt=0, description="[-] or after this many frames")
 
 
 class StackSettings(BaseModel):

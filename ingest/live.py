@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from ingest.frames import encode, topic
 from ingest.simulate import NightOptions, NightPlan, plan_night, render
@@ -67,6 +70,35 @@ class VirtualSensor:
             pos[s] = b
 
 
+class _Acks:
+    """Counts PUBACKs. Messages published while the broker is away are queued by the client and
+    sent again when it reconnects; each is acknowledged once."""
+
+    def __init__(self, client: mqtt.Client) -> None:
+        self.sent = 0
+        self.acked = 0
+        self._lock = threading.Lock()
+        client.on_publish = self._on_publish
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            self.acked += 1
+
+    def publish(self, client: mqtt.Client, t: str, payload, retain: bool = False) -> None:
+        with self._lock:
+            self.sent += 1
+        client.publish(t, payload, qos=1, retain=retain)
+
+    def wait(self, backlog: int = 0, timeout: float = 300.0) -> None:
+        """Until at most ``backlog`` messages wait for their PUBACK."""
+        deadline = time.monotonic() + timeout
+        while self.sent - self.acked > backlog:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the broker did not acknowledge {self.sent - self.acked} frames "
+                                   f"within {timeout:g} s")
+            time.sleep(0.02)
+
+
 def wearers(n: int, opts: NightOptions) -> list[list[VirtualSensor]]:
     out = []
     for k in range(1, n + 1):
@@ -89,14 +121,17 @@ def publish_nights(host: str, port: int, opts: NightOptions, *, n_wearers: int =
                          protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(200)
     client.max_queued_messages_set(0)
-    client.connect(host, port, keepalive=30)
+    client.reconnect_delay_set(0.2, 5)
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600  # frames in flight survive a broker restart
+    client.connect(host, port, keepalive=30, clean_start=True, properties=props)
     client.loop_start()
     sent = {"frames": 0, "samples": 0}
-    infos = []
+    acks = _Acks(client)
     for g in groups:
         for vs in g:
-            client.publish(topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), qos=1,
-                           retain=True).wait_for_publish(10)
+            acks.publish(client, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), retain=True)
+    acks.wait()
     gens = [(vs, vs.frames(frame_s)) for g in groups for vs in g]
     heads = [(vs, next(gen, None), gen) for vs, gen in gens]
     wall0 = time.monotonic()
@@ -109,22 +144,19 @@ def publish_nights(host: str, port: int, opts: NightOptions, *, n_wearers: int =
         delay = t_night / speed - (time.monotonic() - wall0)
         if delay > 0:
             time.sleep(delay)
-        infos.append(client.publish(topic(vs.wearer, vs.sensor, stream), payload, qos=1))
+        acks.publish(client, topic(vs.wearer, vs.sensor, stream), payload)
         sent["frames"] += 1
         sent["samples"] += int.from_bytes(payload[32:34], "little") * payload[4]
         heads[i] = (vs, next(gen, None), gen)
         if progress and sent["frames"] % 500 == 0:
             progress(sent, t_night)
-        if len(infos) > 5000:
-            for info in infos:
-                info.wait_for_publish(60)
-            infos.clear()
-    for info in infos:
-        info.wait_for_publish(60)  # every frame has its PUBACK
+        acks.wait(backlog=5000)
+    acks.wait()  # every frame has its PUBACK
     for g in groups:
         for vs in g:
-            client.publish(topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status("offline")),
-                           qos=1, retain=True).wait_for_publish(10)
+            acks.publish(client, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status("offline")),
+                         retain=True)
+    acks.wait()
     client.loop_stop()
     client.disconnect()
     return sent
