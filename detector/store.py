@@ -319,7 +319,7 @@ class InfluxStore:
         if bucket >= 10**9:
             q = (f"SELECT MIN(\"min\"), MAX(\"max\") FROM \"env\" WHERE \"wearer\" = '{_lit(wearer)}' "
                  f"AND \"channel\" = '{_lit(channel)}' AND time >= {t0_ns} AND time < {t1_ns} "
-                 f"GROUP BY time({bucket}ns) fill(none)")
+                 f"GROUP BY time({bucket}ns, {t0_ns % bucket}ns) fill(none)")  # buckets start at t0
             rows = self._rows(q)
             return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows],
                     "max": [r[2] for r in rows], "bucket_ns": bucket, "source": "envelope"}
