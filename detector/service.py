@@ -337,7 +337,8 @@ class DetectorService:
     def _announce(self, wearer: str, night: WearerNight, ev: Event) -> None:
         night.live_events.append(ev)
         start = dt.datetime.fromtimestamp(night.start_ns / 1e9, dt.UTC)
-        body = ev.to_json(start) | {"wearer": wearer, "night": night_key(start)}
+        body = ev.to_json(start) | {"wearer": wearer, "night": night_key(start),
+                                    "decided_at_s": night.engine.blocks * night.engine.block_s}
         self.client.publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body), qos=1)
         self.stats["events_published"] += 1
 
