@@ -153,19 +153,23 @@ def default_config_path() -> Path:
 
 def load_config(path: str | Path | None = None) -> DetectorConfig:
     """Load the detector configuration (``config/detector.toml`` when ``path`` is None)."""
-    p = Path(path) if path else default_config_path()
+    return load_toml_model(Path(path) if path else default_config_path(), DetectorConfig, "detector")
+
+
+def load_toml_model(path: Path, model: type[BaseModel], table: str | None = None):
+    """Validate a TOML file (or its ``table``) against ``model``; ConfigError names file and keys."""
     try:
-        with p.open("rb") as fh:
+        with path.open("rb") as fh:
             data = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"{p}: configuration file not found") from None
+        raise ConfigError(f"{path}: configuration file not found") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
-        return DetectorConfig.model_validate(data.get("detector", data))
+        return model.model_validate(data.get(table, data) if table else data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{p}: {problems}") from None
+        raise ConfigError(f"{path}: {problems}") from None
 
 
 def render_toml(cfg: DetectorConfig | None = None) -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from detector.config import ConfigError
+from detector.config import load_toml_model
 from detector.store import StoreSettings
 from ingest.paths import config_dir
 
@@ -45,16 +44,5 @@ class Services(BaseModel):
 
 
 def load_services(path: str | Path | None = None) -> Services:
-    p = Path(path) if path else config_dir() / "services.toml"
-    try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: configuration file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: not valid TOML: {exc}") from None
-    try:
-        return Services.model_validate(data)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(f"{p}: {problems}") from None
+    """Load config/services.toml (or ``path``); ConfigError names the file and the keys."""
+    return load_toml_model(Path(path) if path else config_dir() / "services.toml", Services)

@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 
 from ingest.frames import encode, topic
 from ingest.simulate import NightOptions, NightPlan, plan_night, render
+from ingest.simulate.render import BLOCK_S
 from ingest.simulate.writer import truth_json
 
 log = logging.getLogger("nightcramp.simulate")
@@ -59,12 +60,19 @@ class VirtualSensor:
         total = {s: int(round(self.plan.duration_s * fs)) for s, fs, _, _ in streams}
         per = {s: max(1, int(round(frame_s * fs))) for s, fs, _, _ in streams}
         pos = dict.fromkeys(total, 0)
+        cache: dict[str, tuple[int, np.ndarray]] = {}  # stream -> (first sample, rendered counts)
         while any(pos[s] < total[s] for s in pos):
             s, fs, labels, scale = min((x for x in streams if pos[x[0]] < total[x[0]]),
                                        key=lambda x: pos[x[0]] / x[1])
             a, b = pos[s], min(total[s], pos[s] + per[s])
-            cols = [render(self.plan, lab, a, b) for lab in labels]
-            raw = np.round(np.clip(np.stack(cols, axis=1) / scale, -32767, 32767)).astype(np.int16)
+            c0, block = cache.get(s, (0, np.zeros((0, len(labels)), np.int16)))
+            if b > c0 + len(block):  # render the next stretch of this stream at once
+                end = min(total[s], a + max(per[s], int(BLOCK_S * fs)))
+                cols = [render(self.plan, lab, a, end) for lab in labels]
+                block = np.round(np.clip(np.stack(cols, axis=1) / scale, -32767, 32767)).astype(np.int16)
+                c0 = a
+                cache[s] = (c0, block)
+            raw = block[a - c0:b - c0]
             first_ns = t0_ns + round(a * 1e9 / fs)
             yield s, encode(s, fs, a, first_ns, [scale] * len(labels), raw), a / fs
             pos[s] = b
