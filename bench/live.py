@@ -32,7 +32,7 @@ from dashboard.services import start_influxd, start_mosquitto  # noqa: E402
 from detector.settings import load_services  # noqa: E402
 from detector.store import InfluxStore  # noqa: E402
 from ingest.frames import topic  # noqa: E402
-from ingest.live import VirtualSensor  # noqa: E402
+from ingest.live import PubAcks, VirtualSensor  # noqa: E402
 from ingest.simulate import NightOptions, plan_night  # noqa: E402
 
 CLI = ROOT / ".venv" / "bin" / "nightcramp"
@@ -75,15 +75,17 @@ def capacity(tmp: Path, wearers: int, seconds: float) -> dict:
     frames.sort(key=lambda f: f[2])
     total = sum(int.from_bytes(b[32:34], "little") * b[4] for _, b, _ in frames)
     c = client(mosq.port)
+    acks = PubAcks(c)
     for vs in sensors:
-        c.publish(topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), qos=1, retain=True)
-    time.sleep(1.0)
+        acks.publish(c, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), retain=True)
+    acks.wait()
     store = InfluxStore(load_services(services).store)
     print(f"publishing {len(frames)} frames ({total} samples) …", flush=True)
     t0 = time.monotonic()
-    infos = [c.publish(t, b, qos=1) for t, b, _ in frames]
-    for info in infos:
-        info.wait_for_publish(600)
+    for t, b, _ in frames:
+        acks.publish(c, t, b)
+        acks.wait(backlog=5000)  # message ids wrap at 65535
+    acks.wait()
     t_pub = time.monotonic() - t0
     stored = 0
     while time.monotonic() - t0 < 1800:

@@ -57,7 +57,9 @@ class _Stream:
     labels: list[str]
     fs: float
     origin: int | None = None  # sensor counter of channel sample 0
-    fed: int = 0  # channel samples given to the engine
+    fed: int = 0  # channel samples accepted (given to the engine or waiting below)
+    pending: list = field(default_factory=list)  # accepted samples not yet given to the engine
+    given: int = 0  # channel samples given to the engine
 
 
 @dataclass
@@ -118,9 +120,25 @@ class WearerNight:
             x = np.vstack([np.full((start - s.fed, x.shape[1]), np.nan, np.float32), x])
         s.fed += len(x)
         self.last_frame_wall = time.monotonic()
+        s.pending.append(x)
+        # The engine acts on whole blocks only: hand samples over when a block boundary is
+        # crossed (same events, far fewer calls than one per frame).
+        block = self.engine.block_s * s.fs
+        if int(s.fed // block) > int(s.given // block):
+            return self._give(s)
+        return []
+
+    def _give(self, s: _Stream) -> list[Event]:
+        if not s.pending:
+            return []
+        x = np.concatenate(s.pending) if len(s.pending) > 1 else s.pending[0]
+        s.pending = []
+        s.given += len(x)
         return self.engine.update({ch: x[:, k] for k, ch in enumerate(s.channels)})
 
     def finish(self) -> Analysis:
+        for s in self.streams.values():
+            self._give(s)
         self.engine.finish()
         fed = {ch: s.fed for s in self.streams.values() for ch in s.channels}
         self.channels = [Channel(c.label, c.kind, c.side, c.site, c.axis, c.fs, c.unit, fed.get(i, 0))

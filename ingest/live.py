@@ -78,7 +78,7 @@ class VirtualSensor:
             pos[s] = b
 
 
-class _Acks:
+class PubAcks:
     """Counts PUBACKs. Messages published while the broker is away are queued by the client and
     sent again when it reconnects; each is acknowledged once."""
 
@@ -135,7 +135,7 @@ def publish_nights(host: str, port: int, opts: NightOptions, *, n_wearers: int =
     client.connect(host, port, keepalive=30, clean_start=True, properties=props)
     client.loop_start()
     sent = {"frames": 0, "samples": 0}
-    acks = _Acks(client)
+    acks = PubAcks(client)
     for g in groups:
         for vs in g:
             acks.publish(client, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), retain=True)
