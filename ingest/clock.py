@@ -1,0 +1,47 @@
+"""Sensor clocks and counters: unwrap 16-bit sequences and 32-bit µs clocks, map to UTC.
+
+The mapping keeps the lowest (arrival − sensor time) offset seen in a sliding window: the packet
+that was delayed least is the best evidence of the true offset, and re-estimating it over time
+follows the sensor crystal's drift.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+
+class Unwrapper:
+    """Turns a wrapping counter (``bits`` wide) into a monotonic one."""
+
+    def __init__(self, bits: int) -> None:
+        self.mod = 1 << bits
+        self.last: int | None = None
+        self.base = 0
+
+    def __call__(self, value: int) -> int:
+        if self.last is not None and value < self.last and self.last - value > self.mod // 2:
+            self.base += self.mod
+        self.last = value
+        return self.base + value
+
+
+class ClockMap:
+    """Sensor µs → UTC ns, from (sensor time, arrival time) pairs, drift-tracking."""
+
+    def __init__(self, window_s: float = 60.0) -> None:
+        self.window_ns = int(window_s * 1e9)
+        self._pairs: deque[tuple[int, int]] = deque()  # (arrival ns, offset ns)
+
+    def observe(self, sensor_us: int, arrival_ns: int) -> None:
+        self._pairs.append((arrival_ns, arrival_ns - sensor_us * 1000))
+        while self._pairs and self._pairs[0][0] < arrival_ns - self.window_ns:
+            self._pairs.popleft()
+
+    @property
+    def offset_ns(self) -> int:
+        if not self._pairs:
+            raise ValueError("no packet observed yet")
+        return min(o for _, o in self._pairs)
+
+    def utc_ns(self, sensor_us: int) -> int:
+        return sensor_us * 1000 + self.offset_ns

@@ -1,0 +1,200 @@
+"""The BLE collector: sensor notifications -> frames -> durable outbox -> MQTT (QoS 1).
+
+For one sensor: connect with bleak (retrying with backoff), read the battery, subscribe to the
+EMG and ACC notifications, decode each packet with the device profile's decoder, keep a running
+sample counter per stream (a jump in the packet sequence advances it by the lost samples, so
+the gap reaches the detector as missing data), map the sensor clock to UTC with drift tracking,
+and put each frame in the SQLite outbox. A publisher thread sends the outbox in order and
+deletes a frame only on its PUBACK. A silence watchdog reconnects when notifications stop while
+the link claims to be up. The sensor's status (battery, link) is published retained, and
+"offline" is its Last Will.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+
+from ingest.ble_profile import DeviceProfile, PacketError
+from ingest.clock import ClockMap, Unwrapper
+from ingest.frames import encode, topic
+from ingest.outbox import Outbox
+
+log = logging.getLogger("nightcramp.collect")
+
+
+@dataclass
+class SensorSpec:
+    wearer: str
+    sensor: str
+    address: str
+    side: str  # "L" or "R"
+
+
+@dataclass
+class _StreamState:
+    seq: Unwrapper = field(default_factory=lambda: Unwrapper(16))
+    clock: Unwrapper = field(default_factory=lambda: Unwrapper(32))
+    next_seq: int | None = None
+    counter: int = 0
+    per_packet: int = 0
+
+
+class Publisher:
+    """Sends the outbox over MQTT in order; a frame leaves the outbox only on its PUBACK."""
+
+    def __init__(self, outbox: Outbox, host: str, port: int, client_id: str, will_topic: str,
+                 will_payload: str, max_inflight: int = 500) -> None:
+        self.outbox = outbox
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        self.client.will_set(will_topic, will_payload, qos=1, retain=True)
+        self.client.max_inflight_messages_set(max_inflight)
+        self.client.reconnect_delay_set(0.2, 5)
+        self.client.on_publish = self._on_publish
+        self.host, self.port, self.max_inflight = host, port, max_inflight
+        self._inflight: dict[int, int] = {}  # mid -> outbox row
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.sent = 0
+
+    def start(self) -> None:
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self._thread.start()
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        with self._lock:
+            row = self._inflight.pop(mid, None)
+        if row is not None:
+            self.outbox.done(row)
+            self.sent += 1
+
+    def _run(self) -> None:
+        last = 0
+        while not self._stop.is_set():
+            if not self.client.is_connected():
+                last = 0  # after a reconnect, send again whatever was not acknowledged
+                with self._lock:
+                    self._inflight.clear()
+                time.sleep(0.1)
+                continue
+            with self._lock:
+                room = self.max_inflight - len(self._inflight)
+            rows = self.outbox.pending(after=last, limit=max(0, room)) if room > 0 else []
+            if not rows:
+                time.sleep(0.02)
+                continue
+            for row, t, payload, retain in rows:
+                info = self.client.publish(t, payload, qos=1, retain=retain)
+                with self._lock:
+                    self._inflight[info.mid] = row
+                last = row
+
+    def drain(self, timeout: float = 60.0) -> bool:
+        """Wait until the outbox is empty (every frame acknowledged)."""
+        deadline = time.monotonic() + timeout
+        while len(self.outbox) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return len(self.outbox) == 0
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Collector:
+    def __init__(self, spec: SensorSpec, profile: DeviceProfile, outbox: Outbox,
+                 client_factory: Callable[[str, Callable], object], *, silence_s: float = 5.0,
+                 backoff_max_s: float = 30.0) -> None:
+        self.spec, self.profile, self.outbox = spec, profile, outbox
+        self.client_factory = client_factory
+        self.silence_s, self.backoff_max_s = silence_s, backoff_max_s
+        self.streams = {s: _StreamState() for s in profile.streams}
+        self.clock = ClockMap()
+        self.stats = {"packets": 0, "lost_packets": 0, "bad_packets": 0, "reconnects": 0, "watchdog": 0}
+        self._last_packet = time.monotonic()
+        self._disconnected = asyncio.Event()
+
+    def status(self, state: str, battery: int | None = None) -> dict:
+        return {"state": state, "battery_pct": battery, "link": "ble", "address": self.spec.address,
+                "channels": {s: self.profile.labels(s, self.spec.side) for s in self.profile.streams},
+                "fs": {s: p.fs for s, p in self.profile.streams.items()}, "stats": self.stats}
+
+    def _put_status(self, state: str, battery: int | None = None) -> None:
+        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, "status"),
+                        json.dumps(self.status(state, battery)).encode(), retain=True)
+
+    def on_packet(self, stream: str, data: bytearray, arrival_ns: int | None = None) -> None:
+        """Decode one notification into a frame in the outbox (bleak callback path)."""
+        arrival_ns = arrival_ns or time.time_ns()
+        self._last_packet = time.monotonic()
+        try:
+            p = self.profile.decoder(data)
+        except PacketError as exc:
+            self.stats["bad_packets"] += 1
+            log.warning("%s %s: bad packet: %s", self.spec.sensor, stream, exc)
+            return
+        st = self.streams[stream]
+        seq = st.seq(p.seq)
+        t_us = st.clock(p.t_us)
+        n = len(p.raw)
+        if st.next_seq is not None and seq > st.next_seq:
+            lost = seq - st.next_seq
+            self.stats["lost_packets"] += lost
+            st.counter += lost * (st.per_packet or n)  # the detector sees these samples missing
+        elif st.next_seq is not None and seq < st.next_seq:
+            self.stats["bad_packets"] += 1  # a stale repeat
+            return
+        st.next_seq = seq + 1
+        st.per_packet = n
+        self.clock.observe(t_us, arrival_ns)
+        fs = self.profile.streams[stream].fs
+        frame = encode(stream, fs, st.counter, self.clock.utc_ns(t_us), [p.scale] * p.raw.shape[1], p.raw)
+        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, stream), frame)
+        st.counter += n
+        self.stats["packets"] += 1
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Connect, stream, and reconnect with backoff until ``stop`` is set."""
+        delay = 0.5
+        while not stop.is_set():
+            self._disconnected.clear()
+            client = self.client_factory(self.spec.address, lambda _c: self._disconnected.set())
+            try:
+                await client.connect()
+                battery = int((await client.read_gatt_char(self.profile.battery_uuid))[0])
+                self._put_status("online", battery)
+                for s, sp in self.profile.streams.items():
+                    await client.start_notify(sp.uuid, lambda _ch, data, s=s: self.on_packet(s, data))
+                delay = 0.5
+                self._last_packet = time.monotonic()
+                while not stop.is_set() and not self._disconnected.is_set():
+                    await asyncio.sleep(0.1)
+                    if time.monotonic() - self._last_packet > self.silence_s:
+                        self.stats["watchdog"] += 1
+                        log.warning("%s: no notifications for %.1f s while connected: reconnecting",
+                                    self.spec.sensor, self.silence_s)
+                        break
+            except Exception as exc:  # a failed connection is retried, never fatal
+                log.warning("%s: link failed (%s); retrying in %.1f s", self.spec.sensor, exc, delay)
+            finally:
+                try:
+                    await client.disconnect()
+                except Exception:
+                    pass
+            if stop.is_set():
+                break
+            self.stats["reconnects"] += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.backoff_max_s)
+        self._put_status("offline")

@@ -1,0 +1,117 @@
+"""The BLE collector with the stand-in radio (real packet bytes through bleak) and a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as mqtt
+from bleak import BleakClient
+
+from dashboard.services import free_port
+from ingest.ble_profile import decode_v1, load_profile
+from ingest.ble_replay import ReplayBackend, read_capture
+from ingest.collector import Collector, Publisher, SensorSpec
+from ingest.frames import decode
+from ingest.outbox import Outbox
+
+CAPTURE = Path(__file__).parent / "data" / "ble-capture-left-shank.txt"
+PROFILE = load_profile("nightcramp-leg-v1")
+SPEC = SensorSpec("w-7", "left-shank", "AA:BB:CC:DD:EE:01", "L")
+
+
+def factory(**replay):
+    def make(address, on_disconnect):
+        return BleakClient(address, disconnected_callback=on_disconnect, backend=ReplayBackend,
+                           capture=CAPTURE, profile=PROFILE, **replay)
+    return make
+
+
+class Sink:
+    """A real MQTT subscriber recording what arrives for the sensor."""
+
+    def __init__(self, port: int) -> None:
+        self.msgs: list[mqtt.MQTTMessage] = []
+        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.c.on_message = lambda c, u, m: self.msgs.append(m)
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe("nightcramp/v1/w-7/#", qos=1)
+        self.c.loop_start()
+        time.sleep(0.3)
+
+    def frames(self, stream: str):
+        return [decode(m.payload) for m in self.msgs if m.topic.endswith("/" + stream)]
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
+def _collect(outbox, seconds: float, **replay) -> Collector:
+    col = Collector(SPEC, PROFILE, outbox, factory(**replay), silence_s=0.5)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(col.run(stop))
+        await asyncio.sleep(seconds)
+        stop.set()
+        await task
+
+    asyncio.run(main())
+    return col
+
+
+def _publisher(outbox, port):
+    p = Publisher(outbox, "127.0.0.1", port, f"col-{time.time_ns()}",
+                  "nightcramp/v1/w-7/left-shank/status", json.dumps({"state": "offline"}))
+    p.start()
+    return p
+
+
+def test_capture_reaches_mqtt_as_frames_with_the_gap_kept(tmp_path, mosquitto):
+    sink = Sink(mosquitto.port)
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    pub = _publisher(outbox, mosquitto.port)
+    col = _collect(outbox, 1.0, speed=100)
+    assert pub.drain(30), "every frame acknowledged and removed from the outbox"
+    time.sleep(0.3)
+    pub.stop()
+    sink.close()
+    emg, acc = sink.frames("emg"), sink.frames("acc")
+    assert (len(emg), len(acc)) == (299, 150)
+    steps = np.diff([f.first_sample for f in emg])
+    assert sorted(set(steps.tolist())) == [100, 200]  # the lost packet is 100 missing samples
+    assert col.stats["lost_packets"] == 1
+    sent = read_capture(CAPTURE)["emg"]
+    np.testing.assert_array_equal(np.concatenate([f.raw for f in emg]),
+                                  np.concatenate([decode_v1(p).raw for p in sent]))
+    status = [json.loads(m.payload) for m in sink.msgs if m.topic.endswith("/status")]
+    assert status[0]["state"] == "online" and status[0]["battery_pct"] == 87
+    assert status[0]["channels"]["acc"] == ["ACC L-Shank X", "ACC L-Shank Y", "ACC L-Shank Z"]
+
+
+def test_collector_killed_with_a_full_outbox_loses_nothing(tmp_path, mosquitto):
+    path = tmp_path / "outbox.sqlite"
+    outbox = Outbox(path)
+    down = _publisher(outbox, free_port())  # no broker there: frames stay in the outbox
+    _collect(outbox, 1.0, speed=100)
+    down.stop()
+    outbox.close()  # the collector process ends here, its outbox on disk
+    assert len(Outbox(path)) == 299 + 150 + 2  # frames and two status messages
+    sink = Sink(mosquitto.port)
+    again = Outbox(path)
+    pub = _publisher(again, mosquitto.port)  # restarted, the broker reachable now
+    assert pub.drain(30)
+    time.sleep(0.3)
+    pub.stop()
+    sink.close()
+    assert (len(sink.frames("emg")), len(sink.frames("acc"))) == (299, 150)
+
+
+def test_silent_link_triggers_the_watchdog_and_a_reconnect(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    col = _collect(outbox, 2.0, speed=100, silence_after_s=5.0)
+    assert col.stats["watchdog"] >= 1 and col.stats["reconnects"] >= 1
