@@ -71,6 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--wearers", type=int, default=1, help="with --live: how many wearers (sim-1, sim-2, …)")
     s.add_argument("--services", type=Path, help="services TOML (default config/services.toml)")
 
+    col = sub.add_parser("collect", help="run the BLE collector for one sensor (BLE in, MQTT out)")
+    col.add_argument("--wearer", required=True, help="pseudonymous wearer id")
+    col.add_argument("--sensor", required=True, help="sensor id, e.g. left-shank")
+    col.add_argument("--address", required=True, help="the sensor's BLE address")
+    col.add_argument("--side", required=True, choices=["L", "R"], help="leg the sensor is worn on")
+    col.add_argument("--profile", default="nightcramp-leg-v1", help="device profile in config/sensors/")
+    col.add_argument("--outbox", type=Path, help="SQLite outbox (default var/outbox-<sensor>.sqlite)")
+    col.add_argument("--replay", type=Path, help="replay a packet capture instead of a radio")
+    col.add_argument("--speed", type=float, default=1.0, help="with --replay: times real time")
+    col.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    col.add_argument("--services", type=Path)
+    col.set_defaults(func=_collect)
+
     det = sub.add_parser("detect", help="run the detector service (MQTT in, InfluxDB out)")
     det.add_argument("--services", type=Path, help="services TOML (default config/services.toml)")
     det.add_argument("--config", type=Path, help="detector configuration TOML")
@@ -200,6 +213,45 @@ def _simulate_live(args) -> int:
         raise OSError(f"no MQTT broker at {sv.mqtt.host}:{sv.mqtt.port} (start one with "
                       "'nightcramp stack up')") from None
     print(json.dumps(sent))
+    return 0
+
+
+def _collect(args) -> int:
+    import asyncio
+    import signal as sig
+
+    from ingest.ble_profile import load_profile
+    from ingest.collector import Collector, Publisher, SensorSpec, connect_ble, connect_replay
+    from ingest.frames import topic
+    from ingest.names import check_id
+    from ingest.outbox import Outbox
+
+    sv = _services(args.services)
+    spec = SensorSpec(check_id(args.wearer, "wearer"), check_id(args.sensor, "sensor"), args.address,
+                      args.side)
+    profile = load_profile(args.profile)
+    outbox = Outbox(args.outbox or Path(sv.stack.data_dir) / f"outbox-{spec.sensor}.sqlite")
+    connect = connect_replay(args.replay, profile, speed=args.speed) if args.replay else connect_ble
+    pub = Publisher(outbox, sv.mqtt.host, sv.mqtt.port, f"nightcramp-collect-{spec.wearer}-{spec.sensor}",
+                    topic(spec.wearer, spec.sensor, "status"), json.dumps({"state": "offline"}))
+    pub.start()
+    col = Collector(spec, profile, outbox, connect)
+    print(f"collecting {spec.address} as {spec.wearer}/{spec.sensor} ({len(outbox)} frames waiting in "
+          f"{outbox.path})", file=sys.stderr)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for s in (sig.SIGINT, sig.SIGTERM):
+            loop.add_signal_handler(s, stop.set)
+        if args.seconds:
+            loop.call_later(args.seconds, stop.set)
+        await col.run(stop)
+
+    asyncio.run(main())
+    pub.drain(30)
+    pub.stop()
+    print(json.dumps({"stats": col.stats, "sent": pub.sent, "waiting": len(outbox)}))
     return 0
 
 

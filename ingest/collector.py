@@ -17,8 +17,9 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
@@ -114,10 +115,12 @@ class Publisher:
 
 class Collector:
     def __init__(self, spec: SensorSpec, profile: DeviceProfile, outbox: Outbox,
-                 client_factory: Callable[[str, Callable], object], *, silence_s: float = 5.0,
+                 connect: Callable[[str, Callable], Awaitable[object]] | None, *, silence_s: float = 5.0,
                  backoff_max_s: float = 30.0) -> None:
+        """``connect(address, on_disconnect)`` returns a connected bleak client
+        (:func:`connect_ble` for a real sensor, :func:`connect_replay` for the stand-in)."""
         self.spec, self.profile, self.outbox = spec, profile, outbox
-        self.client_factory = client_factory
+        self.connect = connect
         self.silence_s, self.backoff_max_s = silence_s, backoff_max_s
         self.streams = {s: _StreamState() for s in profile.streams}
         self.clock = ClockMap()
@@ -169,9 +172,9 @@ class Collector:
         delay = 0.5
         while not stop.is_set():
             self._disconnected.clear()
-            client = self.client_factory(self.spec.address, lambda _c: self._disconnected.set())
+            client = None
             try:
-                await client.connect()
+                client = await self.connect(self.spec.address, lambda _c: self._disconnected.set())
                 battery = int((await client.read_gatt_char(self.profile.battery_uuid))[0])
                 self._put_status("online", battery)
                 for s, sp in self.profile.streams.items():
@@ -189,7 +192,8 @@ class Collector:
                 log.warning("%s: link failed (%s); retrying in %.1f s", self.spec.sensor, exc, delay)
             finally:
                 try:
-                    await client.disconnect()
+                    if client is not None:
+                        await client.disconnect()
                 except Exception:
                     pass
             if stop.is_set():
@@ -198,3 +202,31 @@ class Collector:
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.backoff_max_s)
         self._put_status("offline")
+
+
+async def connect_ble(address: str, on_disconnect: Callable, *, name: str = "leg sensor",
+                      scan_timeout: float = 10.0):
+    """Find a real sensor by address and connect through bleak-retry-connector."""
+    from bleak import BleakClient, BleakScanner
+    from bleak_retry_connector import establish_connection
+
+    device = await BleakScanner.find_device_by_address(address, timeout=scan_timeout)
+    if device is None:
+        raise ConnectionError(f"sensor {address} not found within {scan_timeout:g} s")
+    return await establish_connection(BleakClient, device, name, disconnected_callback=on_disconnect,
+                                      max_attempts=3)
+
+
+def connect_replay(capture: Path, profile: DeviceProfile, **replay):
+    """A ``connect`` for the stand-in radio replaying ``capture`` (ingest.ble_replay)."""
+    from bleak import BleakClient
+
+    from ingest.ble_replay import ReplayBackend
+
+    async def connect(address: str, on_disconnect: Callable):
+        client = BleakClient(address, disconnected_callback=on_disconnect, backend=ReplayBackend,
+                             capture=capture, profile=profile, **replay)
+        await client.connect()
+        return client
+
+    return connect

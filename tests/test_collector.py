@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
-from bleak import BleakClient
 
 from dashboard.services import free_port
 from ingest.ble_profile import decode_v1, load_profile
-from ingest.ble_replay import ReplayBackend, read_capture
-from ingest.collector import Collector, Publisher, SensorSpec
+from ingest.ble_replay import read_capture
+from ingest.collector import Collector, Publisher, SensorSpec, connect_replay
 from ingest.frames import decode
 from ingest.outbox import Outbox
 
@@ -24,10 +23,7 @@ SPEC = SensorSpec("w-7", "left-shank", "AA:BB:CC:DD:EE:01", "L")
 
 
 def factory(**replay):
-    def make(address, on_disconnect):
-        return BleakClient(address, disconnected_callback=on_disconnect, backend=ReplayBackend,
-                           capture=CAPTURE, profile=PROFILE, **replay)
-    return make
+    return connect_replay(CAPTURE, PROFILE, **replay)
 
 
 class Sink:
@@ -115,3 +111,21 @@ def test_silent_link_triggers_the_watchdog_and_a_reconnect(tmp_path):
     outbox = Outbox(tmp_path / "outbox.sqlite")
     col = _collect(outbox, 2.0, speed=100, silence_after_s=5.0)
     assert col.stats["watchdog"] >= 1 and col.stats["reconnects"] >= 1
+
+
+def test_collect_command_replays_a_capture(tmp_path, mosquitto, cli):
+    import subprocess
+
+    services = tmp_path / "services.toml"
+    services.write_text(f"[mqtt]\nport = {mosquitto.port}\n[stack]\ndata_dir = \"{tmp_path}\"\n")
+    sink = Sink(mosquitto.port)
+    r = subprocess.run([cli, "collect", "--wearer", "w-7", "--sensor", "left-shank", "--address",
+                        "AA:BB:CC:DD:EE:01", "--side", "L", "--replay", str(CAPTURE), "--speed", "50",
+                        "--seconds", "2", "--services", str(services)], capture_output=True, text=True,
+                       timeout=120)
+    time.sleep(0.3)
+    sink.close()
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["stats"]["packets"] == 449 and out["stats"]["lost_packets"] == 1 and out["waiting"] == 0
+    assert (len(sink.frames("emg")), len(sink.frames("acc"))) == (299, 150)
