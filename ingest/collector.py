@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -127,6 +128,7 @@ class Collector:
         self.stats = {"packets": 0, "lost_packets": 0, "bad_packets": 0, "reconnects": 0, "watchdog": 0}
         self._last_packet = time.monotonic()
         self._disconnected = asyncio.Event()
+        self.client = None  # the bleak client of the current connection
 
     def status(self, state: str, battery: int | None = None) -> dict:
         return {"state": state, "battery_pct": battery, "link": "ble", "address": self.spec.address,
@@ -175,7 +177,12 @@ class Collector:
             client = None
             try:
                 client = await self.connect(self.spec.address, lambda _c: self._disconnected.set())
+                self.client = client
                 battery = int((await client.read_gatt_char(self.profile.battery_uuid))[0])
+                fs = self.profile.streams
+                rates = struct.pack("<BHH", 0x03, round(fs["emg"].fs), round(fs["acc"].fs))
+                await client.write_gatt_char(self.profile.control_uuid, rates, response=True)
+                await client.write_gatt_char(self.profile.control_uuid, b"\x01", response=True)  # start
                 self._put_status("online", battery)
                 for s, sp in self.profile.streams.items():
                     await client.start_notify(sp.uuid, lambda _ch, data, s=s: self.on_packet(s, data))

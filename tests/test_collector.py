@@ -81,6 +81,9 @@ def test_capture_reaches_mqtt_as_frames_with_the_gap_kept(tmp_path, mosquitto):
     steps = np.diff([f.first_sample for f in emg])
     assert sorted(set(steps.tolist())) == [100, 200]  # the lost packet is 100 missing samples
     assert col.stats["lost_packets"] == 1
+    # the collector set the rates and started streaming through the control characteristic
+    assert col.client._backend.writes == [(PROFILE.control_uuid, b"\x03\xe8\x03\x32\x00"),
+                                          (PROFILE.control_uuid, b"\x01")]
     sent = read_capture(CAPTURE)["emg"]
     np.testing.assert_array_equal(np.concatenate([f.raw for f in emg]),
                                   np.concatenate([decode_v1(p).raw for p in sent]))
