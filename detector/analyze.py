@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.config import DetectorConfig
 from detector.engine import Engine
-from detector.events import Event, Match, match_intervals
+from detector.events import Event, Match, compare_events
 from detector.summary import summarize
 from ingest.recording import Recording, RecordingError
 
@@ -65,13 +65,12 @@ class Analysis:
         ``ignore_kinds`` names truth kinds (``kind`` or ``kind:subtype``) that are "don't care"
         regions; ``subtypes``/``truth_subtypes`` restrict either side to some subtypes.
         """
-        det = [(e.start_s, e.end_s, e.side) for e in self.events
-               if e.kind == kind and (subtypes is None or e.subtype in subtypes)]
-        ref = [(t["start_s"], t["end_s"], t.get("side")) for t in truth if t["kind"] == kind
-               and (truth_subtypes is None or t.get("subtype", "") in truth_subtypes)]
-        ign = [(t["start_s"], t["end_s"], t.get("side")) for t in truth
-               if t["kind"] in ignore_kinds or f"{t['kind']}:{t.get('subtype', '')}" in ignore_kinds]
-        return match_intervals(det, ref, kind=kind, ignore=ign, sided=sided)
+        events = [{"kind": e.kind, "start_s": e.start_s, "end_s": e.end_s, "side": e.side,
+                   "subtype": e.subtype} for e in self.events]
+        if truth_subtypes is not None:
+            truth = [t for t in truth if t["kind"] != kind or t.get("subtype", "") in truth_subtypes]
+        return compare_events(events, truth, kind, ignore_kinds=ignore_kinds, subtypes=subtypes,
+                              sided=sided)
 
 
 def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 300.0,

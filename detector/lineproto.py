@@ -1,4 +1,4 @@
-"""InfluxDB line protocol: one point at a time for records, vectorised for sample arrays.
+"""InfluxDB line protocol for records (events, nights, frames).
 
 Text matches influxdb-client's ``Point.to_line_protocol()`` (sorted tags and fields, the same
 escaping, floats without a trailing ``.0``); tests check it against that reference.
@@ -50,23 +50,3 @@ def point(measurement: str, tags: dict[str, str], fields: dict, ts_ns: int) -> s
     if not body:
         raise ValueError(f"{measurement}: a point needs at least one field")
     return f"{series_key(measurement, tags)} {body} {int(ts_ns)}"
-
-
-def samples(measurement: str, tags: dict[str, str], field: str, values: np.ndarray,
-            ts_ns: np.ndarray, decimals: int) -> str:
-    """Lines for a sample array (one field per point), rounded to ``decimals``; NaN dropped."""
-    v = np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0  # no "-0"
-    t = np.asarray(ts_ns, dtype=np.int64)
-    keep = np.isfinite(v)
-    if not keep.all():
-        v, t = v[keep], t[keep]
-    if v.size == 0:
-        return ""
-    text = v.astype(str)
-    whole = v == np.trunc(v)
-    if whole.any():
-        # str(12.0) is "12.0"; the reference writes "12"
-        text[whole] = v[whole].astype(np.int64).astype(str)
-    prefix = f"{series_key(measurement, tags)} {str(field).translate(_KEY)}="
-    lines = np.strings.add(np.strings.add(np.strings.add(prefix, text), " "), t.astype(str))
-    return "\n".join(lines.tolist())

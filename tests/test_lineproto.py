@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from detector.lineproto import point, samples
+from detector.lineproto import point
 
 influx_point = pytest.importorskip("influxdb_client").Point
 
@@ -30,19 +27,3 @@ def reference(measurement, tags, fields, ts):
 def test_points_equal_reference(measurement, tags, fields):
     assert point(measurement, tags, fields, 1_700_000_000_123_456_789) == reference(
         measurement, tags, fields, 1_700_000_000_123_456_789)
-
-
-@given(st.lists(st.floats(-5000, 5000, allow_nan=False), min_size=1, max_size=50),
-       st.integers(0, 2**62))
-def test_vectorised_samples_equal_reference(values, t0):
-    v = np.round(np.asarray(values), 3) + 0.0
-    ts = t0 + np.arange(len(v), dtype=np.int64) * 1_000_000
-    tags = {"wearer": "w-1", "sensor": "left-shank", "channel": "EMG L-Gastroc"}
-    got = samples("emg", tags, "v", v, ts, decimals=3).split("\n")
-    want = [reference("emg", tags, {"v": float(x)}, t) for x, t in zip(v, ts, strict=True)]
-    assert got == want
-
-
-def test_nan_samples_are_left_out():
-    out = samples("acc", {"wearer": "w"}, "v", np.array([1.0, np.nan, 2.25]), np.array([1, 2, 3]), 6)
-    assert out == "acc,wearer=w v=1 1\nacc,wearer=w v=2.25 3"
