@@ -114,8 +114,9 @@ def start_mosquitto(data_dir: Path, port: int | None = None, timeout: float = 15
     return server
 
 
-def start_influxd(data_dir: Path, port: int | None = None, timeout: float = 30.0) -> Server:
-    """InfluxDB 1.x on 127.0.0.1:``port`` with its data in ``data_dir``."""
+def start_influxd(data_dir: Path, port: int | None = None, timeout: float = 30.0, *,
+                  auth: bool = False) -> Server:
+    """InfluxDB 1.x on 127.0.0.1:``port`` with its data in ``data_dir`` (``auth``: users required)."""
     exe = _binary("influxd", ("influxd", "/usr/bin/influxd"))
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -132,6 +133,7 @@ def start_influxd(data_dir: Path, port: int | None = None, timeout: float = 30.0
         "[subscriber]\n  enabled = false\n"
         "[continuous_queries]\n  enabled = false\n"
         f'[http]\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
+        f"  auth-enabled = {'true' if auth else 'false'}\n"
         "  max-body-size = 0\n"
         '[logging]\n  level = "warn"\n'
     )

@@ -97,3 +97,31 @@ def test_bad_data_is_refused_with_the_servers_reason(store):
     with pytest.raises(StoreError, match="refused the write"):
         store.write("not line protocol at all")
     assert store.spooled() == 0
+
+
+def test_basic_auth_against_an_auth_enabled_influxdb(tmp_path):
+    import httpx
+
+    from dashboard.services import start_influxd
+
+    server = start_influxd(tmp_path / "influx-auth", auth=True)
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        # With no user yet, InfluxDB 1.x accepts creating the first admin.
+        create = "CREATE USER nc WITH PASSWORD 'night-s3cret' WITH ALL PRIVILEGES"
+        r = httpx.post(f"{url}/query", data={"q": create})
+        assert r.status_code == 200, r.text
+        anon = InfluxStore(StoreSettings(url=url, database="t_auth", retries=0))
+        with pytest.raises(StoreError, match=r"401|authorization"):
+            anon.setup()
+        anon.close()
+        ok = InfluxStore(StoreSettings(url=url, database="t_auth", auth="basic", username="nc",
+                                       password="night-s3cret"))
+        ok.setup()
+        ts = time.time_ns() - 10**9
+        assert ok.write_frame("w-1", "s", "acc", ["ACC L-Shank X"], np.ones((5, 1), np.int16), (0.001,),
+                              50.0, 0, ts)
+        assert ok.count_samples("w-1", "acc") == 5
+        ok.close()
+    finally:
+        server.stop()
