@@ -137,17 +137,13 @@ def _analyze(args) -> int:
     rec = open_recording(args.recording, aliases=_aliases(args.alias))
     analysis = _run(rec, cfg, quiet=args.quiet)
     if args.json:
-        json.dump(analysis.to_json(), sys.stdout, indent=1, allow_nan=False, default=_nan_safe)
+        json.dump(analysis.to_json(), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     elif args.csv:
         sys.stdout.write(events_csv(analysis))
     else:
         print(text_summary(analysis))
     return 0
-
-
-def _nan_safe(o):
-    return None
 
 
 def _run(rec, cfg, *, quiet: bool):
@@ -276,21 +272,24 @@ def _detect(args) -> int:
     return 0
 
 
-def _night_close(args) -> int:
+def _request_night_close(sv, wearer: str) -> None:
+    """Ask the detector service (over MQTT) to close a wearer's night now."""
     import paho.mqtt.client as mqtt
 
     from ingest.names import check_id
 
-    sv = _services(args.services)
-    wearer = check_id(args.wearer, "wearer")
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     c.connect(sv.mqtt.host, sv.mqtt.port)
     c.loop_start()
-    c.publish(f"nightcramp/v1/{wearer}/control", json.dumps({"cmd": "close-night"}),
+    c.publish(f"nightcramp/v1/{check_id(wearer, 'wearer')}/control", json.dumps({"cmd": "close-night"}),
               qos=1).wait_for_publish(10)
     c.loop_stop()
     c.disconnect()
-    print(f"asked the detector to close the night of {wearer}")
+
+
+def _night_close(args) -> int:
+    _request_night_close(_services(args.services), args.wearer)
+    print(f"asked the detector to close the night of {args.wearer}")
     return 0
 
 
@@ -327,8 +326,9 @@ def _demo(args) -> int:
     from dashboard import stack
     from dashboard.report import text_summary
     from detector.store import InfluxStore
+    from detector.summary import night_key
     from ingest.live import publish_nights
-    from ingest.simulate import NightOptions
+    from ingest.simulate import NightOptions, plan_night
     from ingest.simulate.writer import truth_json
 
     sv = _services(args.services)
@@ -356,17 +356,8 @@ def _demo(args) -> int:
                           truth_dir=data / "demo")
     print(f"   {sent['frames']} frames, {sent['samples']} samples sent; closing the night")
     store = InfluxStore(sv.store)
-    import paho.mqtt.client as mqtt
-
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.connect(sv.mqtt.host, sv.mqtt.port)
-    c.loop_start()
-    c.publish("nightcramp/v1/sim-1/control", json.dumps({"cmd": "close-night"}), qos=1).wait_for_publish(10)
-    c.loop_stop()
-    c.disconnect()
-    from dashboard.report import night_of
-
-    night = night_of(opts.start).isoformat()
+    _request_night_close(sv, "sim-1")
+    night = night_key(opts.start)
     deadline = time.monotonic() + 300
     stored = None
     while time.monotonic() < deadline:
@@ -382,19 +373,13 @@ def _demo(args) -> int:
     print()
     print(text_summary(stored))
     print()
-    print(compare_table(stored["events"], truth_json(_plan_for(opts))["events"]))
+    print(compare_table(stored["events"], truth_json(plan_night(opts))["events"]))
     print()
     print(f"Samples stored: EMG {store.count_samples('sim-1', 'emg')}, "
           f"ACC {store.count_samples('sim-1', 'acc')}")
     store.close()
     print("The stack is still running. Stop it with: .venv/bin/nightcramp stack down")
     return 0
-
-
-def _plan_for(opts):
-    from ingest.simulate import plan_night
-
-    return plan_night(opts)
 
 
 def _demo_offline(args) -> int:

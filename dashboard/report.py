@@ -7,12 +7,7 @@ import datetime as dt
 import io
 
 from detector.analyze import Analysis
-
-
-def night_of(start: dt.datetime) -> dt.date:
-    """The night's key: the date the evening started (recordings starting before noon belong
-    to the previous evening)."""
-    return (start - dt.timedelta(hours=12)).date()
+from detector.summary import night_key
 
 
 def hm(seconds: float | None) -> str:
@@ -37,7 +32,7 @@ def text_summary(a: Analysis | dict) -> str:
     obj = a.to_json() if isinstance(a, Analysis) else a
     rec, s = obj["recording"], obj["summary"]
     start = dt.datetime.fromisoformat(rec["start"])
-    lines = [f"nightcramp — night of {night_of(start).isoformat()} ({rec['name']})",
+    lines = [f"nightcramp — night of {night_key(start)} ({rec['name']})",
              f"Recording {clock(start, 0)} → {clock(start, rec['duration_s'])} UTC "
              f"({hm(rec['duration_s'])}); "
              + ", ".join(f"{c['label']} {c['fs']:g} Hz" for c in rec["channels"])]

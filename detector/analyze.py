@@ -76,8 +76,7 @@ class Analysis:
 def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 300.0,
                       progress: Callable[[float], None] | None = None) -> Analysis:
     """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1)."""
-    usable = [i for i, c in enumerate(rec.channels)]
-    if not usable:
+    if not rec.channels:
         found = ", ".join(rec.ignored[:12]) + (" …" if len(rec.ignored) > 12 else "")
         raise RecordingError(f"{rec.name}: no leg EMG or accelerometer channels found "
                              f"(channels present: {found or 'none'}); name them like 'EMG L-Gastroc' or "

@@ -69,16 +69,6 @@ def frame_edges(k0: int, k1: int, *, fs: float, frame_s: float) -> np.ndarray:
     return np.ceil(np.arange(k0, k1 + 1) * per - 1e-9).astype(np.int64)
 
 
-def moving_average(x: np.ndarray, n: int, history: np.ndarray | None = None) -> np.ndarray:
-    """Causal moving average over ``n`` frames; ``history`` holds the previous ``n-1`` values."""
-    x = np.asarray(x, dtype=np.float64)
-    if history is None:
-        history = np.full(n - 1, x[0] if x.size else 0.0)
-    full = np.concatenate([history, x])
-    c = np.concatenate([[0.0], np.cumsum(full)])
-    return (c[n:] - c[:-n]) / n
-
-
 def moving_median(x: np.ndarray, n: int, history: np.ndarray | None = None) -> np.ndarray:
     """Causal moving median over ``n`` frames; ``history`` holds the previous ``n-1`` values.
 

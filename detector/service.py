@@ -34,7 +34,7 @@ from detector.engine import Engine
 from detector.events import Event
 from detector.settings import Services
 from detector.store import InfluxStore, StoreError
-from detector.summary import summarize
+from detector.summary import night_key, summarize
 from ingest.frames import Frame, FrameError, decode
 from ingest.labels import parse_label
 from ingest.recording import Channel, Recording
@@ -44,11 +44,6 @@ log = logging.getLogger("nightcramp.detect")
 TOPIC_ROOT = "nightcramp/v1"
 _ID = re.compile(r"^[a-z0-9-]{1,32}$")
 _FLUSH_BYTES = 4_000_000
-
-
-def night_key(start: dt.datetime) -> str:
-    """The date the evening started (recordings starting before noon belong to the evening before)."""
-    return (start - dt.timedelta(hours=12)).date().isoformat()
 
 
 @dataclass
@@ -262,7 +257,7 @@ class DetectorService:
     # ------------------------------------------------------------------ messages
     def _on_message(self, client, userdata, msg) -> None:
         try:
-            self.handle(msg.topic, msg.payload, retained=bool(msg.retain))
+            self.handle(msg.topic, msg.payload)
         except Exception:  # one bad message must never stop the service
             log.exception("message on %s could not be handled", msg.topic)
             self.stats["handler_error"] += 1
@@ -271,7 +266,7 @@ class DetectorService:
         if len(self._unacked) >= self.services.service.checkpoint_frames:
             self.flush()
 
-    def handle(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
+    def handle(self, topic: str, payload: bytes) -> None:
         parts = topic.split("/")
         if len(parts) < 4 or "/".join(parts[:2]) != TOPIC_ROOT:
             self.stats["bad_topic"] += 1

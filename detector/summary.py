@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 
 from detector.channel import LOST
+
+
+def night_key(start: dt.datetime) -> str:
+    """A night's key: the date the evening started (recordings starting before noon belong to
+    the evening before), ISO format."""
+    return (start - dt.timedelta(hours=12)).date().isoformat()
 
 
 def summarize(engine, rec, events) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,24 @@ from detector.config import DetectorConfig
 from ingest.simulate import NightOptions, plan_night, render_recording
 
 ROOT = Path(__file__).resolve().parent.parent
-# The public test files live beside the repository (../shared/testdata), as in CI.
-TESTDATA = Path(os.environ.get("NIGHTCRAMP_TESTDATA", ROOT.parent / "shared" / "testdata")).resolve()
+
+
+def _testdata() -> Path:
+    """The public test files: $NIGHTCRAMP_TESTDATA, else ../shared/testdata beside the repository
+    (as in CI), else beside the repository this one was cloned from (a scratch clone)."""
+    if os.environ.get("NIGHTCRAMP_TESTDATA"):
+        return Path(os.environ["NIGHTCRAMP_TESTDATA"]).resolve()
+    here = ROOT.parent / "shared" / "testdata"
+    if here.is_dir():
+        return here.resolve()
+    origin = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+                            capture_output=True, text=True).stdout.strip()
+    if origin and Path(origin).is_dir():
+        return (Path(origin).resolve().parent / "shared" / "testdata").resolve()
+    return here
+
+
+TESTDATA = _testdata()
 EDF_DIR = TESTDATA / "edf"
 CLI = ROOT / ".venv" / "bin" / "nightcramp"
 
