@@ -6,7 +6,10 @@ per-frame history of the night (about 20 floats per second per channel).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -86,21 +89,32 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
         if c.kind == "emg" and c.fs < cfg.front_end.bandpass_low_hz / 0.45:
             raise RecordingError(f"{rec.name}: {c.label}: sampling rate {c.fs:g} Hz is too low "
                                  f"for EMG (need at least {cfg.front_end.bandpass_low_hz / 0.45:.0f} Hz)")
-    engine = Engine(rec.channels, cfg)
-    notes += engine.notes
-    duration = rec.duration_s
-    t = 0.0
-    while t < duration:
-        t1 = min(duration, t + read_s)
-        chunk = {}
-        for i, c in enumerate(rec.channels):
-            a, b = int(round(t * c.fs)), int(round(t1 * c.fs))
-            chunk[i] = rec.read(i, a, b)
-        engine.update(chunk)
-        t = t1
-        if progress:
-            progress(t / duration if duration else 1.0)
-    engine.finish()
+    n_emg = sum(c.kind == "emg" for c in rec.channels)
+    cores = os.cpu_count() or 1
+    workers = min(n_emg, cores) if cores > 1 else 0
+    with ThreadPoolExecutor(workers, thread_name_prefix="emg") if workers else nullcontext() as pool:
+        engine = Engine(rec.channels, cfg, pool=pool)
+        notes += engine.notes
+        duration = rec.duration_s
+        bounds = np.append(np.arange(0.0, duration, read_s), duration) if duration > 0 else np.zeros(1)
+
+        def read(t0: float, t1: float) -> dict[int, np.ndarray]:
+            return {i: rec.read(i, int(round(t0 * c.fs)), int(round(t1 * c.fs)))
+                    for i, c in enumerate(rec.channels)}
+
+        # The next chunk is filtered in threads while the engine digests this one.
+        chunk = read(bounds[0], bounds[1]) if len(bounds) > 1 else {}
+        frames = engine.filter_emg(chunk)
+        for j in range(1, len(bounds)):
+            nxt = read(bounds[j], bounds[j + 1]) if j + 1 < len(bounds) else None
+            ready = frames()
+            if nxt is not None:
+                frames = engine.filter_emg(nxt)
+            engine.update(chunk, emg_frames=ready)
+            chunk = nxt or {}
+            if progress:
+                progress(bounds[j] / duration if duration else 1.0)
+        engine.finish()
     events = sorted(engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
     notes += _capability_notes(engine)
     summary = summarize(engine, rec, events)

@@ -148,20 +148,20 @@ class EmgStage:
 
     def _block_baseline(self, stat: float, slow: np.ndarray, bad: np.ndarray) -> float:
         """Resting level (µV) for one block; marks vanished signal in ``bad`` (in place)."""
-        bl, art = self.cfg.baseline, self.cfg.artifact
-        valid = bad == 0
+        # Runs once per 10-s block for the whole night: scalar Python, not numpy, on purpose.
+        bl, art, cr = self.cfg.baseline, self.cfg.artifact, self.cfg.cramp
         if self.stats:
-            b = quantile(np.fromiter(self.stats, float, len(self.stats)), bl.quantile)
-        elif np.isfinite(stat):
+            b = _sorted_quantile(sorted(self.stats), bl.quantile)
+        elif stat == stat:
             b = stat
         else:
             b = self.baseline_now
         if not np.isfinite(b):
             return float("nan")
         b = max(b, bl.min_uV)
-        bad |= np.where((slow < art.lead_off_ratio * b) & valid, LEAD_OFF, 0).astype(np.uint8)
-        s_on = self.thresholds(b)[2]
-        if np.isfinite(stat) and float(np.mean(slow > s_on)) <= bl.max_active_fraction:
+        bad[(slow < art.lead_off_ratio * b) & (bad == 0)] |= np.uint8(LEAD_OFF)
+        s_on = max(b * cr.on_ratio, b + cr.on_above_uV)
+        if stat == stat and np.count_nonzero(slow > s_on) <= bl.max_active_fraction * slow.size:
             self.stats.append(stat)
         self.baseline_now = b
         return b
@@ -190,3 +190,11 @@ class EmgStage:
         last = int(hits[-1]) if hits.size else -10**9
         self._blank_left = max(0, left - level.size, last + self.pop_blank - level.size)
         return blank
+
+
+def _sorted_quantile(s: list[float], q: float) -> float:
+    """``q`` quantile of an ascending list, interpolated like :func:`detector.dsp.quantile`."""
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)

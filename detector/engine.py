@@ -9,6 +9,8 @@ restart).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,8 +49,11 @@ class _Leg:
 class Engine:
     """Analyse one night incrementally. ``update`` takes new samples per channel index."""
 
-    def __init__(self, channels: list[Channel], cfg: DetectorConfig) -> None:
+    def __init__(self, channels: list[Channel], cfg: DetectorConfig, *,
+                 pool: Executor | None = None) -> None:
         self.cfg = cfg
+        # Optional threads for the EMG front ends; results do not depend on it.
+        self.pool = pool
         self.channels = channels
         fe = cfg.front_end
         self.frame_s = fe.frame_s
@@ -80,6 +85,10 @@ class Engine:
         self.plm = PlmTracker(cfg)
         self.sleep = SleepScorer(cfg, has_acc=bool(self.legs), has_emg=bool(self.emg))
 
+    def __getstate__(self) -> dict:
+        # Checkpoints hold the analysis state, never the threads.
+        return {**self.__dict__, "pool": None}
+
     # ---------------------------------------------------------------- input
     def _group_acc(self) -> None:
         by_leg: dict[tuple[str, str], dict[str, int]] = {}
@@ -103,13 +112,33 @@ class Engine:
             self.legs[side] = _Leg(side, (ix, iy, iz), AccFrontEnd(fs, self.cfg), AccStage(self.cfg),
                                    [[], [], []])
 
-    def update(self, samples: dict[int, np.ndarray]) -> list[Event]:
-        """Feed new samples (µV or g, float) per channel index; returns events finalised now."""
+    def filter_emg(self, samples: dict[int, np.ndarray]) -> Callable[[], dict[int, EmgFrames]]:
+        """Start the EMG front ends on new samples (µV); call the result to get their frames.
+
+        With a pool the channels run in threads (filtering releases the GIL), so a caller can
+        filter the next chunk while :meth:`update` digests this one. Call in sample order and
+        collect each result before the next call for the same channels.
+        """
+        todo = {i: x for i, x in samples.items() if i in self.emg_fe}
+        if self.pool is None or not todo:
+            done = {i: self.emg_fe[i].update(x) for i, x in todo.items()}
+            return lambda: done
+        futures = {i: self.pool.submit(self.emg_fe[i].update, x) for i, x in todo.items()}
+        return lambda: {i: f.result() for i, f in futures.items()}
+
+    def update(self, samples: dict[int, np.ndarray], *,
+               emg_frames: dict[int, EmgFrames] | None = None) -> list[Event]:
+        """Feed new samples (µV or g, float) per channel index; returns events finalised now.
+
+        ``emg_frames``: EMG front-end output already got from :meth:`filter_emg`; EMG samples
+        in ``samples`` are then ignored.
+        """
         if self.finished:
             raise RuntimeError("engine already finished")
-        for i, x in samples.items():
-            if i in self.emg_fe:
-                self._push_emg(i, self.emg_fe[i].update(x))
+        if emg_frames is None:
+            emg_frames = self.filter_emg(samples)()
+        for i, fr in emg_frames.items():
+            self._push_emg(i, fr)
         for leg in self.legs.values():
             for k, j in enumerate(leg.axes):
                 if j in samples:

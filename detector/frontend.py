@@ -114,9 +114,9 @@ class EmgFrontEnd:
         nan_raw = np.isnan(seg_raw)
         any_nan = bool(nan_raw.any())
         safe_raw = np.where(nan_raw, np.float32(0), seg_raw) if any_nan else seg_raw
-        mav = np.add.reduceat(np.abs(nta[:end]), starts, dtype=np.float64) / lengths
-        mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts, dtype=np.float64) / lengths
-        level = np.add.reduceat(safe_raw, starts, dtype=np.float64) / lengths
+        mav = np.add.reduceat(np.abs(nta[:end]), starts) / lengths
+        mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts) / lengths
+        level = np.add.reduceat(safe_raw, starts) / lengths
         hi = np.maximum.reduceat(safe_raw, starts).astype(np.float64)
         lo = np.minimum.reduceat(safe_raw, starts).astype(np.float64)
         absmax = np.maximum(hi, -lo)
