@@ -121,3 +121,18 @@ def test_engine_resumes_after_pickling_mid_stream(conformance_night):
     whole, _ = _run(conformance_night, None)
     events, _ = _run(conformance_night, 7.3, pickle_at=1800.0)
     assert events == whole
+
+
+def test_threaded_analysis_equals_single_threaded_engine(conformance_night, monkeypatch):
+    """``analyze`` filters EMG in threads, one chunk ahead; events must not change."""
+    from detector.analyze import analyze_recording
+
+    rec = conformance_night
+    whole, _ = _run(rec, None)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    threaded = analyze_recording(rec, CFG, read_s=60.0)
+    assert sorted(e.to_json(rec.start).__repr__() for e in threaded.events) == whole
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:  # a checkpoint holds the state, never the threads
+        assert pickle.loads(pickle.dumps(Engine(rec.channels, CFG, pool=pool))).pool is None
