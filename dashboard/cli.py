@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                    "writing a file (output is then the truth directory)")
     s.add_argument("--speed", type=float, default=60.0, help="with --live: times real time")
     s.add_argument("--wearers", type=int, default=1, help="with --live: how many wearers (sim-1, sim-2, …)")
+    s.add_argument("--frame-s", type=float, default=None,
+                   help="with --live: seconds of samples per MQTT frame (default: 0.1 s like a real sensor, "
+                   "longer when --speed is high: speed/100, at most 10 s)")
     s.add_argument("--services", type=Path, help="services TOML (default config/services.toml)")
 
     col = sub.add_parser("collect", help="run the BLE collector for one sensor (BLE in, MQTT out)")
@@ -193,6 +196,8 @@ def _simulate_live(args) -> int:
     from ingest.live import publish_nights
     from ingest.simulate import NightOptions
 
+    if args.frame_s is not None and not 0.01 <= args.frame_s <= 10.0:
+        raise ValueError(f"--frame-s {args.frame_s:g}: a frame holds 0.01 to 10 s of samples")
     sv = _services(args.services)
     opts = NightOptions(hours=args.hours, seed=args.seed, fs_emg=args.fs_emg, fs_acc=args.fs_acc,
                         mains_hz=args.mains, cramps_per_night=args.cramps_per_night)
@@ -204,7 +209,7 @@ def _simulate_live(args) -> int:
 
     try:
         sent = publish_nights(sv.mqtt.host, sv.mqtt.port, opts, n_wearers=args.wearers, speed=args.speed,
-                              truth_dir=args.output, progress=progress)
+                              frame_s=args.frame_s, truth_dir=args.output, progress=progress)
     except ConnectionRefusedError:
         raise OSError(f"no MQTT broker at {sv.mqtt.host}:{sv.mqtt.port} (start one with "
                       "'nightcramp stack up')") from None

@@ -6,6 +6,7 @@ samples arrived. Outputs frame-index intervals; the engine turns them into event
 
 from __future__ import annotations
 
+import copy
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -26,6 +27,16 @@ class StageOut:
     sustained: list[tuple[int, int]] = field(default_factory=list)
     artifacts: list[tuple[int, int]] = field(default_factory=list)
     lost: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass
+class SustainedPeek:
+    """Where sustained activity stands after frames not yet processed (see ``EmgStage.peek``)."""
+
+    open_since: int | None  # frame where the sustained interval still open at ``end`` began
+    end: int  # one past the last frame looked at
+    on: np.ndarray  # bool per looked-at frame: slow envelope above the sustained-on level
+    bad: np.ndarray  # uint8 artefact flags per looked-at frame
 
 
 class EmgStage:
@@ -165,6 +176,38 @@ class EmgStage:
             self.stats.append(stat)
         self.baseline_now = b
         return b
+
+    def peek(self, fr: EmgFrames) -> SustainedPeek:
+        """Sustained activity in frames that follow the processed ones, without changing state.
+
+        For provisional cramp alerts between blocks: the same envelope, levels and hysteresis
+        as :meth:`process`, with the baseline the next block will use (it depends only on the
+        blocks before it). Electrode-pop blanking is left out; pops do not stop sustained
+        activity anyway.
+        """
+        n = len(fr)
+        bl, art, cr = self.cfg.baseline, self.cfg.artifact, self.cfg.cramp
+        b = _sorted_quantile(sorted(self.stats), bl.quantile) if self.stats else self.baseline_now
+        if n == 0 or self._slow_hist is None or not np.isfinite(b):
+            return SustainedPeek(self.sus.open_since, self.mav.n, np.zeros(0, bool), np.zeros(0, np.uint8))
+        b = max(b, bl.min_uV)
+        s_on = max(b * cr.on_ratio, b + cr.on_above_uV)
+        mav = np.where(fr.lost, 0.0, fr.mav)
+        if self.sus.open_since is None and max(mav.max(), self._slow_hist.max(initial=0.0)) <= s_on:
+            # A median never exceeds its largest input: nothing can open (the usual case).
+            return SustainedPeek(None, self.mav.n + n, np.zeros(n, bool), np.zeros(n, np.uint8))
+        slow = moving_median(mav, self.slow_n, self._slow_hist)
+        bad = np.zeros(n, np.uint8)
+        bad[fr.mains > art.lead_off_mains_uV] |= np.uint8(LEAD_OFF)
+        bad[fr.flat] |= np.uint8(FLAT)
+        bad[fr.clipped] |= np.uint8(CLIPPED)
+        bad[fr.lost] |= np.uint8(LOST)
+        bad[(slow < art.lead_off_ratio * b) & (bad == 0)] |= np.uint8(LEAD_OFF)
+        on = (slow > s_on) & (bad == 0)
+        off = ((slow < b * cr.off_ratio) | ((bad & (LOST | LEAD_OFF | FLAT)) > 0)) & ~on
+        sus = copy.copy(self.sus)
+        sus.update(on, off)
+        return SustainedPeek(sus.open_since, self.mav.n + n, on, bad)
 
     def flush(self) -> StageOut:
         return StageOut(self.lm.flush(), self.sus.flush(), self.art.flush(), self.lost.flush())

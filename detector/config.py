@@ -118,6 +118,7 @@ class Artifact(_Section):
 
 class Engine(_Section):
     lookahead_s: float = Field(40.0, gt=0, description="[s] how long after an interval ends the engine waits before classifying it (context after the event)")
+    alert_step_s: float = Field(0.5, gt=0, le=1.0, description="[s] live service: new data between looks for a cramp in progress; with the 1-s slow median a suspected cramp is announced about 1 s after the criteria are met (goal: within 2 s)")
 
 
 class DetectorConfig(_Section):

@@ -17,7 +17,7 @@ import numpy as np
 
 from detector.channel import BAD_NAMES, LOST, POP, EmgStage, StageOut
 from detector.config import DetectorConfig
-from detector.events import Event
+from detector.events import CrampAlert, Event
 from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
 from detector.plm import PlmTracker
 from detector.posture import AccStage
@@ -82,12 +82,18 @@ class Engine:
         self.events: list[Event] = []
         self._pending_rot: list[tuple[float, float, float, str]] = []
         self._pending_up: list[tuple[float, float, str]] = []
+        self.alerts: list[CrampAlert] = []
+        self._alert_news: list[CrampAlert] = []
         self.plm = PlmTracker(cfg)
         self.sleep = SleepScorer(cfg, has_acc=bool(self.legs), has_emg=bool(self.emg))
 
     def __getstate__(self) -> dict:
         # Checkpoints hold the analysis state, never the threads.
         return {**self.__dict__, "pool": None}
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints written before live alerts existed resume without them.
+        self.__dict__.update({"alerts": [], "_alert_news": []} | state)
 
     # ---------------------------------------------------------------- input
     def _group_acc(self) -> None:
@@ -154,6 +160,12 @@ class Engine:
             self._feed_leg(leg, final=True)
         out = self._run_blocks(final=True)
         self.finished = True
+        for a in self.alerts:
+            if a.status == "suspected":  # its interval was decided under another start frame
+                a.status = "confirmed" if any(
+                    e.channel == a.channel and e.start_s - 2 <= a.start_s <= e.end_s for e in self.cramps) \
+                    else "retracted"
+                self._alert_news.append(a)
         return out
 
     def _push_emg(self, i: int, fr: EmgFrames) -> None:
@@ -367,25 +379,89 @@ class Engine:
             if x.decided or x.end_s > horizon:
                 continue
             x.decided = True
-            if x.end_s - x.start_s < cr.min_duration_s:
-                continue
-            feats = self._sustained_features(x)
-            x.features = feats
-            evidence = (feats["twitches_before"] >= cr.min_twitches
-                        or feats["moved_after"] >= cr.min_after_intensity)
-            long_enough = (x.end_s - x.start_s) > self.cfg.activation.max_lm_s or evidence
-            x.cramp = (feats["coactivation"] <= cr.max_coactivation
-                       and feats["prior_intensity"] <= cr.max_prior_intensity
-                       and feats["during_intensity"] <= cr.max_during_intensity
-                       and not feats["rotation"] and not feats["upright"]
-                       and feats["artifact_fraction"] < 0.5 and long_enough
-                       and feats["onset_s"] >= cr.prior_window_s)  # stillness must be observed
+            if x.end_s - x.start_s >= cr.min_duration_s:
+                feats = self._sustained_features(x)
+                x.features = feats
+                x.cramp = self._meets_cramp_criteria(feats, x.end_s - x.start_s, final=True)
             if x.cramp:
                 ch = self.channels[x.ch]
-                conf = _cramp_confidence(feats, x.end_s - x.start_s, self.cfg)
-                ev = Event("cramp", feats["onset_s"], x.end_s, ch.side, ch.label, conf, "", feats)
+                conf = _cramp_confidence(x.features, x.end_s - x.start_s, self.cfg)
+                ev = Event("cramp", x.features["onset_s"], x.end_s, ch.side, ch.label, conf, "", x.features)
                 self.cramps.append(ev)
                 self.events.append(ev)
+            self._settle_alerts(x)
+
+    def _meets_cramp_criteria(self, feats: dict, duration_s: float, *, final: bool) -> bool:
+        """The cramp rule (DOMAIN.md), shared by final decisions and live alerts. Stretching
+        after the contraction is known only once it ended, so alerts (``final=False``) go
+        without that piece of evidence."""
+        cr = self.cfg.cramp
+        evidence = (feats["twitches_before"] >= cr.min_twitches
+                    or (final and feats["moved_after"] >= cr.min_after_intensity))
+        long_enough = duration_s > self.cfg.activation.max_lm_s or evidence
+        return bool(duration_s >= cr.min_duration_s
+                    and feats["coactivation"] <= cr.max_coactivation
+                    and feats["prior_intensity"] <= cr.max_prior_intensity
+                    and feats["during_intensity"] <= cr.max_during_intensity
+                    and not feats["rotation"] and not feats["upright"]
+                    and feats["artifact_fraction"] < 0.5 and long_enough
+                    and feats["onset_s"] >= cr.prior_window_s)  # stillness must be observed
+
+    # ---------------------------------------------------------------- live alerts
+    def watch(self) -> list[CrampAlert]:
+        """Cramps suspected in the frames not yet processed as blocks, and alerts settled since
+        the last call (status ``confirmed``/``retracted``). For the live service, which calls
+        this after each hand-over of samples; alerts never change the events."""
+        news, self._alert_news = self._alert_news, []
+        peeks = {i: self.emg_stage[i].peek(self._pending_emg(i)) for i in self.emg}
+        for i, pk in peeks.items():
+            # One alert per contraction: none if one was raised while this interval was open.
+            if pk.open_since is None or any(a.channel_index == i and a.met_at_s > pk.open_since * self.frame_s
+                                            for a in self.alerts[-8:]):
+                continue
+            d_slow = self.emg_stage[i].slow_delay
+            x = _Sustained(i, (pk.open_since - d_slow) * self.frame_s, (pk.end - d_slow) * self.frame_s,
+                           pk.open_since, pk.end)
+            if x.end_s - x.start_s < self.cfg.cramp.min_duration_s:
+                continue
+            feats = self._sustained_features(x)
+            if x.start_f >= self.emg_stage[i].env_fast.n:
+                # The onset refinement reads processed frames only; none reach this far yet.
+                feats["onset_s"] = x.start_s
+            # The part of the contraction not yet in blocks: artefacts and the other leg.
+            n_tail = len(pk.on)
+            seen = max(0, self.emg_stage[i].mav.n - x.start_f)
+            if n_tail:
+                art_tail = float(np.mean(pk.bad > 0))
+                feats["artifact_fraction"] = (feats["artifact_fraction"] * seen + art_tail * n_tail) / max(
+                    1, seen + n_tail)
+                side = self.channels[i].side
+                for j, other in peeks.items():
+                    if self.channels[j].side != side and len(other.on):
+                        feats["coactivation"] = max(feats["coactivation"], float(np.mean(other.on)))
+            if self._meets_cramp_criteria(feats, x.end_s - x.start_s, final=False):
+                ch = self.channels[i]
+                alert = CrampAlert(i, x.start_f, ch.side, ch.label, feats["onset_s"], pk.end * self.frame_s,
+                                   "suspected", feats)
+                self.alerts.append(alert)
+                news.append(alert)
+        return news
+
+    def _pending_emg(self, i: int) -> EmgFrames:
+        parts = self._emg_buf[i]
+        if len(parts) <= 1:
+            return parts[0] if parts else EmgFrames.empty()
+        cat = EmgFrames(*(np.concatenate([getattr(p, f) for p in parts])
+                          for f in ("mav", "mains", "level", "flat", "clipped", "lost")))
+        self._emg_buf[i] = [cat]  # same frames, joined once instead of at every look
+        return cat
+
+    def _settle_alerts(self, x: _Sustained) -> None:
+        for a in self.alerts:
+            if a.status == "suspected" and a.channel_index == x.ch and x.start_f <= a.start_f < max(
+                    x.end_f, x.start_f + 1):
+                a.status = "confirmed" if x.cramp else "retracted"
+                self._alert_news.append(a)
 
     def _sustained_features(self, x: _Sustained) -> dict:
         cr = self.cfg.cramp

@@ -49,6 +49,38 @@ class Event:
         return d
 
 
+@dataclass
+class CrampAlert:
+    """A cramp suspected while it is still going on (live service), before its final decision.
+
+    ``status``: ``suspected`` when first raised, later ``confirmed`` or ``retracted`` by the
+    engine's final decision. Times are seconds from the recording start; ``met_at_s`` is the
+    end of the data on which the cramp criteria were first met.
+    """
+
+    channel_index: int
+    start_f: int
+    side: str | None
+    channel: str | None
+    start_s: float
+    met_at_s: float
+    status: str = "suspected"
+    features: dict = field(default_factory=dict)
+
+    def to_json(self, start: dt.datetime) -> dict:
+        return {
+            "kind": "cramp",
+            "provisional": True,
+            "status": self.status,
+            "start_s": round(self.start_s, 3),
+            "start": (start + dt.timedelta(seconds=self.start_s)).isoformat(),
+            "met_at_s": round(self.met_at_s, 3),
+            "side": self.side,
+            "channel": self.channel,
+            "features": {k: _plain(v) for k, v in self.features.items()},
+        }
+
+
 def _plain(v):
     if isinstance(v, float | np.floating):
         return round(float(v), 4)

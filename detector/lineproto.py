@@ -43,6 +43,12 @@ def _field(v) -> str | None:
     return '"' + str(v).translate(_STR) + '"'
 
 
+def field_text(v: float) -> str:
+    """A finite float field value as :func:`point` writes it."""
+    s = str(v)
+    return s[:-2] if s.endswith(".0") else s
+
+
 def point(measurement: str, tags: dict[str, str], fields: dict, ts_ns: int) -> str:
     """One line; fields with None or non-finite values are left out (as the reference does)."""
     fs = [(k, _field(v)) for k, v in sorted(fields.items())]

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 from detector.analyze import Analysis, _capability_notes
 from detector.config import DetectorConfig
 from detector.engine import Engine
-from detector.events import Event
+from detector.events import CrampAlert, Event
 from detector.settings import Services
 from detector.store import InfluxStore, StoreError
 from detector.summary import night_key, summarize
@@ -68,6 +68,7 @@ class WearerNight:
     channels: list[Channel]
     last_frame_wall: float = field(default_factory=time.monotonic)
     live_events: list[Event] = field(default_factory=list)
+    _watch_due: bool = False
 
     @classmethod
     def open(cls, wearer: str, start_ns: int, statuses: dict[str, dict], cfg: DetectorConfig) -> WearerNight:
@@ -116,19 +117,28 @@ class WearerNight:
         s.fed += len(x)
         self.last_frame_wall = time.monotonic()
         s.pending.append(x)
-        # The engine acts on whole blocks only: hand samples over when a block boundary is
-        # crossed (same events, far fewer calls than one per frame).
-        block = self.engine.block_s * s.fs
-        if int(s.fed // block) > int(s.given // block):
-            return self._give(s)
+        # Samples go to the engine in steps, not per frame (the same events, far fewer calls):
+        # EMG every alert step so a cramp in progress is seen within ~1 s, the accelerometer
+        # every block, which is when the engine uses it.
+        step = (self.engine.cfg.engine.alert_step_s if stream == "emg" else self.engine.block_s) * s.fs
+        if int(s.fed // step) > int(s.given // step):
+            return self._give(s, watch=stream == "emg")
         return []
 
-    def _give(self, s: _Stream) -> list[Event]:
+    def alerts(self) -> list[CrampAlert]:
+        """Cramp alerts raised or settled since the last call (only looks when data was given)."""
+        if not self._watch_due:
+            return []
+        self._watch_due = False
+        return self.engine.watch()
+
+    def _give(self, s: _Stream, watch: bool = False) -> list[Event]:
         if not s.pending:
             return []
         x = np.concatenate(s.pending) if len(s.pending) > 1 else s.pending[0]
         s.pending = []
         s.given += len(x)
+        self._watch_due = self._watch_due or watch
         return self.engine.update({ch: x[:, k] for k, ch in enumerate(s.channels)})
 
     def finish(self) -> Analysis:
@@ -346,6 +356,8 @@ class DetectorService:
                      dt.datetime.fromtimestamp(frame.first_time_ns / 1e9, dt.UTC).isoformat())
         for ev in night.feed(sensor, stream, frame, self.stats):
             self._announce(wearer, night, ev)
+        for alert in night.alerts():
+            self._alert(wearer, night, alert)
 
     def _announce(self, wearer: str, night: WearerNight, ev: Event) -> None:
         night.live_events.append(ev)
@@ -354,6 +366,15 @@ class DetectorService:
                                     "decided_at_s": night.engine.blocks * night.engine.block_s}
         self.client.publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body), qos=1)
         self.stats["events_published"] += 1
+
+    def _alert(self, wearer: str, night: WearerNight, alert: CrampAlert) -> None:
+        start = dt.datetime.fromtimestamp(night.start_ns / 1e9, dt.UTC)
+        eng = night.engine
+        decided = alert.met_at_s if alert.status == "suspected" else eng.blocks * eng.block_s
+        body = alert.to_json(start) | {"wearer": wearer, "night": night_key(start), "decided_at_s": decided}
+        self.client.publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body), qos=1)
+        self.stats[f"cramp_alerts_{alert.status}"] += 1
+        log.info("cramp %s for %s: %s leg from %.1f s", alert.status, wearer, alert.side, alert.start_s)
 
     # ------------------------------------------------------------------ storage
     def _buffer(self, raw_text: str, env_text: str) -> None:
@@ -428,6 +449,8 @@ class DetectorService:
         for ev in analysis.events:
             if ev.key() not in announced:
                 self._announce(wearer, night, ev)
+        for alert in night.engine.watch():
+            self._alert(wearer, night, alert)
         key = night_key(analysis.recording.start)
         self.store.write_analysis(wearer, key, analysis.to_json())
         self._dirty = True

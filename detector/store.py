@@ -58,6 +58,7 @@ class InfluxStore:
         self.http = client or httpx.Client(base_url=settings.url, timeout=settings.timeout_s,
                                            headers=headers, auth=auth)
         self.spooled_dropped = 0
+        self._keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
         if settings.spool_dir:
             Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
 
@@ -199,19 +200,39 @@ class InfluxStore:
         """
         raw = np.asarray(raw)
         enc = "i16" if raw.dtype == np.int16 else "f32"
+        cols = np.ascontiguousarray(raw, "<i2" if enc == "i16" else "<f4")
+        n = len(cols)
+        if n:
+            # All channels at once: this runs for every frame of every sensor.
+            phys = cols.astype(np.float32) * np.asarray(scale, np.float32)
+            lo, hi, mav = phys.min(axis=0), phys.max(axis=0), np.abs(phys).mean(axis=0)
+        fs_txt, first_txt = lineproto.field_text(float(rate_hz)), f"{int(first_sample)}i"
         raw_lines, env_lines = [], []
         for k, lab in enumerate(labels):
-            tags = {"wearer": wearer, "sensor": sensor, "channel": lab}
-            col = np.ascontiguousarray(raw[:, k], "<i2" if enc == "i16" else "<f4")
-            phys = col.astype(np.float32) * np.float32(scale[k])
-            raw_lines.append(lineproto.point(stream, tags, {
-                "data": base64.b64encode(col.tobytes()).decode(), "enc": enc, "n": int(len(col)),
-                "scale": float(scale[k]), "fs": float(rate_hz), "first": int(first_sample)}, first_time_ns))
-            if len(phys):
-                env_lines.append(lineproto.point("env", tags | {"stream": stream}, {
-                    "min": float(phys.min()), "max": float(phys.max()),
-                    "mav": float(np.abs(phys).mean())}, first_time_ns))
+            raw_key, env_key = self._frame_keys(wearer, sensor, stream, lab)
+            data = base64.b64encode(cols[:, k].tobytes()).decode()
+            # Fields in sorted order, as lineproto.point writes them (base64 needs no escaping).
+            raw_lines.append(f'{raw_key} data="{data}",enc="{enc}",first={first_txt},fs={fs_txt},n={n}i,'
+                             f"scale={lineproto.field_text(float(scale[k]))} {first_time_ns}")
+            if n:
+                stats = (("mav", mav[k]), ("max", hi[k]), ("min", lo[k]))
+                env = ",".join(f"{name}={lineproto.field_text(float(v))}"
+                               for name, v in stats if np.isfinite(v))
+                if env:  # float samples may be NaN; the reference leaves such fields out
+                    env_lines.append(f"{env_key} {env} {first_time_ns}")
         return "\n".join(raw_lines), "\n".join(env_lines)
+
+    def _frame_keys(self, wearer: str, sensor: str, stream: str, label: str) -> tuple[str, str]:
+        k = (wearer, sensor, stream, label)
+        keys = self._keys.get(k)
+        if keys is None:
+            tags = {"wearer": wearer, "sensor": sensor, "channel": label}
+            keys = (lineproto.series_key(stream, tags),
+                    lineproto.series_key("env", tags | {"stream": stream}))
+            if len(self._keys) > 100_000:
+                self._keys.clear()
+            self._keys[k] = keys
+        return keys
 
     def write_frame(self, wearer: str, sensor: str, stream: str, labels: list[str], raw: np.ndarray,
                     scale, rate_hz: float, first_sample: int, first_time_ns: int) -> bool:

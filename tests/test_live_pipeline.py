@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from detector.config import DetectorConfig
 from detector.settings import load_services
 from detector.store import InfluxStore
 
@@ -43,7 +44,8 @@ def live_night(tmp_path_factory, mosquitto, influxd, cli):
     det = subprocess.Popen([cli, "detect", "--services", str(services)], stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
     pub = subprocess.run([cli, "simulate", str(tmp / "truth"), "--live", *NIGHT, "--speed", "3600",
-                          "--services", str(services)], capture_output=True, text=True, timeout=600)
+                          "--frame-s", "0.5", "--services", str(services)],
+                         capture_output=True, text=True, timeout=600)
     assert pub.returncode == 0, pub.stderr
     sent = json.loads(pub.stdout.strip().splitlines()[-1])
     store = InfluxStore(load_services(services).store)
@@ -97,6 +99,31 @@ def test_real_mqtt_client_sees_documented_topics(live_night):
     cramps = [e for e in events if e.get("kind") == "cramp"]
     assert cramps and cramps[0]["wearer"] == "sim-1" and cramps[0]["night"] == "2026-11-24"
     assert any(e.get("kind") == "night_closed" for e in events)
+
+
+def test_cramps_are_announced_within_2_s_of_meeting_the_criteria(live_night):
+    """A suspected cramp goes out while it lasts; the final decision confirms or retracts it."""
+    cfg = DetectorConfig()
+    lines = live_night["seen"].splitlines()
+    msgs = [json.loads(ln.split(" ", 1)[1]) for ln in lines if ln.startswith("nightcramp/v1/sim-1/events ")]
+    finals = [m for m in msgs if m.get("kind") == "cramp" and not m.get("provisional")]
+    alerts = [m for m in msgs if m.get("provisional")]
+    assert finals  # per-cramp statistics over more nights: tests/test_cramp_alerts.py
+    for c in finals:
+        # Criteria met: onset plus the shortest duration the evidence allows (DOMAIN.md rule).
+        need = (cfg.cramp.min_duration_s if c["features"]["twitches_before"] >= cfg.cramp.min_twitches
+                else cfg.activation.max_lm_s)
+        mine = [a for a in alerts
+                if a["channel"] == c["channel"] and c["start_s"] - 2 <= a["start_s"] <= c["end_s"]]
+        suspected = [a for a in mine if a["status"] == "suspected"]
+        assert len(suspected) == 1, f"cramp at {c['start_s']} s: alerts {mine}"
+        a = suspected[0]
+        assert c["start_s"] + cfg.cramp.min_duration_s <= a["met_at_s"] <= c["start_s"] + need + 2.0
+        assert a["decided_at_s"] == a["met_at_s"] and a["wearer"] == "sim-1" and a["night"] == "2026-11-24"
+        assert msgs.index(a) < msgs.index(c)
+        assert [x["status"] for x in mine] == ["suspected", "confirmed"]
+    settled = [a for a in alerts if a["status"] != "suspected"]
+    assert len(settled) == len([a for a in alerts if a["status"] == "suspected"])
 
 
 def test_influx_cli_can_query_the_measurements(live_night):

@@ -1,0 +1,84 @@
+"""Provisional cramp alerts: raised while a cramp lasts, within 2 s of the cramp criteria being
+met, then confirmed or retracted by the final decision — and never changing the events."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from detector.config import DetectorConfig
+from detector.engine import Engine
+from ingest.simulate import plan_night, render_recording
+
+from .conftest import busy_night
+
+CFG = DetectorConfig()
+STEP_S = CFG.engine.alert_step_s  # how the live service hands samples over
+
+
+def _stream(rec, watch: bool):
+    eng = Engine(rec.channels, CFG)
+    alerts_seen: list[tuple[str, float]] = []
+    t = 0.0
+    while t < rec.duration_s:
+        t1 = min(rec.duration_s, t + STEP_S)
+        eng.update({i: rec.read(i, round(t * c.fs), round(t1 * c.fs)) for i, c in enumerate(rec.channels)})
+        if watch:
+            alerts_seen += [(a.status, t1) for a in eng.watch()]
+        t = t1
+    eng.finish()
+    if watch:
+        alerts_seen += [(a.status, rec.duration_s) for a in eng.watch()]
+    return eng, alerts_seen
+
+
+@pytest.fixture(scope="module", params=[30, 32, 36])
+def streamed(request):
+    rec = render_recording(plan_night(busy_night(hours=1.5, seed=request.param, cramps_per_night=40.0,
+                                                 fs_emg=400.0)))
+    return rec, *_stream(rec, watch=True)
+
+
+def test_every_cramp_is_alerted_within_2_s_of_meeting_the_criteria(streamed):
+    rec, eng, _ = streamed
+    cramps = [x for x in eng._sus if x.cramp]
+    assert cramps
+    for x in cramps:
+        mine = [a for a in eng.alerts if a.channel_index == x.ch and x.start_f <= a.start_f < x.end_f]
+        assert len(mine) == 1, f"cramp at {x.start_s:.1f} s has {len(mine)} alerts"
+        a = mine[0]
+        # The rule: sustained activity for max_lm_s, or for min_duration_s with twitches before.
+        need = (CFG.cramp.min_duration_s if x.features["twitches_before"] >= CFG.cramp.min_twitches
+                else CFG.activation.max_lm_s)
+        met = x.start_s + need
+        assert met - STEP_S <= a.met_at_s <= met + 2.0, (x.start_s, need, a.met_at_s)
+        assert a.met_at_s < x.end_s + CFG.engine.lookahead_s  # long before the final decision
+        assert a.status == "confirmed"
+        assert abs(a.start_s - x.features["onset_s"]) <= 1.0
+
+
+def test_alerts_are_settled_and_mostly_right(streamed):
+    _, eng, seen = streamed
+    statuses = [s for s, _ in seen]
+    assert statuses.count("suspected") == len(eng.alerts)
+    assert statuses.count("confirmed") + statuses.count("retracted") == len(eng.alerts)
+    assert all(a.status in ("confirmed", "retracted") for a in eng.alerts)
+    confirmed = sum(a.status == "confirmed" for a in eng.alerts)
+    assert confirmed >= 0.75 * len(eng.alerts)
+
+
+def test_watching_never_changes_the_events(streamed):
+    rec, eng, _ = streamed
+    plain, _ = _stream(rec, watch=False)
+    key = [(e.kind, e.start_s, e.end_s, e.side, e.channel) for e in eng.events]
+    assert key == [(e.kind, e.start_s, e.end_s, e.side, e.channel) for e in plain.events]
+    assert not plain.alerts
+
+
+def test_quiet_signal_raises_no_alert():
+    rec = render_recording(plan_night(busy_night(hours=0.5, seed=5, cramps_per_night=0.0,
+                                                 fs_emg=400.0)))
+    eng, seen = _stream(rec, watch=True)
+    assert not [a for a in eng.alerts if a.status == "confirmed"]
+    assert len(eng.alerts) <= 1
+    assert np.all([s != "confirmed" for s, _ in seen])
