@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from dashboard.advice_cli import add_parsers as add_advice_parsers
 from detector.config import ConfigError, DetectorConfig, load_config
 from ingest.recording import RecordingError
 
@@ -20,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # output piped into head and the like: not an error
+        sys.stderr.close()
+        return 0
     except (RecordingError, ConfigError, ValueError, OSError) as exc:
         print(f"nightcramp: error: {exc}", file=sys.stderr)
         return 2
@@ -99,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     nc.add_argument("--wearer", required=True)
     nc.add_argument("--services", type=Path)
     nc.set_defaults(func=_night_close)
+
+    add_advice_parsers(sub)
 
     st = sub.add_parser("stack", help="local Mosquitto and InfluxDB (data under ./var)")
     st.add_argument("action", choices=["up", "down", "status"])

@@ -6,6 +6,7 @@ import csv
 import datetime as dt
 import io
 
+from detector.advice import format_advice
 from detector.analyze import Analysis
 from detector.summary import night_key
 
@@ -73,7 +74,9 @@ def text_summary(a: Analysis | dict) -> str:
     lines.append("Signal: " + "; ".join(q))
     for n in obj.get("notes", []):
         lines.append(f"Note: {n}")
-    lines.append("This is not a diagnosis. Talk to a clinician about cramps that worry you.")
+    lines.append("What may help (rules from the source article and studies; `nightcramp advice --explain` "
+                 "says why):")
+    lines.append(format_advice(obj.get("advice", [])))
     return "\n".join(lines)
 
 

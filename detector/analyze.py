@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from detector.advice import DISCLAIMER, LoadedRule, advise
 from detector.config import DetectorConfig
 from detector.engine import Engine
 from detector.events import Event, Match, compare_events
@@ -54,6 +55,7 @@ class Analysis:
             "events": [e.to_json(rec.start) for e in self.events],
             "summary": self.summary,
             "advice": self.advice,
+            "advice_disclaimer": DISCLAIMER,
             "hypnogram": {"epoch_s": self.config.sleep.epoch_s,
                           "wake": [int(x) for x in self.hypnogram]},
             "notes": self.notes,
@@ -77,8 +79,13 @@ class Analysis:
 
 
 def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 300.0,
-                      progress: Callable[[float], None] | None = None) -> Analysis:
-    """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1)."""
+                      progress: Callable[[float], None] | None = None,
+                      advice_rules: list[LoadedRule] | None = None) -> Analysis:
+    """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1).
+
+    Advice is from this night alone (no history or diary; ``nightcramp advice`` adds those for
+    stored nights); ``advice_rules`` default to config/advice.toml.
+    """
     if not rec.channels:
         found = ", ".join(rec.ignored[:12]) + (" …" if len(rec.ignored) > 12 else "")
         raise RecordingError(f"{rec.name}: no leg EMG or accelerometer channels found "
@@ -118,7 +125,9 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
     events = sorted(engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
     notes += _capability_notes(engine)
     summary = summarize(engine, rec, events)
-    return Analysis(rec, cfg, events, summary, engine.sleep.hypnogram(), notes)
+    cramps = [e.to_json(rec.start) for e in events if e.kind == "cramp"]
+    advice = advise(summary, events=cramps, start=rec.start, rules=advice_rules)
+    return Analysis(rec, cfg, events, summary, engine.sleep.hypnogram(), notes, advice)
 
 
 def _capability_notes(engine: Engine) -> list[str]:

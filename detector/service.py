@@ -28,8 +28,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from detector.advice import AdviceError, advise
 from detector.analyze import Analysis, _capability_notes
 from detector.config import DetectorConfig
+from detector.diary import Diary
 from detector.engine import Engine
 from detector.events import CrampAlert, Event
 from detector.settings import Services
@@ -367,6 +369,22 @@ class DetectorService:
         self.client.publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body), qos=1)
         self.stats["events_published"] += 1
 
+    def _advice(self, wearer: str, key: str, analysis: Analysis) -> list[dict]:
+        """Advice with the wearer's stored history and diary; this night alone if the store is
+        unreachable (the night is still written, to the spool if need be)."""
+        cramps = [e.to_json(analysis.recording.start) for e in analysis.of_kind("cramp")]
+        try:
+            history = [n for n in self.store.nights(wearer) if n["night"] != key]
+            diaries = {k: Diary(**v) for k, v in self.store.diaries(wearer).items()}
+        except (StoreError, ValueError) as exc:
+            log.warning("history of %s not readable (%s): advice from this night only", wearer, exc)
+            history, diaries = [], {}
+        try:
+            return advise(analysis.summary, events=cramps, history=history, diaries=diaries, night=key)
+        except AdviceError as exc:  # a broken rule file must not cost the night
+            log.error("advice rules not usable: %s", exc)
+            return []
+
     def _alert(self, wearer: str, night: WearerNight, alert: CrampAlert) -> None:
         start = dt.datetime.fromtimestamp(night.start_ns / 1e9, dt.UTC)
         eng = night.engine
@@ -452,6 +470,7 @@ class DetectorService:
         for alert in night.engine.watch():
             self._alert(wearer, night, alert)
         key = night_key(analysis.recording.start)
+        analysis.advice = self._advice(wearer, key, analysis)
         self.store.write_analysis(wearer, key, analysis.to_json())
         self._dirty = True
         self._checkpoint()

@@ -10,6 +10,7 @@ that writing the same night or frame again overwrites instead of duplicating.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import gzip
 import json
 import logging
@@ -260,6 +261,7 @@ class InfluxStore:
         fields["notes"] = json.dumps(analysis_json.get("notes", []))
         fields["duration_s"] = float(analysis_json["recording"]["duration_s"])
         lines.append(lineproto.point("night", {"wearer": wearer, "night": night}, fields, start_ns))
+        lines += _advice_lines(wearer, night, start_ns, analysis_json.get("advice", []))
         try:
             self.delete_night(wearer, night)
         except StoreError as exc:
@@ -267,9 +269,68 @@ class InfluxStore:
             log.warning("could not clear night %s of %s before rewriting it: %s", night, wearer, exc)
         return self.write("\n".join(lines))
 
+    def write_advice(self, wearer: str, night: str, advice: list[dict]) -> bool:
+        """Replace a night's advice links (night -> rule ids, with the facts that fired them)."""
+        n = next((x for x in self.nights(wearer) if x["night"] == night), None)
+        if n is None:
+            raise StoreError(f"no stored night {night} for {wearer}")
+        self._q(f"DELETE FROM \"advice\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
+                f"\"night\" = '{_lit(night)}'", post=True)
+        lines = _advice_lines(wearer, night, n["start_ns"], advice)
+        return self.write("\n".join(lines)) if lines else True
+
+    def advice(self, wearer: str, night: str) -> list[dict]:
+        """A night's stored advice items, see-a-clinician first (as evaluated)."""
+        res = self.query(f"SELECT * FROM \"advice\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
+                         f"\"night\" = '{_lit(night)}'")
+        out = []
+        for s in res:
+            for row in s["values"]:
+                d = dict(zip(s["columns"], row, strict=True))
+                item = {k: d[k] for k in _ADVICE_KEYS}
+                out.append((d["order"], item | {"facts": json.loads(d["facts"] or "{}")}))
+        return [a for _, a in sorted(out, key=lambda x: x[0])]
+
+    def advice_links(self, wearer: str) -> dict[str, list[str]]:
+        """Rule ids per night, for every stored night of the wearer."""
+        out: dict[str, list[str]] = {}
+        for s in self.query(f"SELECT \"order\", \"rule\", \"night\" FROM \"advice\" "
+                            f"WHERE \"wearer\" = '{_lit(wearer)}'"):
+            for _, _, rule, night in sorted(s["values"], key=lambda r: r[1]):
+                out.setdefault(night, []).append(rule)
+        return out
+
+    def write_diary(self, wearer: str, night: str, part: str, answers: dict) -> bool:
+        """Store one check-in (part ``evening`` or ``morning``) of a night, replacing the last one.
+
+        Kept at midnight UTC of the night's date, so it can be written before the night exists.
+        """
+        if part not in ("evening", "morning"):
+            raise ValueError(f"diary part must be evening or morning, not {part!r}")
+        ts = _night_ns(night) + (0 if part == "evening" else 1)
+        fields = {"json": json.dumps(answers)}
+        for k, v in answers.items():
+            if isinstance(v, bool | int | float | str):
+                fields[k] = v
+            elif isinstance(v, list):
+                fields[k] = ",".join(map(str, v))
+        self._q(f"DELETE FROM \"diary\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
+                f"\"night\" = '{_lit(night)}' AND \"part\" = '{part}'", post=True)
+        return self.write(lineproto.point("diary", {"wearer": wearer, "night": night, "part": part},
+                                          fields, ts))
+
+    def diaries(self, wearer: str) -> dict[str, dict[str, dict]]:
+        """Every stored check-in of a wearer: night -> part -> answers."""
+        out: dict[str, dict[str, dict]] = {}
+        for s in self.query(f"SELECT \"json\", \"night\", \"part\" FROM \"diary\" "
+                            f"WHERE \"wearer\" = '{_lit(wearer)}'"):
+            for _, js, night, part in s["values"]:
+                out.setdefault(night, {})[part] = json.loads(js)
+        return out
+
     def delete_night(self, wearer: str, night: str) -> None:
-        """Remove a night's events and summary (before it is analysed again)."""
-        for m in ("event", "night"):
+        """Remove a night's events, summary and advice (before it is analysed again)."""
+        for m in ("event", "night", "advice"):
             self._q(f"DELETE FROM \"{m}\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
                     f"\"night\" = '{_lit(night)}'", post=True)
 
@@ -292,7 +353,7 @@ class InfluxStore:
             return None
         return {"schema": "nightcramp.analysis/1", "recording": n["recording"],
                 "events": self.events(wearer, night), "summary": n["summary"], "notes": n["notes"],
-                "advice": []}
+                "advice": self.advice(wearer, night)}
 
     def events(self, wearer: str, night: str) -> list[dict]:
         res = self.query(f"SELECT * FROM \"event\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
@@ -351,6 +412,25 @@ class InfluxStore:
         maxs = np.maximum.reduceat(v, start) if len(v) else v
         return {"t_ns": (t0_ns + uniq * bucket).tolist(), "min": mins.tolist(), "max": maxs.tolist(),
                 "bucket_ns": bucket, "source": "raw"}
+
+
+_ADVICE_KEYS = ("rule", "title", "text", "level", "evidence", "source", "clinician")
+
+
+def _advice_lines(wearer: str, night: str, start_ns: int, advice: list[dict]) -> list[str]:
+    out = []
+    for k, a in enumerate(advice):
+        tags = {"wearer": wearer, "night": night, "rule": a["rule"], "level": a["level"]}
+        fields = {"order": k, "title": a["title"], "text": a["text"], "evidence": a.get("evidence", ""),
+                  "source": a["source"], "clinician": a.get("clinician", ""),
+                  "facts": json.dumps(a.get("facts", {}))}
+        out.append(lineproto.point("advice", tags, fields, start_ns))
+    return out
+
+
+def _night_ns(night: str) -> int:
+    d = dt.date.fromisoformat(night)
+    return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
 
 
 def _lit(s: str) -> str:

@@ -9,6 +9,7 @@ import subprocess
 
 import pytest
 
+from detector.advice import DISCLAIMER
 from detector.events import KINDS
 
 from .conftest import EDF_DIR
@@ -60,7 +61,8 @@ def test_text_summary_reads_plainly(cli, sim_edf):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "night of 2026-11-24" in out and "Awakenings:" in out and "Cramps:" in out
-    assert "not a diagnosis" in out
+    assert DISCLAIMER in " ".join(out.split())  # every surface with advice shows it
+    assert "What may help" in out and "source: " in out
     assert "Traceback" not in out + r.stderr
 
 

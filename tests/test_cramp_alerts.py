@@ -40,7 +40,7 @@ def streamed(request):
 
 
 def test_every_cramp_is_alerted_within_2_s_of_meeting_the_criteria(streamed):
-    rec, eng, _ = streamed
+    _, eng, _ = streamed
     cramps = [x for x in eng._sus if x.cramp]
     assert cramps
     for x in cramps:

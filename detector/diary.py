@@ -1,0 +1,83 @@
+"""The wearer's evening and morning check-in (diary), one per night.
+
+Answers are optional one by one: an unanswered question is ``None`` and advice rules that use
+it must say what to do then (see detector/advice.py). Units: litres, minutes, drinks.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# Medicines the wearer can tick. Diuretics, statins and long-acting beta agonists are linked to
+# starting cramps (Garrison 2012, DOMAIN.md); the last three are cramp treatments a clinician may
+# have prescribed, asked so that advice can point to that clinician (never to change them).
+MEDICATIONS: dict[str, str] = {
+    "diuretic": "a water tablet (diuretic), e.g. for blood pressure",
+    "statin": "a statin, for cholesterol",
+    "beta-agonist": "a long-acting inhaler (beta agonist), e.g. for asthma or COPD",
+    "muscle-relaxant": "a muscle relaxant prescribed for cramps",
+    "magnesium": "magnesium tablets",
+    "quinine": "quinine",
+    "other": "another regular medicine",
+}
+EXERCISE = ("none", "light", "moderate", "hard")
+AGE_BANDS = ("under-30", "30-49", "50-64", "65-plus")
+SWELLING = ("none", "one-side", "both-sides")
+
+
+class Evening(BaseModel):
+    """Asked before bed: the day behind the night."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exercise: Literal["none", "light", "moderate", "hard"] | None = Field(
+        None, description="how hard the day's exercise was")
+    exercise_min: float | None = Field(None, ge=0, le=1440, description="[min] exercise today")
+    fluids_l: float | None = Field(None, ge=0, le=15, description="[l] fluids drunk today")
+    alcohol_drinks: float | None = Field(None, ge=0, le=50, description="[drinks] alcohol today")
+    caffeine_drinks: float | None = Field(None, ge=0, le=50, description="[drinks] coffee, tea, cola today")
+    stretched: bool | None = Field(None, description="stretched calves/hamstrings before bed")
+    medications: list[str] | None = Field(None, description="regular medicines, keys of MEDICATIONS")
+    pregnant: bool | None = None
+    age_band: Literal["under-30", "30-49", "50-64", "65-plus"] | None = None
+
+    @field_validator("medications")
+    @classmethod
+    def _known(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return v
+        bad = [m for m in v if m not in MEDICATIONS]
+        if bad:
+            raise ValueError(f"unknown medication {', '.join(bad)} (choose from {', '.join(MEDICATIONS)})")
+        return sorted(set(v))
+
+
+class Morning(BaseModel):
+    """Asked on waking: the night and the legs now."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cramp_woke: bool | None = Field(None, description="a cramp woke me")
+    soreness: bool | None = Field(None, description="the calf is still sore or tight")
+    calf_swelling: Literal["none", "one-side", "both-sides"] | None = None
+    calf_warm_red: bool | None = Field(None, description="a calf is warm, red or tender to touch")
+    leg_weakness: bool | None = Field(None, description="a leg feels weak or thinner than before")
+    daytime_cramps: bool | None = Field(None, description="cramps also by day or in other parts of the body")
+
+
+class Diary(BaseModel):
+    """Both check-ins of one night; either may be missing."""
+
+    evening: Evening | None = None
+    morning: Morning | None = None
+
+    def merged(self, other: Diary) -> Diary:
+        """``other``'s answered questions over this one's."""
+        def mix(a, b, cls):
+            if a is None or b is None:
+                return b or a
+            return cls(**(a.model_dump() | {k: v for k, v in b.model_dump().items() if v is not None}))
+        return Diary(evening=mix(self.evening, other.evening, Evening),
+                     morning=mix(self.morning, other.morning, Morning))
