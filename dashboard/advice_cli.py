@@ -98,15 +98,19 @@ def add_parsers(sub) -> None:
 
 
 @contextmanager
-def _store(path: Path | None):
+def _store(path: Path | None, *, create: bool = False):
     from detector.settings import load_services
     from detector.store import InfluxStore, StoreError
 
     store = InfluxStore(load_services(path).store)
     try:
+        if create:  # the first check-in may come before the first night
+            store.setup()
         yield store
     except StoreError as exc:
-        raise OSError(f"InfluxDB at {store.s.url}: {exc} (is it running? 'nightcramp stack up')") from None
+        hint = ("no nights stored there yet" if "database not found" in str(exc)
+                else "is it running? 'nightcramp stack up'")
+        raise OSError(f"InfluxDB at {store.s.url}: {exc} ({hint})") from None
     finally:
         store.close()
 
@@ -140,7 +144,7 @@ def _ask(questions) -> dict:
 def diary_command(args) -> int:
     night = args.night or night_key(dt.datetime.now(dt.UTC))
     dt.date.fromisoformat(night)  # a clear error for a bad date
-    with _store(args.services) as store:
+    with _store(args.services, create=args.part != "show") as store:
         stored = store.diaries(args.wearer).get(night, {})
         if args.part == "show":
             print(json.dumps({"wearer": args.wearer, "night": night, **stored}, indent=1))

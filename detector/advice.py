@@ -424,7 +424,10 @@ def _plain(v):
 
 def default_rules() -> list[LoadedRule]:
     """config/advice.toml, loaded once per change of the file."""
-    st = DEFAULT_RULES.stat()
+    try:
+        st = DEFAULT_RULES.stat()
+    except FileNotFoundError:
+        raise AdviceError(f"{DEFAULT_RULES}: advice rule file not found") from None
     return _cached_rules(str(DEFAULT_RULES), st.st_mtime_ns, st.st_size)
 
 

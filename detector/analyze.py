@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.advice import DISCLAIMER, LoadedRule, advise
+from detector.advice import DISCLAIMER, AdviceError, LoadedRule, advise
 from detector.config import DetectorConfig
 from detector.engine import Engine
 from detector.events import Event, Match, compare_events
@@ -126,7 +126,11 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
     notes += _capability_notes(engine)
     summary = summarize(engine, rec, events)
     cramps = [e.to_json(rec.start) for e in events if e.kind == "cramp"]
-    advice = advise(summary, events=cramps, start=rec.start, rules=advice_rules)
+    try:
+        advice = advise(summary, events=cramps, start=rec.start, rules=advice_rules)
+    except AdviceError as exc:  # the night's analysis stands without advice
+        advice = []
+        notes.append(f"no advice: {exc}")
     return Analysis(rec, cfg, events, summary, engine.sleep.hypnogram(), notes, advice)
 
 

@@ -80,6 +80,9 @@ def test_live_events_equal_the_offline_analysis(live_night):
     night = live_night["store"].nights("sim-1")[0]["summary"]
     assert night["cramps"] == live_night["offline"]["summary"]["cramps"]
     assert night["awakenings"] == live_night["offline"]["summary"]["awakenings"]
+    # Advice links: no history or diary yet, so the same rules as the file's analysis.
+    stored_advice = [a["rule"] for a in live_night["store"].advice("sim-1", "2026-11-24")]
+    assert stored_advice and stored_advice == [a["rule"] for a in live_night["offline"]["advice"]]
 
 
 def test_every_sample_sent_is_stored_once(live_night):
