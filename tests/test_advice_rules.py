@@ -190,3 +190,13 @@ def test_advice_command_explains_every_rule(tmp_path, cli, night_analysis):
     bad = subprocess.run([cli, "advice", "--analysis", str(p), "--rules", str(_extra(tmp_path, "cramp > 1"))],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown feature 'cramp'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_broken_rule_file_never_costs_the_analysis(tmp_path, monkeypatch, night_rec):
+    from detector.analyze import analyze_recording
+    from detector.config import DetectorConfig
+
+    monkeypatch.setattr("detector.advice.DEFAULT_RULES", _extra(tmp_path, "cramp >= 1"))
+    a = analyze_recording(night_rec, DetectorConfig())
+    assert a.events and a.advice == []
+    assert any("no advice" in n and "unknown feature 'cramp'" in n for n in a.notes)
