@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= python3
-DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client
+# chromium: the browser tests drive it through Playwright (its own browser download cannot work here)
+DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client chromium
 
 .PHONY: install system-deps venv test demo lint bench clean
 

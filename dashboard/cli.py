@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from dashboard.advice_cli import add_parsers as add_advice_parsers
+from dashboard.web_cli import add_parsers as add_web_parsers
 from detector.config import ConfigError, DetectorConfig, load_config
 from ingest.recording import RecordingError
 
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     nc.set_defaults(func=_night_close)
 
     add_advice_parsers(sub)
+    add_web_parsers(sub)
 
     st = sub.add_parser("stack", help="local Mosquitto and InfluxDB (data under ./var)")
     st.add_argument("action", choices=["up", "down", "status"])

@@ -35,12 +35,21 @@ class StackSettings(BaseModel):
     data_dir: Path = Path("var")
 
 
+class DashboardSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    host: str = Field("127.0.0.1", description="listen address (loopback unless behind a TLS proxy)")
+    port: int = Field(18080, gt=0, lt=65536)
+    users_db: Path = Field(Path("var/users.sqlite"), description="accounts, assignments, sessions")
+    secure_cookies: bool = Field(False, description="set when served over HTTPS")
+
+
 class Services(BaseModel):
     model_config = ConfigDict(extra="forbid")
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
     service: ServiceSettings = ServiceSettings()
     stack: StackSettings = StackSettings()
+    dashboard: DashboardSettings = DashboardSettings()
 
 
 def load_services(path: str | Path | None = None) -> Services:

@@ -260,6 +260,9 @@ class InfluxStore:
         fields["recording"] = json.dumps(rec)
         fields["notes"] = json.dumps(analysis_json.get("notes", []))
         fields["duration_s"] = float(analysis_json["recording"]["duration_s"])
+        if "hypnogram" in analysis_json:  # compact: one digit per epoch (1 wake)
+            h = analysis_json["hypnogram"]
+            fields["hypnogram"] = json.dumps({"epoch_s": h["epoch_s"], "wake": "".join(map(str, h["wake"]))})
         lines.append(lineproto.point("night", {"wearer": wearer, "night": night}, fields, start_ns))
         lines += _advice_lines(wearer, night, start_ns, analysis_json.get("advice", []))
         try:
@@ -344,7 +347,34 @@ class InfluxStore:
             for t, js, dur, night, rec, notes in s["values"]:
                 out.append({"start_ns": t, "duration_s": dur, "night": night, "summary": json.loads(js),
                             "recording": json.loads(rec or "{}"), "notes": json.loads(notes or "[]")})
-        return out
+        return sorted(out, key=lambda n: n["night"])
+
+    def hypnogram(self, wearer: str, night: str) -> dict | None:
+        """Per-epoch sleep/wake of a stored night: {"epoch_s", "wake": [0|1, …]} or None."""
+        rows = self._rows(f"SELECT \"hypnogram\" FROM \"night\" WHERE \"wearer\" = '{_lit(wearer)}' "
+                          f"AND \"night\" = '{_lit(night)}'")
+        if not rows or not rows[0][1]:
+            return None
+        h = json.loads(rows[0][1])
+        return {"epoch_s": h["epoch_s"], "wake": [int(c) for c in h["wake"]]}
+
+    def write_review(self, wearer: str, night: str, review: dict) -> bool:
+        """Append one review action (audit trail: who, when, what) for an event of a night."""
+        tags = {"wearer": wearer, "night": night, "event": review["event"]}
+        fields = {k: v for k, v in review.items() if k not in tags and v is not None}
+        at = dt.datetime.fromisoformat(review["at"])
+        return self.write(lineproto.point("review", tags, fields, int(at.timestamp() * 1e9)))
+
+    def reviews(self, wearer: str, night: str) -> list[dict]:
+        """A night's review actions, oldest first."""
+        out = []
+        for s in self.query(f"SELECT * FROM \"review\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
+                            f"\"night\" = '{_lit(night)}'"):
+            for row in s["values"]:
+                d = {k: v for k, v in zip(s["columns"], row, strict=True) if v is not None}
+                d.pop("time", None)
+                out.append(d)
+        return sorted(out, key=lambda d: d["at"])
 
     def analysis(self, wearer: str, night: str) -> dict | None:
         """A stored night as an analysis object (recording, events, summary, notes)."""

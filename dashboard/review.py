@@ -1,0 +1,109 @@
+"""Clinician review of a night's events: accept, reject, relabel, add — with an audit trail.
+
+Reviews are stored as a list of actions (who, when, what) and applied in order on top of the
+detected events; nothing detected is ever overwritten. The night's event counts, and so its
+advice, are recomputed from the reviewed events. Times are seconds from the recording start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from detector.events import KINDS
+
+ACTIONS = ("accept", "reject", "relabel", "add")
+
+
+class ReviewError(ValueError):
+    """A review action that cannot be applied; the message says why."""
+
+
+def event_key(e: dict) -> str:
+    """Stable identity of a detected event (kind, start, side, channel)."""
+    return f"{e['kind']}:{float(e['start_s']):.3f}:{e.get('side') or 'none'}:{e.get('channel') or ''}"
+
+
+def make_review(action: str, by: str, *, event: str | None = None, kind: str | None = None,
+                start_s: float | None = None, end_s: float | None = None, side: str | None = None,
+                note: str | None = None, duration_s: float | None = None) -> dict:
+    """A validated review action, stamped with who and when (UTC)."""
+    if action not in ACTIONS:
+        raise ReviewError(f"action {action!r}: choose {', '.join(ACTIONS)}")
+    if kind is not None and kind not in KINDS:
+        raise ReviewError(f"kind {kind!r}: choose {', '.join(KINDS)}")
+    if side not in (None, "left", "right"):
+        raise ReviewError(f"side {side!r}: left, right or none")
+    if action == "add":
+        if kind is None or start_s is None or end_s is None:
+            raise ReviewError("add needs kind, start_s and end_s")
+        if not 0 <= start_s < end_s or (duration_s is not None and end_s > duration_s):
+            raise ReviewError(f"add: {start_s}–{end_s} s is not a time span inside the night")
+        event = f"added:{secrets.token_hex(6)}"
+    elif not event:
+        raise ReviewError(f"{action} needs the event it applies to")
+    if action == "relabel" and kind is None:
+        raise ReviewError("relabel needs the new kind")
+    at = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+    return {"event": event, "action": action, "kind": kind, "start_s": start_s, "end_s": end_s,
+            "side": side, "note": note, "by": by, "at": at}
+
+
+def apply_reviews(events: list[dict], reviews: list[dict]) -> list[dict]:
+    """Detected events with reviews applied, in time order. Each gets ``key`` and ``status``
+    (detected, accepted, rejected, relabelled, added), ``detected_kind`` and, when reviewed,
+    ``reviewed_by``/``reviewed_at``. Rejected events stay in the list, marked."""
+    out: dict[str, dict] = {}
+    for e in events:
+        d = dict(e)
+        d.update(key=event_key(e), status="detected", detected_kind=e["kind"])
+        out[d["key"]] = d
+    for r in sorted(reviews, key=lambda r: r["at"]):
+        k = r["event"]
+        if r["action"] == "add":
+            t0, t1 = float(r["start_s"]), float(r["end_s"])
+            out[k] = {"kind": r["kind"], "start_s": t0, "end_s": t1, "duration_s": t1 - t0,
+                      "side": r.get("side"), "channel": None, "confidence": 1.0, "key": k,
+                      "status": "added", "detected_kind": None}
+        elif k not in out:
+            continue  # its event is no longer detected (night re-analysed): in the audit trail only
+        elif r["action"] == "reject":
+            out[k]["status"] = "rejected"
+        elif r["action"] == "accept":  # also undoes a rejection, keeping any relabel
+            e = out[k]
+            e["status"] = ("added" if e["detected_kind"] is None
+                           else "accepted" if e["kind"] == e["detected_kind"] else "relabelled")
+        elif r["action"] == "relabel":
+            out[k]["kind"] = r["kind"]
+            out[k]["status"] = "relabelled"
+        out[k]["reviewed_by"], out[k]["reviewed_at"] = r["by"], r["at"]
+    return sorted(out.values(), key=lambda e: (e["start_s"], e["kind"]))
+
+
+def reviewed_summary(summary: dict, events: list[dict], *, red_flag_s: float = 600.0) -> dict:
+    """The night's summary with every event-derived count taken from the reviewed events
+    (rejected ones left out); sleep measures stay as detected."""
+    live = [e for e in events if e.get("status") != "rejected"]
+
+    def of(kind: str) -> list[dict]:
+        return [e for e in live if e["kind"] == kind]
+
+    cramps = of("cramp")
+    dur = [float(e["end_s"]) - float(e["start_s"]) for e in cramps]
+    awak = of("awakening")
+    s = dict(summary)
+    s.update(
+        cramps=len(cramps),
+        cramps_left=sum(1 for e in cramps if e.get("side") == "left"),
+        cramps_right=sum(1 for e in cramps if e.get("side") == "right"),
+        cramp_total_s=round(sum(dur), 1),
+        cramp_longest_s=round(max(dur), 1) if dur else 0.0,
+        cramps_over_red_flag=sum(1 for d in dur if d > red_flag_s),
+        awakenings=len(awak),
+        awakenings_after_cramp=sum(1 for e in awak if e.get("subtype") == "after_cramp"),
+        rollovers=len(of("rollover")),
+        bed_exits=len(of("bed_exit")),
+        artifacts=len(of("artifact")),
+        reviewed=any(e.get("status") != "detected" for e in events),
+    )
+    return s

@@ -1,0 +1,184 @@
+"""Dashboard accounts: argon2 password hashes, roles, clinician → wearer assignments, sessions.
+
+One SQLite file (``dashboard.users_db`` in config/services.toml, default var/users.sqlite).
+Roles: ``wearer`` (sees only their own nights, under their pseudonymous wearer id),
+``clinician`` (sees the wearers assigned to them) and ``admin`` (sees everyone).
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ROLES = ("wearer", "clinician", "admin")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
+_ID = re.compile(r"^[a-z0-9-]{1,32}$")
+SESSION_S = 12 * 3600
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, wearer TEXT, hash TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS assignments (
+    clinician TEXT NOT NULL, wearer TEXT NOT NULL, PRIMARY KEY (clinician, wearer));
+CREATE TABLE IF NOT EXISTS sessions (
+    token TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL);
+"""
+
+
+class UserError(ValueError):
+    """A user command that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+    wearer: str | None  # for role wearer: the pseudonymous id their nights are stored under
+
+    def may_see(self, wearer: str, assigned: set[str]) -> bool:
+        if self.role == "admin":
+            return True
+        if self.role == "wearer":
+            return wearer == self.wearer
+        return wearer in assigned
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    user: User
+    csrf: str
+
+
+class Users:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.ph = PasswordHasher()
+        with self._db() as db:
+            db.executescript(_SCHEMA)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A connection that commits on success and is always closed."""
+        db = sqlite3.connect(self.path, timeout=10)
+        db.row_factory = sqlite3.Row
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    # ------------------------------------------------------------------ accounts
+    def add(self, name: str, password: str, role: str, wearer: str | None = None) -> User:
+        if not _NAME.match(name):
+            raise UserError(f"user name {name!r}: use 2-32 characters a-z, 0-9, '.', '_' or '-'")
+        if role not in ROLES:
+            raise UserError(f"role {role!r}: choose {', '.join(ROLES)}")
+        if role == "wearer":
+            wearer = wearer or name
+            if not _ID.match(wearer):
+                raise UserError(f"wearer id {wearer!r}: 1-32 characters a-z, 0-9 or '-'")
+        elif wearer:
+            raise UserError("--wearer-id is for wearer accounts only")
+        _check_password(password)
+        with self._db() as db:
+            if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+                raise UserError(f"user {name!r} exists already (change the password with 'users passwd')")
+            db.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+                       (name, role, wearer, self.ph.hash(password), time.time()))
+        return User(name, role, wearer)
+
+    def passwd(self, name: str, password: str) -> None:
+        _check_password(password)
+        with self._db() as db:
+            cur = db.execute("UPDATE users SET hash = ? WHERE name = ?", (self.ph.hash(password), name))
+            if cur.rowcount == 0:
+                raise UserError(f"no user {name!r}")
+            db.execute("DELETE FROM sessions WHERE name = ?", (name,))  # log out everywhere
+
+    def assign(self, clinician: str, wearer: str) -> None:
+        u = self.get(clinician)
+        if u is None or u.role != "clinician":
+            raise UserError(f"{clinician!r} is not a clinician account")
+        if not _ID.match(wearer):
+            raise UserError(f"wearer id {wearer!r}: 1-32 characters a-z, 0-9 or '-'")
+        with self._db() as db:
+            db.execute("INSERT OR IGNORE INTO assignments VALUES (?, ?)", (clinician, wearer))
+
+    def get(self, name: str) -> User | None:
+        with self._db() as db:
+            r = db.execute("SELECT name, role, wearer FROM users WHERE name = ?", (name,)).fetchone()
+        return User(r["name"], r["role"], r["wearer"]) if r else None
+
+    def all(self) -> list[User]:
+        with self._db() as db:
+            rows = db.execute("SELECT name, role, wearer FROM users ORDER BY name").fetchall()
+        return [User(r["name"], r["role"], r["wearer"]) for r in rows]
+
+    def assigned(self, clinician: str) -> set[str]:
+        with self._db() as db:
+            rows = db.execute("SELECT wearer FROM assignments WHERE clinician = ?", (clinician,))
+            return {r[0] for r in rows}
+
+    def visible_wearers(self, user: User) -> list[str]:
+        if user.role == "wearer":
+            return [user.wearer] if user.wearer else []
+        if user.role == "clinician":
+            return sorted(self.assigned(user.name))
+        with self._db() as db:
+            ids = {r[0] for r in db.execute("SELECT wearer FROM users WHERE wearer IS NOT NULL")}
+            ids |= {r[0] for r in db.execute("SELECT wearer FROM assignments")}
+        return sorted(ids)
+
+    def may_see(self, user: User, wearer: str) -> bool:
+        return user.may_see(wearer, self.assigned(user.name) if user.role == "clinician" else set())
+
+    # ------------------------------------------------------------------ sessions
+    def login(self, name: str, password: str) -> Session | None:
+        with self._db() as db:
+            r = db.execute("SELECT name, role, wearer, hash FROM users WHERE name = ?", (name,)).fetchone()
+        if r is None:
+            self.ph.hash(password)  # same time for unknown names as for wrong passwords
+            return None
+        try:
+            self.ph.verify(r["hash"], password)
+        except (VerificationError, InvalidHashError):
+            return None
+        if self.ph.check_needs_rehash(r["hash"]):
+            with self._db() as db:
+                db.execute("UPDATE users SET hash = ? WHERE name = ?", (self.ph.hash(password), name))
+        token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        with self._db() as db:
+            db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
+            db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
+                       (token, name, csrf, time.time() + SESSION_S))
+        return Session(token, User(r["name"], r["role"], r["wearer"]), csrf)
+
+    def session(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        with self._db() as db:
+            r = db.execute("SELECT s.token, s.csrf, s.expires, u.name, u.role, u.wearer FROM sessions s "
+                           "JOIN users u ON u.name = s.name WHERE s.token = ?", (token,)).fetchone()
+        if r is None or r["expires"] < time.time():
+            return None
+        return Session(r["token"], User(r["name"], r["role"], r["wearer"]), r["csrf"])
+
+    def logout(self, token: str) -> None:
+        with self._db() as db:
+            db.execute("DELETE FROM sessions WHERE token = ?", (token,))
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 10:
+        raise UserError("password: at least 10 characters")

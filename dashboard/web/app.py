@@ -1,0 +1,351 @@
+"""`nightcramp serve`: the wearer's morning summary and the clinician's night review.
+
+FastAPI with server-side pages (Jinja2) and small scripts; traces come from InfluxDB through the
+detector's store read API, min/max-downsampled on the server to at most two values per pixel.
+Every page needs a session; every form and edit carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import json
+import secrets
+import tempfile
+from pathlib import Path
+from statistics import mean
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.background import BackgroundTask
+
+from dashboard.export import events_csv, night_edf
+from dashboard.review import ReviewError, apply_reviews, make_review, reviewed_summary
+from dashboard.timeline import timeline_svg
+from dashboard.users import Session, Users
+from detector.advice import DISCLAIMER, AdviceError, advise
+from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary, Evening, Morning
+from detector.events import KINDS
+from detector.settings import Services
+from detector.store import InfluxStore
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "nc_session"
+LOGIN_CSRF = "nc_login"
+
+
+class NeedLogin(Exception):
+    pass
+
+
+def current_session(request: Request) -> Session:
+    """The logged-in session, or a redirect to the login page (401 for the API)."""
+    s = request.app.state.users.session(request.cookies.get(COOKIE))
+    if s is None:
+        raise NeedLogin()
+    return s
+
+
+Sess = Annotated[Session, Depends(current_session)]
+
+
+def create_app(services: Services, *, users: Users | None = None,
+               store: InfluxStore | None = None) -> FastAPI:
+    app = FastAPI(title="nightcramp", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.users = users or Users(services.dashboard.users_db)
+    app.state.store = store or InfluxStore(services.store)
+    app.state.secure = services.dashboard.secure_cookies
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(NeedLogin)
+    async def _to_login(request: Request, exc: NeedLogin):
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": "log in first"}, status_code=401)
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    def csrf_ok(s: Session, token: str | None) -> None:
+        if not token or not hmac.compare_digest(token, s.csrf):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the page and try again")
+
+    def may_see(s: Session, wearer: str) -> None:
+        if not app.state.users.may_see(s.user, wearer):
+            raise HTTPException(403, f"{s.user.name} may not see wearer {wearer}")
+
+    def clinician(s: Session) -> None:
+        if s.user.role not in ("clinician", "admin"):
+            raise HTTPException(403, "for clinicians only")
+
+    def night_data(wearer: str, night: str) -> dict:
+        st: InfluxStore = app.state.store
+        analysis = st.analysis(wearer, night)
+        if analysis is None:
+            raise HTTPException(404, f"no stored night {night} for {wearer}")
+        events = apply_reviews(analysis["events"], st.reviews(wearer, night))
+        analysis["summary"] = reviewed_summary(analysis["summary"], events)
+        analysis["events"] = events
+        return analysis
+
+    def page(request: Request, name: str, s: Session | None, **ctx) -> HTMLResponse:
+        return templates.TemplateResponse(request, name, {"s": s, **ctx})
+
+    # ------------------------------------------------------------------ login
+    @app.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "/", error: str = ""):
+        token = secrets.token_urlsafe(24)
+        r = page(request, "login.html", None, next=next if next.startswith("/") else "/", error=error,
+                 csrf=token)
+        r.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", secure=app.state.secure)
+        return r
+
+    @app.post("/login")
+    def login(request: Request, name: Annotated[str, Form()], password: Annotated[str, Form()],
+              csrf: Annotated[str, Form()], next: Annotated[str, Form()] = "/"):
+        cookie = request.cookies.get(LOGIN_CSRF, "")
+        if not cookie or not hmac.compare_digest(cookie, csrf):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the login page")
+        s = app.state.users.login(name.strip(), password)
+        if s is None:
+            return RedirectResponse("/login?error=1", status_code=303)
+        local = next.startswith("/") and not next.startswith("//")  # never off-site
+        r = RedirectResponse(next if local else "/", status_code=303)
+        r.set_cookie(COOKIE, s.token, httponly=True, samesite="lax", secure=app.state.secure,
+                     max_age=12 * 3600)
+        r.delete_cookie(LOGIN_CSRF)
+        return r
+
+    @app.post("/logout")
+    def logout(s: Sess, csrf: Annotated[str, Form()]):
+        csrf_ok(s, csrf)
+        app.state.users.logout(s.token)
+        r = RedirectResponse("/login", status_code=303)
+        r.delete_cookie(COOKIE)
+        return r
+
+    # ------------------------------------------------------------------ wearer
+    @app.get("/", response_class=HTMLResponse)
+    def home(request: Request, s: Sess):
+        if s.user.role == "wearer":
+            nights = app.state.store.nights(s.user.wearer)
+            if nights:
+                return RedirectResponse(f"/w/{s.user.wearer}/{nights[-1]['night']}", status_code=303)
+            return page(request, "empty.html", s, wearer=s.user.wearer)
+        return RedirectResponse("/wearers", status_code=303)
+
+    @app.get("/w/{wearer}", response_class=HTMLResponse)
+    def nights_page(request: Request, wearer: str, s: Sess, sort: str = "night", desc: bool = True):
+        may_see(s, wearer)
+        rows = [_night_row(n) for n in app.state.store.nights(wearer)]
+        keys = {"night", "cramps", "cramp_min", "awakenings", "sleep_efficiency", "plm_index", "signal"}
+        sort = sort if sort in keys else "night"
+        table = sorted(rows, key=lambda r: (r[sort] is not None, r[sort] or 0), reverse=desc)
+        trend = {k: [r[k] for r in rows] for k in ("night", "cramps", "cramp_min", "awakenings",
+                                                    "sleep_efficiency")}
+        return page(request, "nights.html", s, wearer=wearer, rows=table, sort=sort, desc=desc,
+                    trend=json.dumps(trend))
+
+    @app.get("/w/{wearer}/{night}", response_class=HTMLResponse)
+    def night_page(request: Request, wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        a = night_data(wearer, night)
+        st: InfluxStore = app.state.store
+        hyp = st.hypnogram(wearer, night)
+        past = [n for n in st.nights(wearer) if n["night"] < night][-14:]
+        diary = st.diaries(wearer).get(night, {})
+        return page(request, "night.html", s, wearer=wearer, night=night, a=a, summary=a["summary"],
+                    timeline=timeline_svg(a, hyp), compare=_compare(a["summary"], past),
+                    advice=st.advice(wearer, night), diary=diary, medications=MEDICATIONS,
+                    exercise=EXERCISE, age_bands=AGE_BANDS, swelling=SWELLING,
+                    start=dt.datetime.fromisoformat(a["recording"]["start"]))
+
+    @app.post("/w/{wearer}/{night}/diary")
+    async def diary_post(request: Request, wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        form = await request.form()
+        csrf_ok(s, form.get("csrf"))
+        part = form.get("part")
+        if part not in ("evening", "morning"):
+            raise HTTPException(400, "part must be evening or morning")
+        model = Evening if part == "evening" else Morning
+        answers: dict = {}
+        for name, field in model.model_fields.items():
+            if name == "medications":
+                meds = form.getlist("medications")
+                if meds or form.get("medications_answered"):
+                    answers[name] = [m for m in meds if m]
+                continue
+            v = form.get(name)
+            if v in (None, ""):
+                continue
+            answers[name] = {"yes": True, "no": False}.get(v, v) if field.annotation in (bool | None,) else v
+        st: InfluxStore = app.state.store
+        try:
+            merged = model(**(st.diaries(wearer).get(night, {}).get(part, {}) | answers))
+        except ValueError as exc:
+            raise HTTPException(400, f"diary: {exc}") from None
+        st.write_diary(wearer, night, part, merged.model_dump())
+        _refresh_advice(st, wearer, night)
+        return RedirectResponse(f"/w/{wearer}/{night}#diary", status_code=303)
+
+    # ------------------------------------------------------------------ clinician
+    @app.get("/wearers", response_class=HTMLResponse)
+    def wearers_page(request: Request, s: Sess):
+        clinician(s)
+        out = []
+        for w in app.state.users.visible_wearers(s.user):
+            nights = app.state.store.nights(w)
+            last = nights[-1] if nights else None
+            out.append({"wearer": w, "nights": len(nights), "last": last["night"] if last else None,
+                        "last_cramps": last["summary"].get("cramps") if last else None})
+        return page(request, "wearers.html", s, wearers=out)
+
+    @app.get("/w/{wearer}/{night}/view", response_class=HTMLResponse)
+    def viewer(request: Request, wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        clinician(s)
+        a = night_data(wearer, night)
+        return page(request, "viewer.html", s, wearer=wearer, night=night, a=a)
+
+    @app.get("/api/w/{wearer}/{night}/meta")
+    def meta(wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        a = night_data(wearer, night)
+        return {"recording": a["recording"], "events": a["events"], "summary": a["summary"],
+                "hypnogram": app.state.store.hypnogram(wearer, night), "csrf": s.csrf}
+
+    @app.get("/api/w/{wearer}/{night}/trace")
+    def trace(wearer: str, night: str, s: Sess, channel: str, t0: float = Query(ge=0),
+              t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+        may_see(s, wearer)
+        a = app.state.store.analysis(wearer, night)
+        if a is None:
+            raise HTTPException(404, f"no stored night {night} for {wearer}")
+        chans = {c["label"]: c for c in a["recording"]["channels"]}
+        if channel not in chans:
+            raise HTTPException(404, f"no channel {channel!r} in this night")
+        if t1 <= t0:
+            raise HTTPException(400, "t1 must be after t0")
+        start_ns = int(dt.datetime.fromisoformat(a["recording"]["start"]).timestamp() * 1e9)
+        tr = app.state.store.trace(wearer, channel, chans[channel]["kind"], start_ns + int(t0 * 1e9),
+                                   start_ns + int(t1 * 1e9), px)
+        return {"channel": channel, "t0": t0, "t1": t1, "px": px, "source": tr["source"],
+                "bucket_s": tr["bucket_ns"] / 1e9, "t": [(t - start_ns) / 1e9 for t in tr["t_ns"]],
+                "min": tr["min"], "max": tr["max"]}
+
+    @app.post("/api/w/{wearer}/{night}/review")
+    async def review(request: Request, wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        clinician(s)
+        csrf_ok(s, request.headers.get("x-csrf-token"))
+        body = await request.json()
+        a = app.state.store.analysis(wearer, night)
+        if a is None:
+            raise HTTPException(404, f"no stored night {night} for {wearer}")
+        try:
+            r = make_review(body.get("action", ""), s.user.name, event=body.get("event"),
+                            kind=body.get("kind"), start_s=body.get("start_s"), end_s=body.get("end_s"),
+                            side=body.get("side"), note=body.get("note"),
+                            duration_s=a["recording"]["duration_s"])
+        except ReviewError as exc:
+            raise HTTPException(400, str(exc)) from None
+        st: InfluxStore = app.state.store
+        st.write_review(wearer, night, r)
+        _refresh_advice(st, wearer, night)
+        d = night_data(wearer, night)
+        return {"review": r, "events": d["events"], "summary": d["summary"]}
+
+    # ------------------------------------------------------------------ exports
+    @app.get("/w/{wearer}/{night}/export.csv")
+    def export_csv(wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        a = night_data(wearer, night)
+        return PlainTextResponse(events_csv(a["events"]), media_type="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="nightcramp-{wearer}-{night}.csv"'})
+
+    @app.get("/w/{wearer}/{night}/export.edf")
+    def export_edf(wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        a = night_data(wearer, night)
+        tmp = Path(tempfile.mkstemp(suffix=".edf")[1])
+        night_edf(app.state.store, wearer, a, a["events"], tmp)
+        return FileResponse(tmp, media_type="application/octet-stream",
+                            filename=f"nightcramp-{wearer}-{night}.edf",
+                            background=BackgroundTask(tmp.unlink, missing_ok=True))
+
+    @app.get("/w/{wearer}/{night}/report", response_class=HTMLResponse)
+    def report(request: Request, wearer: str, night: str, s: Sess):
+        may_see(s, wearer)
+        a = night_data(wearer, night)
+        st: InfluxStore = app.state.store
+        return page(request, "report.html", s, wearer=wearer, night=night, a=a, summary=a["summary"],
+                    timeline=timeline_svg(a, st.hypnogram(wearer, night)), advice=st.advice(wearer, night),
+                    start=dt.datetime.fromisoformat(a["recording"]["start"]))
+
+    @app.get("/w/{wearer}/{night}/report.pdf")
+    def report_pdf(wearer: str, night: str, s: Sess):
+        from dashboard.pdf import night_pdf
+
+        may_see(s, wearer)
+        a = night_data(wearer, night)
+        pdf = night_pdf(wearer, night, a, app.state.store.advice(wearer, night))
+        return Response(pdf, media_type="application/pdf", headers={
+            "Content-Disposition": f'attachment; filename="nightcramp-{wearer}-{night}.pdf"'})
+
+    @app.get("/healthz")
+    def healthz():
+        return {"ok": True, "influxdb": app.state.store.ping()}
+
+    return app
+
+
+def _refresh_advice(st: InfluxStore, wearer: str, night: str) -> None:
+    """Advice from the reviewed events, the history and the diary; links replaced in the store."""
+    a = st.analysis(wearer, night)
+    if a is None:
+        return
+    events = apply_reviews(a["events"], st.reviews(wearer, night))
+    summary = reviewed_summary(a["summary"], events)
+    history = [n for n in st.nights(wearer) if n["night"] != night]
+    diaries = {k: Diary(**v) for k, v in st.diaries(wearer).items()}
+    live = [e for e in events if e.get("status") != "rejected"]
+    try:
+        items = advise(summary, events=live, history=history, diaries=diaries, night=night)
+    except AdviceError:
+        return
+    st.write_advice(wearer, night, items)
+
+
+def _night_row(n: dict) -> dict:
+    s = n["summary"]
+    q = [v for v in s.get("signal_quality", {}).values() if v.get("kind") == "emg"]
+    worst = max((float(v.get("artifact_pct") or 0) + float(v.get("lost_pct") or 0) for v in q), default=0.0)
+    se = s.get("sleep_efficiency")
+    return {"night": n["night"], "cramps": s.get("cramps", 0),
+            "cramp_min": round(s.get("cramp_total_s", 0) / 60, 1), "awakenings": s.get("awakenings", 0),
+            "sleep_efficiency": round(100 * se, 1) if se is not None else None,
+            "plm_index": s.get("plms_index_per_h"), "signal": round(100 - worst, 1)}
+
+
+def _compare(summary: dict, past: list[dict]) -> dict | None:
+    """This night against the mean of up to 14 nights before it, in plain words."""
+    if not past:
+        return None
+    out = {"nights": len(past)}
+    for key, label in (("cramps", "cramps"), ("awakenings", "awakenings")):
+        usual = mean(float(n["summary"].get(key, 0) or 0) for n in past)
+        now = float(summary.get(key, 0) or 0)
+        word = "about as many as" if abs(now - usual) < 0.5 else "more than" if now > usual else "fewer than"
+        out[key] = {"now": now, "usual": round(usual, 1), "text": f"{int(now)} {label}: {word} your usual "
+                    f"{usual:.1f} a night"}
+    return out

@@ -1,0 +1,293 @@
+"""The dashboard in a real browser (Debian's chromium through Playwright) against a real
+InfluxDB holding a simulated night with raw samples: what the wearer and the clinician see,
+zooming, review that sticks, EDF+ export read back with pyEDFlib, and access control.
+Screenshots of every page go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dashboard.services import free_port
+from dashboard.users import Users
+from detector.analyze import analyze_recording
+from detector.config import DetectorConfig
+from detector.settings import load_services
+from detector.store import InfluxStore
+from detector.summary import night_key
+from ingest.frames import decode
+from ingest.live import VirtualSensor
+from ingest.simulate import NightOptions, plan_night, render_recording
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "correct horse battery"
+
+
+def store_night(store: InfluxStore, wearer: str, opts: NightOptions) -> tuple[str, dict]:
+    """Raw frames of both legs as a collector would send them, plus the night's analysis."""
+    plan = plan_night(opts)
+    lines = []
+    for side, sensor in (("L", "left-shank"), ("R", "right-shank")):
+        vs = VirtualSensor(wearer, sensor, side, plan)
+        labels = {"emg": vs.emg_labels, "acc": vs.acc_labels}
+        for stream, payload, _ in vs.frames(1.0):
+            f = decode(payload)
+            raw, env = store.frame_lines(wearer, sensor, stream, labels[stream], f.raw, f.scale, f.rate_hz,
+                                         f.first_sample, f.first_time_ns)
+            lines.append((raw, env))
+            if len(lines) >= 500:
+                assert store.write("\n".join(r for r, _ in lines), rp=store.s.raw_rp)
+                assert store.write("\n".join(e for _, e in lines))
+                lines = []
+    if lines:
+        assert store.write("\n".join(r for r, _ in lines), rp=store.s.raw_rp)
+        assert store.write("\n".join(e for _, e in lines))
+    a = analyze_recording(render_recording(plan), DetectorConfig())
+    night = night_key(a.recording.start)
+    obj = a.to_json()
+    assert store.write_analysis(wearer, night, obj)
+    return night, obj
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, influxd):
+    tmp = tmp_path_factory.mktemp("dash")
+    services = tmp / "services.toml"
+    port = free_port()
+    services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"dash\"\n"
+                        f"spool_dir = \"{tmp / 'spool'}\"\n[dashboard]\nport = {port}\n"
+                        f"users_db = \"{tmp / 'users.sqlite'}\"\n")
+    sv = load_services(services)
+    store = InfluxStore(sv.store)
+    store.setup()
+    night, obj = store_night(store, "sim-1", NightOptions(hours=1.0, seed=903, fs_emg=250.0, fs_acc=25.0,
+                                                          cramps_per_night=40.0))
+    other_night, _ = store_night(store, "w-other", NightOptions(hours=0.5, seed=5, fs_emg=250.0, fs_acc=25.0))
+    users = Users(sv.dashboard.users_db)
+    users.add("sim-1", PASSWORD, "wearer")
+    users.add("other", PASSWORD, "wearer", "w-other")
+    users.add("dr-a", PASSWORD, "clinician")
+    users.assign("dr-a", "sim-1")
+    env = dict(os.environ, NIGHTCRAMP_DEBUG="1")
+    cli = str(ROOT / ".venv" / "bin" / "nightcramp")
+    proc = subprocess.Popen([cli, "serve", "--services", str(services)], stderr=subprocess.PIPE, text=True,
+                            env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"dashboard did not start: {proc.communicate()[1]}")
+    yield {"base": base, "night": night, "analysis": obj, "other_night": other_night, "store": store}
+    proc.terminate()
+    proc.communicate(timeout=10)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: run 'make install' (installs the Debian chromium package)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def login(browser, site, name: str, *, width: int = 1280):
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+    page = ctx.new_page()
+    page.goto(f"{site['base']}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    return ctx, page
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_wearer_sees_the_morning_summary_with_its_cramps(browser, site):
+    ctx, page = login(browser, site, "sim-1", width=390)  # phone-sized first
+    shot(page, "wearer-summary-phone")
+    assert page.url.endswith(f"/w/sim-1/{site['night']}")
+    cramps = [e for e in site["analysis"]["events"] if e["kind"] == "cramp"]
+    assert cramps
+    assert page.locator("svg.timeline rect.cramp").count() == len(cramps)
+    assert page.locator("svg.timeline rect.sleep").count() >= 1
+    n = len(cramps)
+    assert f"{n} cramp{'s' if n != 1 else ''}" in page.inner_text("#cramp-count")
+    assert page.locator("li.cramp-item").count() == n
+    assert page.locator("#advice article.advice").count() == len(site["analysis"]["advice"])
+    page.click("#advice article.advice >> nth=0 >> summary")
+    assert "Source:" in page.inner_text("#advice article.advice >> nth=0")
+    assert "not a medical device" in page.inner_text("footer.disclaimer")
+    # the diary form stores the morning check-in, and a red flag becomes advice at once
+    page.check("input[name=calf_warm_red][value=yes]")
+    page.click("form.diary >> nth=0 >> button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert "A calf is warm, red or tender" in page.inner_text("#advice")
+    assert site["store"].diaries("sim-1")[site["night"]]["morning"]["calf_warm_red"] is True
+    shot(page, "wearer-summary-after-diary")
+    page.goto(f"{site['base']}/w/sim-1")
+    assert page.locator("#nights tbody tr").count() == 1
+    assert page.locator(".chart .uplot").count() == 4
+    shot(page, "wearer-nights")
+    ctx.close()
+
+
+def test_a_wearer_cannot_open_another_wearers_night(browser, site):
+    ctx, page = login(browser, site, "sim-1")
+    r = page.goto(f"{site['base']}/w/w-other/{site['other_night']}")
+    assert r.status == 403
+    api = f"{site['base']}/api/w/w-other/{site['other_night']}"
+    r = page.request.get(f"{api}/trace?channel=EMG%20L-Gastroc&t0=0&t1=60")
+    assert r.status == 403
+    r = page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")
+    assert r.status == 403  # the viewer is for clinicians
+    shot(page, "forbidden")
+    ctx.close()
+    anon = browser.new_context()
+    r = anon.new_page().goto(f"{site['base']}/w/sim-1/{site['night']}")
+    assert r.url.endswith(f"/login?next=/w/sim-1/{site['night']}")
+    anon.close()
+
+
+def test_forms_without_the_csrf_token_are_refused(site):
+    with httpx.Client(base_url=site["base"]) as c:
+        login_page = c.get("/login")
+        token = login_page.text.split('name="csrf" value="')[1].split('"')[0]
+        r = c.post("/login", data={"name": "dr-a", "password": PASSWORD, "csrf": token})
+        assert r.status_code == 303 and "nc_session" in c.cookies
+        r = c.post(f"/api/w/sim-1/{site['night']}/review", json={"action": "reject", "event": "x"})
+        assert r.status_code == 403 and "CSRF" in r.text
+        r = c.post(f"/w/sim-1/{site['night']}/diary", data={"part": "morning", "soreness": "yes"})
+        assert r.status_code == 403
+    with httpx.Client(base_url=site["base"]) as c:
+        r = c.post("/login", data={"name": "dr-a", "password": PASSWORD, "csrf": "forged"})
+        assert r.status_code == 403
+
+
+def test_clinician_zooms_and_the_request_asks_for_a_smaller_interval(browser, site):
+    ctx, page = login(browser, site, "dr-a", width=1400)
+    assert page.url.endswith("/wearers")
+    shot(page, "clinician-wearers")
+    page.click("text=sim-1")
+    page.wait_for_load_state("networkidle")
+    page.click(f"a[href='/w/sim-1/{site['night']}/view'] >> nth=0")
+    page.wait_for_selector("#viewer[data-state=ready]")
+    shot(page, "viewer-whole-night")
+    first = page.evaluate("window.ncViewer.requests.slice()")
+    assert first and all(r["t0"] == 0 for r in first)
+    whole = first[0]["t1"] - first[0]["t0"]
+    points = int(page.get_attribute(".chan[data-channel='EMG L-Gastroc']", "data-points"))
+    assert 0 < points <= 2 * first[0]["px"]  # never more than about two points per pixel
+    n_before = len(page.evaluate("window.ncViewer.requests"))
+    page.click("#zoom-in")
+    page.wait_for_function(f"window.ncViewer.requests.length > {n_before} && "
+                           "document.querySelector('#viewer').dataset.state === 'ready'")
+    last = page.evaluate("window.ncViewer.requests.at(-1)")
+    assert last["t1"] - last["t0"] < whole / 2
+    # down to 2 s: raw samples
+    for _ in range(12):  # halving 900 s reaches the 2-s floor
+        page.keyboard.press("+")
+        page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
+    last = page.evaluate("window.ncViewer.requests.at(-1)")
+    assert last["t1"] - last["t0"] == pytest.approx(2.0, abs=0.01)
+    assert page.get_attribute(".chan[data-channel='EMG L-Gastroc']", "data-source") == "raw"
+    shot(page, "viewer-2s")
+    page.keyboard.press("Home")
+    page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
+    page.keyboard.press("n")  # jump to the first event
+    page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
+    view = page.evaluate("window.ncViewer.view")
+    assert view[1] - view[0] < whole
+    ctx.close()
+
+
+def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site, tmp_path):
+    import pyedflib
+
+    ctx, page = login(browser, site, "dr-a", width=1400)
+    page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")
+    page.wait_for_selector("#viewer[data-state=ready]")
+    row = page.locator("#events tr[data-kind=cramp][data-status=detected]").first
+    key = row.get_attribute("data-key")
+    row.locator("button.reject").click()
+    page.wait_for_selector(f"#events tr[data-key='{key}'][data-status=rejected]")
+    page.reload()
+    page.wait_for_selector("#viewer[data-state=ready]")
+    assert page.get_attribute(f"#events tr[data-key='{key}']", "data-status") == "rejected"
+    assert "dr-a" in page.inner_text(f"#events tr[data-key='{key}'] td.status")
+    audit = site["store"].reviews("sim-1", site["night"])
+    assert audit[-1]["event"] == key and audit[-1]["by"] == "dr-a" and audit[-1]["action"] == "reject"
+    shot(page, "viewer-after-reject")
+    # the summary counts and advice follow the review
+    page.goto(f"{site['base']}/w/sim-1/{site['night']}")
+    n = sum(1 for e in site["analysis"]["events"] if e["kind"] == "cramp") - 1
+    assert page.locator("svg.timeline rect.cramp").count() == n
+    assert "reviewed by a clinician" in page.inner_text("main")
+    # EDF+ export, read back with pyEDFlib
+    with page.expect_download() as dl:
+        page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")
+        page.click("text=Export EDF+")
+    path = tmp_path / "night.edf"
+    dl.value.save_as(path)
+    with pyedflib.EdfReader(str(path)) as f:
+        labels = f.getSignalLabels()
+        assert "EMG L-Gastroc" in labels and "ACC R-Shank Z" in labels
+        i = labels.index("EMG L-Gastroc")
+        assert f.getSampleFrequency(i) == 250.0
+        assert f.getNSamples()[i] == 3600 * 250
+        texts = f.readAnnotations()[2]
+    assert any(t.startswith("cramp") and "[rejected by dr-a]" in t for t in texts)
+    assert sum(1 for t in texts if t.startswith("cramp")) == n + 1
+    # CSV and the printable report
+    csv_text = page.request.get(f"{site['base']}/w/sim-1/{site['night']}/export.csv").text()
+    assert "rejected,dr-a" in csv_text
+    page.goto(f"{site['base']}/w/sim-1/{site['night']}/report")
+    assert "rejected (dr-a)" in page.inner_text("main")
+    shot(page, "report")
+    pdf = page.request.get(f"{site['base']}/w/sim-1/{site['night']}/report.pdf")
+    assert pdf.ok and pdf.body()[:5] == b"%PDF-"
+    ctx.close()
+
+
+def test_users_command(tmp_path, cli):
+    sv = tmp_path / "services.toml"
+    sv.write_text(f"[dashboard]\nusers_db = \"{tmp_path / 'u.sqlite'}\"\n")
+    def users(*args, stdin=None):
+        return subprocess.run([cli, "users", *args, "--services", str(sv)], input=stdin, capture_output=True,
+                              text=True)
+
+    r = users("add", "dr-b", "--role", "clinician", "--password-stdin", stdin="long enough pw\n")
+    assert r.returncode == 0, r.stderr
+    r = users("add", "x", "--role", "wearer", "--password-stdin", stdin="long enough pw\n")
+    assert r.returncode == 2 and "user name" in r.stderr
+    r = users("add", "dr-c", "--role", "clinician", "--password-stdin", stdin="short\n")
+    assert r.returncode == 2 and "at least 10 characters" in r.stderr
+    assert users("assign", "dr-b", "w-7").returncode == 0
+    out = users("list").stdout
+    assert "dr-b" in out and "sees w-7" in out
+    u = Users(tmp_path / "u.sqlite")
+    assert u.login("dr-b", "long enough pw") and not u.login("dr-b", "wrong password")
+    row = json.dumps(u.all()[0].__dict__)
+    assert "argon2" not in row  # hashes never leave the users table
