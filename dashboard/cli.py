@@ -311,7 +311,7 @@ def _stack(args) -> int:
 
     sv = _services(args.services)
     if args.action == "up":
-        state = stack.up(sv)
+        state = stack.up(sv, args.services)
     elif args.action == "down":
         stopped = stack.down(sv)
         print("stopped: " + (", ".join(stopped) or "nothing was running"))
@@ -345,9 +345,9 @@ def _demo(args) -> int:
     from ingest.simulate.writer import truth_json
 
     sv = _services(args.services)
-    print("1. Local stack (Mosquitto, InfluxDB) on loopback, data under "
+    print("1. Local stack (Mosquitto, InfluxDB, the dashboard) on loopback, data under "
           f"{sv.stack.data_dir}/")
-    for name, info in stack.up(sv).items():
+    for name, info in stack.up(sv, args.services).items():
         print(f"   {name} pid {info['pid']} on 127.0.0.1:{info['port']}")
     data = Path(sv.stack.data_dir)
     log_path = data / "detector.log"
@@ -391,8 +391,30 @@ def _demo(args) -> int:
     print(f"Samples stored: EMG {store.count_samples('sim-1', 'emg')}, "
           f"ACC {store.count_samples('sim-1', 'acc')}")
     store.close()
+    print()
+    print(_demo_accounts(sv, args.services))
     print("The stack is still running. Stop it with: .venv/bin/nightcramp stack down")
     return 0
+
+
+DEMO_PASSWORD = "nightcramp-demo"  # printed by the demo; local loopback data only
+
+
+def _demo_accounts(sv, services_path) -> str:
+    """A demo wearer (sim-1) and clinician (demo-clinician) for the dashboard; kept if present."""
+    from dashboard.users import Users
+
+    users = Users(sv.dashboard.users_db)
+    if users.get("sim-1") is None:
+        users.add("sim-1", DEMO_PASSWORD, "wearer")
+    if users.get("demo-clinician") is None:
+        users.add("demo-clinician", DEMO_PASSWORD, "clinician")
+    users.assign("demo-clinician", "sim-1")
+    url = f"http://{sv.dashboard.host}:{sv.dashboard.port}/"
+    return (f"5. Dashboard: open {url}\n"
+            f"   as the wearer:    name sim-1           password {DEMO_PASSWORD}\n"
+            f"   as the clinician: name demo-clinician  password {DEMO_PASSWORD} (viewer, review, export)\n"
+            f"   (accounts in {sv.dashboard.users_db}; add your own with 'nightcramp users add')")
 
 
 def _demo_offline(args) -> int:

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -151,4 +152,20 @@ def start_influxd(data_dir: Path, port: int | None = None, timeout: float = 30.0
             return False
 
     _wait(ping, server, timeout)
+    return server
+
+
+def start_dashboard(log_dir: Path, host: str, port: int, services_path: Path | None = None,
+                    timeout: float = 30.0) -> Server:
+    """``nightcramp serve`` as a background process (its own session, log in ``log_dir``)."""
+    log_dir = Path(log_dir).resolve()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "dashboard.cli", "serve", "--host", host, "--port", str(port)]
+    if services_path:
+        cmd += ["--services", str(Path(services_path).resolve())]
+    log = log_dir / "dashboard.log"
+    with log.open("ab") as fh:
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=fh, start_new_session=True)
+    server = Server("dashboard", port, proc, log)
+    _wait(lambda: _tcp_open(port), server, timeout)
     return server

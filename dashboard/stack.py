@@ -1,4 +1,5 @@
-"""``nightcramp stack up|down|status``: Mosquitto and InfluxDB for a user, data under ./var."""
+"""``nightcramp stack up|down|status``: Mosquitto, InfluxDB and the dashboard for a user, on
+loopback, data under ./var."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from dashboard.services import ServiceError, start_influxd, start_mosquitto
+from dashboard.services import ServiceError, start_dashboard, start_influxd, start_mosquitto
 from detector.settings import Services
 
 
@@ -31,7 +32,7 @@ def status(services: Services) -> dict[str, dict]:
     return {name: {**info, "running": _alive(info["pid"])} for name, info in state.items()}
 
 
-def up(services: Services) -> dict[str, dict]:
+def up(services: Services, services_path: Path | None = None) -> dict[str, dict]:
     """Start whatever is not running; returns the state (name -> pid, port, running)."""
     data = Path(services.stack.data_dir)
     data.mkdir(parents=True, exist_ok=True)
@@ -43,6 +44,9 @@ def up(services: Services) -> dict[str, dict]:
         port = urlparse(services.store.url).port or 8086
         i = start_influxd(data / "influxdb", port)
         state["influxd"] = {"pid": i.pid, "port": i.port, "log": str(i.log)}
+    if "dashboard" not in state:
+        d = start_dashboard(data, services.dashboard.host, services.dashboard.port, services_path)
+        state["dashboard"] = {"pid": d.pid, "port": d.port, "log": str(d.log)}
     _state_file(services).write_text(json.dumps({k: {x: v[x] for x in ("pid", "port", "log")}
                                                  for k, v in state.items()}, indent=1))
     return status(services)

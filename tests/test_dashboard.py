@@ -14,47 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dashboard.sample_night import store_simulated_night
 from dashboard.services import free_port
 from dashboard.users import Users
-from detector.analyze import analyze_recording
-from detector.config import DetectorConfig
 from detector.settings import load_services
 from detector.store import InfluxStore
-from detector.summary import night_key
-from ingest.frames import decode
-from ingest.live import VirtualSensor
-from ingest.simulate import NightOptions, plan_night, render_recording
+from ingest.simulate import NightOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 PASSWORD = "correct horse battery"
-
-
-def store_night(store: InfluxStore, wearer: str, opts: NightOptions) -> tuple[str, dict]:
-    """Raw frames of both legs as a collector would send them, plus the night's analysis."""
-    plan = plan_night(opts)
-    lines = []
-    for side, sensor in (("L", "left-shank"), ("R", "right-shank")):
-        vs = VirtualSensor(wearer, sensor, side, plan)
-        labels = {"emg": vs.emg_labels, "acc": vs.acc_labels}
-        for stream, payload, _ in vs.frames(1.0):
-            f = decode(payload)
-            raw, env = store.frame_lines(wearer, sensor, stream, labels[stream], f.raw, f.scale, f.rate_hz,
-                                         f.first_sample, f.first_time_ns)
-            lines.append((raw, env))
-            if len(lines) >= 500:
-                assert store.write("\n".join(r for r, _ in lines), rp=store.s.raw_rp)
-                assert store.write("\n".join(e for _, e in lines))
-                lines = []
-    if lines:
-        assert store.write("\n".join(r for r, _ in lines), rp=store.s.raw_rp)
-        assert store.write("\n".join(e for _, e in lines))
-    a = analyze_recording(render_recording(plan), DetectorConfig())
-    night = night_key(a.recording.start)
-    obj = a.to_json()
-    assert store.write_analysis(wearer, night, obj)
-    return night, obj
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +38,10 @@ def site(tmp_path_factory, influxd):
     sv = load_services(services)
     store = InfluxStore(sv.store)
     store.setup()
-    night, obj = store_night(store, "sim-1", NightOptions(hours=1.0, seed=903, fs_emg=250.0, fs_acc=25.0,
-                                                          cramps_per_night=40.0))
-    other_night, _ = store_night(store, "w-other", NightOptions(hours=0.5, seed=5, fs_emg=250.0, fs_acc=25.0))
+    opts = NightOptions(hours=1.0, seed=903, fs_emg=250.0, fs_acc=25.0, cramps_per_night=40.0)
+    night, obj = store_simulated_night(store, "sim-1", opts)
+    other = NightOptions(hours=0.5, seed=5, fs_emg=250.0, fs_acc=25.0)
+    other_night, _ = store_simulated_night(store, "w-other", other)
     users = Users(sv.dashboard.users_db)
     users.add("sim-1", PASSWORD, "wearer")
     users.add("other", PASSWORD, "wearer", "w-other")

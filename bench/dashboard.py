@@ -1,0 +1,189 @@
+"""Dashboard speed on a stored 8-hour night with raw samples, in one run against a named peer.
+
+A private InfluxDB gets an 8-hour two-leg night (2 EMG at 1 kHz + 2x3 ACC at 50 Hz, raw frames
+as the collector sends them, its analysis and advice); ``nightcramp serve`` runs as its own
+process. Measured, with medians and p95 (noisy shared machine):
+
+1. the wearer's summary page, server time (request to last byte on loopback), goal <= 300 ms;
+2. the viewer's first paint of the whole night in Debian's chromium (navigation start to every
+   channel drawn), goal <= 1 s;
+3. each zoom step (key press to every channel redrawn with the new span), p95 goal <= 200 ms;
+4. peer: the same trace requests as bare InfluxDB queries (InfluxQL over HTTP, no processing),
+   as a ratio: how much the dashboard adds on top of the database.
+
+    .venv/bin/python bench/dashboard.py [--hours 8] [--repeat 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dashboard.sample_night import store_simulated_night  # noqa: E402
+from dashboard.services import free_port, start_influxd  # noqa: E402
+from dashboard.users import Users  # noqa: E402
+from detector.settings import load_services  # noqa: E402
+from detector.store import InfluxStore  # noqa: E402
+from ingest.simulate import NightOptions  # noqa: E402
+
+PASSWORD = "bench password"
+
+
+def p95(xs: list[float]) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(0.95 * len(xs)))]
+
+
+def login(client: httpx.Client) -> None:
+    token = client.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+    r = client.post("/login", data={"name": "dr-bench", "password": PASSWORD, "csrf": token})
+    if r.status_code != 303:
+        raise SystemExit("login failed")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="dashboard speed on a stored night")
+    ap.add_argument("--hours", type=float, default=8.0)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "dashboard.json")
+    args = ap.parse_args()
+    res: dict = {"hours": args.hours}
+    with tempfile.TemporaryDirectory() as tmp_s:
+        tmp = Path(tmp_s)
+        influx = start_influxd(tmp / "influxdb")
+        port = free_port()
+        services = tmp / "services.toml"
+        services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influx.port}\"\ndatabase = \"bench\"\n"
+                            f"spool_dir = \"{tmp / 'spool'}\"\n[dashboard]\nport = {port}\n"
+                            f"users_db = \"{tmp / 'users.sqlite'}\"\n")
+        sv = load_services(services)
+        store = InfluxStore(sv.store)
+        store.setup()
+        print(f"storing a {args.hours:g}-hour night with raw samples (2 EMG at 1 kHz, 2x3 ACC at 50 Hz) …",
+              flush=True)
+        t = time.perf_counter()
+        night, analysis = store_simulated_night(
+            store, "w-bench", NightOptions(hours=args.hours, seed=4242, fs_emg=1000.0, fs_acc=50.0))
+        res["store_s"] = time.perf_counter() - t
+        res["raw_samples"] = store.count_samples("w-bench", "emg") + store.count_samples("w-bench", "acc")
+        users = Users(sv.dashboard.users_db)
+        users.add("dr-bench", PASSWORD, "clinician")
+        users.assign("dr-bench", "w-bench")
+        cli = str(ROOT / ".venv" / "bin" / "nightcramp")
+        proc = subprocess.Popen([cli, "serve", "--services", str(services)], stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(150):
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.2)
+            with httpx.Client(base_url=base, timeout=30) as c:
+                login(c)
+                page = f"/w/w-bench/{night}"
+                c.get(page)  # warm-up
+                times = []
+                for _ in range(args.repeat):
+                    t = time.perf_counter()
+                    r = c.get(page)
+                    times.append(time.perf_counter() - t)
+                    assert r.status_code == 200
+                res["summary_ms_median"] = 1000 * statistics.median(times)
+                res["summary_ms_p95"] = 1000 * p95(times)
+                # peer: the viewer's whole-night trace request vs the bare InfluxDB query behind it
+                start_ns = int(__import__("datetime").datetime.fromisoformat(
+                    analysis["recording"]["start"]).timestamp() * 1e9)
+                dur = analysis["recording"]["duration_s"]
+                ours, peer = [], []
+                for _ in range(args.repeat):
+                    t = time.perf_counter()
+                    c.get(f"/api/w/w-bench/{night}/trace", params={"channel": "EMG L-Gastroc", "t0": 0,
+                                                                    "t1": dur, "px": 1200})
+                    ours.append(time.perf_counter() - t)
+                    bucket = int(dur * 1e9 / 1200)
+                    t = time.perf_counter()
+                    window = f"time >= {start_ns} AND time < {start_ns + int(dur * 1e9)}"
+                    store.query(f"SELECT MIN(\"min\"), MAX(\"max\") FROM \"env\" WHERE "
+                                f"\"wearer\" = 'w-bench' AND \"channel\" = 'EMG L-Gastroc' AND {window} "
+                                f"GROUP BY time({bucket}ns) fill(none)")
+                    peer.append(time.perf_counter() - t)
+                res["trace_whole_ms_median"] = 1000 * statistics.median(ours)
+                res["influx_whole_ms_median"] = 1000 * statistics.median(peer)
+                res["ratio_trace_to_influx"] = statistics.median(ours) / statistics.median(peer)
+            res.update(browser(base, night, args.repeat))
+        finally:
+            proc.terminate()
+            proc.wait(10)
+            store.close()
+            influx.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=1))
+    print()
+    print(f"stored night: {res['raw_samples']} raw samples in {res['store_s']:.0f} s")
+    print(f"summary page (server time): median {res['summary_ms_median']:.0f} ms, "
+          f"p95 {res['summary_ms_p95']:.0f} ms (goal <= 300 ms)")
+    print(f"viewer first paint, whole night, {res['channels']} channels: "
+          f"median {res['first_paint_ms_median']:.0f} ms (goal <= 1000 ms)")
+    print(f"zoom step: median {res['zoom_ms_median']:.0f} ms, p95 {res['zoom_ms_p95']:.0f} ms over "
+          f"{res['zoom_steps']} steps down to {res['zoom_min_span_s']:.0f} s (goal p95 <= 200 ms)")
+    print(f"whole-night trace request {res['trace_whole_ms_median']:.1f} ms vs the bare InfluxDB query "
+          f"{res['influx_whole_ms_median']:.1f} ms -> {res['ratio_trace_to_influx']:.2f}x")
+    print(f"written {args.out}")
+    return 0
+
+
+def browser(base: str, night: str, repeat: int) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    out: dict = {}
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        ctx = b.new_context(viewport={"width": 1400, "height": 900})
+        page = ctx.new_page()
+        page.goto(f"{base}/login")
+        page.fill("input[name=name]", "dr-bench")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        paints = []
+        for _ in range(max(3, repeat // 4)):
+            page.goto(f"{base}/w/w-bench/{night}/view")
+            page.wait_for_selector("#viewer[data-state=ready]", timeout=60_000)
+            paints.append(page.evaluate("performance.now()"))  # ms since navigation start
+        out["first_paint_ms_median"] = statistics.median(paints)
+        out["channels"] = page.locator(".chan").count()
+        steps, span = [], None
+        for _ in range(2):  # zoom from the whole night to 2 s, twice
+            page.keyboard.press("Home")
+            page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
+            for _ in range(16):
+                t = page.evaluate("performance.now()")
+                page.keyboard.press("+")
+                page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
+                steps.append(page.evaluate("performance.now()") - t)
+                v = page.evaluate("window.ncViewer.view")
+                span = v[1] - v[0]
+                if span <= 2.0 + 1e-6:
+                    break
+        out["zoom_ms_median"] = statistics.median(steps)
+        out["zoom_ms_p95"] = p95(steps)
+        out["zoom_steps"] = len(steps)
+        out["zoom_min_span_s"] = span
+        b.close()
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())
