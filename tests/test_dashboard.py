@@ -136,6 +136,11 @@ def test_a_wearer_cannot_open_another_wearers_night(browser, site):
     assert r.status == 403  # the viewer is for clinicians
     shot(page, "forbidden")
     ctx.close()
+    ctx, page = login(browser, site, "dr-a")  # a clinician sees only assigned wearers
+    assert page.goto(f"{site['base']}/w/w-other/{site['other_night']}/view").status == 403
+    assert page.goto(f"{site['base']}/w/w-other").status == 403
+    assert "w-other" not in page.goto(f"{site['base']}/wearers").text()
+    ctx.close()
     anon = browser.new_context()
     r = anon.new_page().goto(f"{site['base']}/w/sim-1/{site['night']}")
     assert r.url.endswith(f"/login?next=/w/sim-1/{site['night']}")
@@ -256,9 +261,10 @@ def test_users_command(tmp_path, cli):
     r = users("add", "dr-c", "--role", "clinician", "--password-stdin", stdin="short\n")
     assert r.returncode == 2 and "at least 10 characters" in r.stderr
     assert users("assign", "dr-b", "w-7").returncode == 0
+    assert users("passwd", "dr-b", "--password-stdin", stdin="another long one\n").returncode == 0
     out = users("list").stdout
     assert "dr-b" in out and "sees w-7" in out
     u = Users(tmp_path / "u.sqlite")
-    assert u.login("dr-b", "long enough pw") and not u.login("dr-b", "wrong password")
+    assert u.login("dr-b", "another long one") and not u.login("dr-b", "long enough pw")
     row = json.dumps(u.all()[0].__dict__)
     assert "argon2" not in row  # hashes never leave the users table

@@ -1,0 +1,60 @@
+"""Review actions on top of detected events: order, audit fields, counts recomputed."""
+
+from __future__ import annotations
+
+import pytest
+
+from dashboard.review import ReviewError, apply_reviews, event_key, make_review, reviewed_summary
+
+EVENTS = [
+    {"kind": "cramp", "start_s": 100.0, "end_s": 160.0, "side": "left", "channel": "EMG L-Gastroc"},
+    {"kind": "cramp", "start_s": 900.0, "end_s": 1600.0, "side": "right", "channel": "EMG R-Gastroc"},
+    {"kind": "awakening", "start_s": 170.0, "end_s": 400.0, "side": None, "channel": None,
+     "subtype": "after_cramp"},
+]
+SUMMARY = {"cramps": 2, "cramps_left": 1, "cramps_right": 1, "cramp_total_s": 760.0, "cramp_longest_s": 700.0,
+           "cramps_over_red_flag": 1, "awakenings": 1, "awakenings_after_cramp": 1, "sleep_efficiency": 0.8}
+
+
+def test_actions_apply_in_order_with_who_and_when():
+    k0, k1 = event_key(EVENTS[0]), event_key(EVENTS[1])
+    reviews = [make_review("reject", "dr-a", event=k0),
+               make_review("relabel", "dr-b", event=k1, kind="artifact"),
+               make_review("add", "dr-a", kind="cramp", start_s=2000, end_s=2030, side="left",
+                           duration_s=3600)]
+    out = {e["key"]: e for e in apply_reviews(EVENTS, reviews)}
+    assert out[k0]["status"] == "rejected" and out[k0]["reviewed_by"] == "dr-a"
+    assert out[k1]["kind"] == "artifact" and out[k1]["status"] == "relabelled"
+    assert out[k1]["detected_kind"] == "cramp"
+    added = [e for e in out.values() if e["status"] == "added"]
+    assert len(added) == 1 and added[0]["start_s"] == 2000.0
+    s = reviewed_summary(SUMMARY, list(out.values()))
+    assert (s["cramps"], s["cramps_left"], s["cramp_total_s"], s["cramps_over_red_flag"]) == (1, 1, 30.0, 0)
+    assert s["awakenings"] == 1 and s["sleep_efficiency"] == 0.8 and s["reviewed"]
+    # accepting again undoes the rejection
+    later = [*reviews, make_review("accept", "dr-c", event=k0)]
+    again = {e["key"]: e for e in apply_reviews(EVENTS, later)}
+    assert again[k0]["status"] == "accepted" and again[k0]["reviewed_by"] == "dr-c"
+
+
+def test_nothing_reviewed_leaves_the_summary_counts():
+    out = apply_reviews(EVENTS, [])
+    assert all(e["status"] == "detected" for e in out)
+    s = reviewed_summary(SUMMARY, out)
+    assert {k: s[k] for k in SUMMARY} == SUMMARY and not s["reviewed"]
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"action": "delete", "event": "x"}, "action 'delete'"),
+    ({"action": "relabel", "event": "x", "kind": "yawn"}, "kind 'yawn'"),
+    ({"action": "relabel", "event": "x"}, "relabel needs the new kind"),
+    ({"action": "reject"}, "reject needs the event"),
+    ({"action": "add", "kind": "cramp", "start_s": 50, "end_s": 10}, "not a time span"),
+    ({"action": "add", "kind": "cramp", "start_s": 3590, "end_s": 3700, "duration_s": 3600},
+     "not a time span"),
+    ({"action": "add", "kind": "cramp", "start_s": 5, "end_s": 10, "side": "middle"}, "side 'middle'"),
+])
+def test_bad_actions_are_refused_clearly(kw, message):
+    action = kw.pop("action")
+    with pytest.raises(ReviewError, match=message):
+        make_review(action, "dr-a", **kw)
