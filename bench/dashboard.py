@@ -56,6 +56,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="dashboard speed on a stored night")
     ap.add_argument("--hours", type=float, default=8.0)
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--frame-s", type=float, default=0.1, help="seconds per stored frame (as sensors send)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "dashboard.json")
     args = ap.parse_args()
     res: dict = {"hours": args.hours}
@@ -73,8 +74,16 @@ def main() -> int:
         print(f"storing a {args.hours:g}-hour night with raw samples (2 EMG at 1 kHz, 2x3 ACC at 50 Hz) …",
               flush=True)
         t = time.perf_counter()
+        last = [0.0]
+
+        def progress(sensor: str, frac: float) -> None:
+            if frac - last[0] >= 0.1 or frac < last[0]:
+                last[0] = frac
+                print(f"  {sensor}: {100 * frac:.0f}%", flush=True)
+
         night, analysis = store_simulated_night(
-            store, "w-bench", NightOptions(hours=args.hours, seed=4242, fs_emg=1000.0, fs_acc=50.0))
+            store, "w-bench", NightOptions(hours=args.hours, seed=4242, fs_emg=1000.0, fs_acc=50.0),
+            frame_s=args.frame_s, progress=progress)
         res["store_s"] = time.perf_counter() - t
         res["raw_samples"] = store.count_samples("w-bench", "emg") + store.count_samples("w-bench", "acc")
         users = Users(sv.dashboard.users_db)
@@ -131,7 +140,8 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=1))
     print()
-    print(f"stored night: {res['raw_samples']} raw samples in {res['store_s']:.0f} s")
+    print(f"stored night: {res['raw_samples']} raw samples in {args.frame_s:g}-s frames, "
+          f"{res['store_s']:.0f} s")
     print(f"summary page (server time): median {res['summary_ms_median']:.0f} ms, "
           f"p95 {res['summary_ms_p95']:.0f} ms (goal <= 300 ms)")
     print(f"viewer first paint, whole night, {res['channels']} channels: "

@@ -60,6 +60,7 @@ class InfluxStore:
                                            headers=headers, auth=auth)
         self.spooled_dropped = 0
         self._keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
+        self._frame_len: dict[tuple[str, str, str], int] = {}
         if settings.spool_dir:
             Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
 
@@ -420,28 +421,55 @@ class InfluxStore:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         return np.concatenate(ts), np.concatenate(vs)
 
+    def _frame_ns(self, wearer: str, channel: str, stream: str) -> int:
+        """Duration of a channel's frames (ns), from its last stored raw frame; 1 s if unknown."""
+        k = (wearer, channel, stream)
+        if k not in self._frame_len:
+            rows = self._rows(f"SELECT LAST(\"n\"), \"fs\" FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE "
+                              f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}'")
+            n, fs = (rows[0][1], rows[0][2]) if rows and rows[0][1] and rows[0][2] else (1, 1.0)
+            self._frame_len[k] = max(1, int(n / fs * 1e9))
+        return self._frame_len[k]
+
     def trace(self, wearer: str, channel: str, stream: str, t0_ns: int, t1_ns: int,
               points: int) -> dict:
         """Min/max of a channel in ``points`` buckets over [t0, t1): at most 2 values per bucket.
 
-        Buckets of a second or more come from the stored per-frame envelope (kept for ever);
-        shorter ones are computed from the raw frames (kept for the raw retention).
+        Buckets at least one frame long come from the stored per-frame envelope (kept for ever;
+        sensors send 0.1-s frames); shorter ones are computed from the raw frames (kept for the
+        raw retention), which happens only for spans of a few minutes or less.
         """
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
-        if bucket >= 10**9:
-            q = (f"SELECT MIN(\"min\"), MAX(\"max\") FROM \"env\" WHERE \"wearer\" = '{_lit(wearer)}' "
-                 f"AND \"channel\" = '{_lit(channel)}' AND time >= {t0_ns} AND time < {t1_ns} "
-                 f"GROUP BY time({bucket}ns, {t0_ns % bucket}ns) fill(none)")  # buckets start at t0
+        if bucket >= self._frame_ns(wearer, channel, stream):
+            q = (f"SELECT MIN(\"min\"), MAX(\"max\"), MEAN(\"mav\") FROM \"env\" WHERE "
+                 f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND time >= {t0_ns} "
+                 f"AND time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns) fill(none)")  # from t0
             rows = self._rows(q)
-            return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows],
-                    "max": [r[2] for r in rows], "bucket_ns": bucket, "source": "envelope"}
+            return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows], "max": [r[2] for r in rows],
+                    "mav": [r[3] for r in rows], "bucket_ns": bucket, "source": "envelope"}
         t, v = self.raw(wearer, channel, stream, t0_ns, t1_ns)
         idx = (t - t0_ns) // bucket
         uniq, start = np.unique(idx, return_index=True)
         mins = np.minimum.reduceat(v, start) if len(v) else v
         maxs = np.maximum.reduceat(v, start) if len(v) else v
+        mav = np.add.reduceat(np.abs(v), start) / np.diff(np.r_[start, len(v)]) if len(v) else v
         return {"t_ns": (t0_ns + uniq * bucket).tolist(), "min": mins.tolist(), "max": maxs.tolist(),
-                "bucket_ns": bucket, "source": "raw"}
+                "mav": mav.tolist(), "bucket_ns": bucket, "source": "raw"}
+
+    def activity(self, wearer: str, side: str, t0_ns: int, t1_ns: int, points: int) -> dict:
+        """Leg movement per bucket: the largest range (max − min, g) of the leg's accelerometer
+        axes, from the kept per-frame envelope; ``side`` is ``L`` or ``R``."""
+        bucket = max(1, (t1_ns - t0_ns) // max(1, points))
+        q = (f"SELECT MAX(\"max\") - MIN(\"min\") FROM \"env\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
+             f"\"stream\" = 'acc' AND \"channel\" =~ /^ACC {side}-/ AND time >= {t0_ns} AND time < {t1_ns} "
+             f"GROUP BY time({bucket}ns, {t0_ns % bucket}ns), \"channel\" fill(none)")
+        best: dict[int, float] = {}
+        for series in self.query(q):
+            for t, v in series.get("values", []):
+                if v is not None:
+                    best[t] = max(best.get(t, 0.0), v)
+        ts = sorted(best)
+        return {"t_ns": ts, "value": [best[t] for t in ts], "bucket_ns": bucket, "source": "envelope"}
 
 
 _ADVICE_KEYS = ("rule", "title", "text", "level", "evidence", "source", "clinician")

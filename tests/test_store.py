@@ -43,13 +43,22 @@ def test_analysis_rows_and_no_duplicates_on_rewrite(store, night_analysis):
     assert store.events("w-2", "2026-11-24") == []
 
 
-def _write_frames(store, t0, seconds=600, fs=1000, frame_s=1.0):
+def _write_frames(store, t0, seconds=600, fs=1000, frame_s=1.0, wearer="w-1"):
     per = int(fs * frame_s)
     for k in range(int(seconds / frame_s)):
         i = np.arange(k * per, (k + 1) * per)
         raw = np.stack([np.round(np.sin(i / 50.0) * 1000), i % 7], axis=1).astype(np.int16)
-        assert store.write_frame("w-1", "left-shank", "emg", ["EMG L-Gastroc", "EMG L-TibAnt"], raw,
+        assert store.write_frame(wearer, "left-shank", "emg", ["EMG L-Gastroc", "EMG L-TibAnt"], raw,
                                  (0.1, 1.0), float(fs), k * per, t0 + k * per * 1_000_000)
+
+
+def test_traces_use_the_envelope_down_to_the_frame_length(store):
+    t0 = (time.time_ns() // 10**9 - 7200) * 10**9
+    _write_frames(store, t0, seconds=60, frame_s=0.1, wearer="w-5")  # sensors send 0.1-s frames
+    env = store.trace("w-5", "EMG L-Gastroc", "emg", t0, t0 + 60 * 10**9, points=300)  # 0.2-s buckets
+    raw = store.trace("w-5", "EMG L-Gastroc", "emg", t0, t0 + 10 * 10**9, points=300)  # 33 ms buckets
+    assert env["source"] == "envelope" and 250 <= len(env["t_ns"]) <= 300
+    assert raw["source"] == "raw" and len(raw["t_ns"]) <= 300
 
 
 def test_raw_frames_overwrite_themselves_and_downsample(store):

@@ -232,16 +232,20 @@ def create_app(services: Services, *, users: Users | None = None,
         if a is None:
             raise HTTPException(404, f"no stored night {night} for {wearer}")
         chans = {c["label"]: c for c in a["recording"]["channels"]}
-        if channel not in chans:
-            raise HTTPException(404, f"no channel {channel!r} in this night")
         if t1 <= t0:
             raise HTTPException(400, "t1 must be after t0")
         start_ns = int(dt.datetime.fromisoformat(a["recording"]["start"]).timestamp() * 1e9)
-        tr = app.state.store.trace(wearer, channel, chans[channel]["kind"], start_ns + int(t0 * 1e9),
-                                   start_ns + int(t1 * 1e9), px)
+        span = (start_ns + int(t0 * 1e9), start_ns + int(t1 * 1e9))
+        if channel in ("activity L", "activity R"):
+            tr = app.state.store.activity(wearer, channel[-1], *span, px)
+            tr |= {"min": [0.0] * len(tr["value"]), "max": tr["value"], "mav": None}
+        elif channel in chans:
+            tr = app.state.store.trace(wearer, channel, chans[channel]["kind"], *span, px)
+        else:
+            raise HTTPException(404, f"no channel {channel!r} in this night")
         return {"channel": channel, "t0": t0, "t1": t1, "px": px, "source": tr["source"],
                 "bucket_s": tr["bucket_ns"] / 1e9, "t": [(t - start_ns) / 1e9 for t in tr["t_ns"]],
-                "min": tr["min"], "max": tr["max"]}
+                "min": tr["min"], "max": tr["max"], "mav": tr["mav"]}
 
     @app.post("/api/w/{wearer}/{night}/review")
     async def review(request: Request, wearer: str, night: str, s: Sess):

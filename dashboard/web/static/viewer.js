@@ -41,7 +41,8 @@
       title: label, width, height: label === "sleep/wake" ? 90 : 140,
       scales: {x: {time: false}},
       axes: [{values: (u, vals) => vals.map(clock), space: 90}, {label: unit, size: 60}],
-      series: [{}, {label: "min", stroke: "#345", width: 1}, {label: "max", stroke: "#345", width: 1}],
+      series: [{}, {label: "min", stroke: "#345", width: 1}, {label: "max", stroke: "#345", width: 1},
+        {label: "envelope", stroke: "#c0262d", width: 1.5}],
       bands: [{series: [2, 1], fill: "rgba(51,68,85,0.35)"}],
       cursor: {drag: {x: true, y: false}},
       hooks: {
@@ -55,7 +56,7 @@
       },
       legend: {show: false},
     };
-    return new uPlot(opts, [[0], [null], [null]], el);
+    return new uPlot(opts, [[0], [null], [null], [null]], el);
   }
 
   async function load() {
@@ -68,7 +69,7 @@
         const h = meta.hypnogram;
         const xs = [], ys = [];
         if (h) h.wake.forEach((w, i) => { const t = i * h.epoch_s; if (t + h.epoch_s >= view[0] && t <= view[1]) { xs.push(t); ys.push(w); } });
-        p.u.setData([xs, ys, ys], false);
+        p.u.setData([xs, ys, ys, ys.map(() => null)], false);
         p.u.setScale("x", {min: view[0], max: view[1]});
         return;
       }
@@ -76,7 +77,7 @@
       const q = {channel: p.label, t0: view[0].toFixed(3), t1: view[1].toFixed(3), px};
       requests.push({channel: p.label, t0: +q.t0, t1: +q.t1, px});
       const d = await json(`${api}/trace?` + new URLSearchParams(q));
-      p.u.setData([d.t, d.min, d.max], true);
+      p.u.setData([d.t, d.min, d.max, d.mav || d.t.map(() => null)], true);
       p.u.setScale("x", {min: view[0], max: view[1]});
       p.el.dataset.source = d.source;
       p.el.dataset.points = d.t.length;
@@ -143,7 +144,11 @@
     duration = meta.recording.duration_s;
     view = [0, duration];
     const charts = document.getElementById("charts");
-    const chans = meta.recording.channels.map((c) => [c.label, c.kind === "emg" ? "µV" : "g"]).concat([["sleep/wake", "wake"]]);
+    const chans = meta.recording.channels.map((c) => [c.label, c.kind === "emg" ? "µV" : "g"]);
+    for (const side of ["L", "R"]) {  // movement of each leg: the largest accelerometer-axis range
+      if (meta.recording.channels.some((c) => c.kind === "acc" && c.label.startsWith(`ACC ${side}-`))) chans.push([`activity ${side}`, "g"]);
+    }
+    chans.push(["sleep/wake", "wake"]);
     for (const [label, unit] of chans) {
       const el = document.createElement("div");
       el.className = "chan";
