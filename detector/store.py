@@ -271,7 +271,14 @@ class InfluxStore:
         except StoreError as exc:
             # Unreachable: the points below land on the same keys anyway and wait in the spool.
             log.warning("could not clear night %s of %s before rewriting it: %s", night, wearer, exc)
-        return self.write("\n".join(lines))
+        ok = self.write("\n".join(lines))
+        if ok:
+            dur_ns = int(float(analysis_json["recording"]["duration_s"]) * 1e9)
+            try:
+                self.build_rollups(wearer, start_ns, start_ns + dur_ns + 10**9)
+            except StoreError as exc:  # traces still work from the per-frame envelope
+                log.warning("envelope rollups of night %s of %s not built: %s", night, wearer, exc)
+        return ok
 
     def write_advice(self, wearer: str, night: str, advice: list[dict]) -> bool:
         """Replace a night's advice links (night -> rule ids, with the facts that fired them)."""
@@ -349,6 +356,17 @@ class InfluxStore:
                 out.append({"start_ns": t, "duration_s": dur, "night": night, "summary": json.loads(js),
                             "recording": json.loads(rec or "{}"), "notes": json.loads(notes or "[]")})
         return sorted(out, key=lambda n: n["night"])
+
+    def build_rollups(self, wearer: str, t0_ns: int, t1_ns: int) -> None:
+        """Coarser envelope levels (1 s, 10 s) of a wearer's time span, computed inside InfluxDB
+        (SELECT … INTO): whole-night traces then scan thousands of points, not millions."""
+        src = "env"
+        for level, step_ns in ROLLUPS:
+            a = t0_ns - t0_ns % step_ns
+            self._q(f"SELECT MIN(\"min\") AS \"min\", MAX(\"max\") AS \"max\", MEAN(\"mav\") AS \"mav\" "
+                    f"INTO \"{level}\" FROM \"{src}\" WHERE \"wearer\" = '{_lit(wearer)}' AND time >= {a} "
+                    f"AND time < {t1_ns} GROUP BY time({step_ns}ns), *", post=True)
+            src = level
 
     def hypnogram(self, wearer: str, night: str) -> dict | None:
         """Per-epoch sleep/wake of a stored night: {"epoch_s", "wake": [0|1, …]} or None."""
@@ -441,12 +459,19 @@ class InfluxStore:
         """
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
         if bucket >= self._frame_ns(wearer, channel, stream):
-            q = (f"SELECT MIN(\"min\"), MAX(\"max\"), MEAN(\"mav\") FROM \"env\" WHERE "
-                 f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND time >= {t0_ns} "
-                 f"AND time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns) fill(none)")  # from t0
-            rows = self._rows(q)
-            return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows], "max": [r[2] for r in rows],
-                    "mav": [r[3] for r in rows], "bucket_ns": bucket, "source": "envelope"}
+            # The coarsest stored level that still resolves a bucket: far fewer points to scan.
+            # Buckets start at t0 (the offset), so the first bucket is the first pixel.
+            for level, step_ns in (*reversed(ROLLUPS), ("env", 0)):
+                if bucket < step_ns:
+                    continue
+                q = (f"SELECT MIN(\"min\"), MAX(\"max\"), MEAN(\"mav\") FROM \"{level}\" WHERE "
+                     f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND time >= {t0_ns} "
+                     f"AND time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns) fill(none)")
+                rows = self._rows(q)
+                if rows or level == "env":  # a night still open has no rollups yet
+                    return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows],
+                            "max": [r[2] for r in rows], "mav": [r[3] for r in rows], "bucket_ns": bucket,
+                            "source": "envelope", "level": level}
         t, v = self.raw(wearer, channel, stream, t0_ns, t1_ns)
         idx = (t - t0_ns) // bucket
         uniq, start = np.unique(idx, return_index=True)
@@ -472,6 +497,7 @@ class InfluxStore:
         return {"t_ns": ts, "value": [best[t] for t in ts], "bucket_ns": bucket, "source": "envelope"}
 
 
+ROLLUPS = (("env_1s", 10**9), ("env_10s", 10 * 10**9))  # (measurement, bucket ns), finer first
 _ADVICE_KEYS = ("rule", "title", "text", "level", "evidence", "source", "clinician")
 
 

@@ -76,6 +76,14 @@ def test_raw_frames_overwrite_themselves_and_downsample(store):
     assert len(whole["t_ns"]) <= 300 and len(zoom["t_ns"]) <= 400
     assert max(whole["max"]) == pytest.approx(100.0) and min(whole["min"]) == pytest.approx(-100.0)
     assert max(zoom["max"]) == pytest.approx(100.0, abs=0.2)
+    # coarser levels, built inside InfluxDB, give the same extremes from far fewer points
+    assert whole["level"] == "env"
+    store.build_rollups("w-1", t0, t0 + 600 * 10**9)
+    for points, level in ((30, "env_10s"), (300, "env_1s")):
+        tr = store.trace("w-1", "EMG L-Gastroc", "emg", t0, t0 + 600 * 10**9, points=points)
+        assert tr["level"] == level and len(tr["t_ns"]) == points
+        assert max(tr["max"]) == pytest.approx(100.0) and min(tr["min"]) == pytest.approx(-100.0)
+    assert store.count_samples("w-1", "emg") == 2 * 600 * 1000  # raw untouched
 
 
 def test_unreachable_server_spools_and_flushes_later(influxd, tmp_path):

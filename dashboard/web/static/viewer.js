@@ -14,7 +14,7 @@
 
   const clock = (s) => {
     const d = new Date(start.getTime() + s * 1000);
-    return d.toISOString().substring(11, s < 100 && view[1] - view[0] < 120 ? 23 : 19);
+    return d.toISOString().substring(11, view[1] - view[0] < 60 ? 23 : 19);  // ms when zoomed in
   };
 
   async function json(url, opts) {
@@ -77,7 +77,9 @@
       const q = {channel: p.label, t0: view[0].toFixed(3), t1: view[1].toFixed(3), px};
       requests.push({channel: p.label, t0: +q.t0, t1: +q.t1, px});
       const d = await json(`${api}/trace?` + new URLSearchParams(q));
-      p.u.setData([d.t, d.min, d.max, d.mav || d.t.map(() => null)], true);
+      // The EMG envelope (mean absolute value) where min/max bands hide it; raw samples show themselves.
+      const env = p.label.startsWith("EMG") && d.source === "envelope" && d.mav ? d.mav : d.t.map(() => null);
+      p.u.setData([d.t, d.min, d.max, env], true);
       p.u.setScale("x", {min: view[0], max: view[1]});
       p.el.dataset.source = d.source;
       p.el.dataset.points = d.t.length;
