@@ -368,6 +368,12 @@ class InfluxStore:
                     f"AND time < {t1_ns} GROUP BY time({step_ns}ns), *", post=True)
             src = level
 
+    def recording(self, wearer: str, night: str) -> dict | None:
+        """A stored night's recording description (start, duration, channels), or None."""
+        rows = self._rows(f"SELECT \"recording\" FROM \"night\" WHERE \"wearer\" = '{_lit(wearer)}' "
+                          f"AND \"night\" = '{_lit(night)}'")
+        return json.loads(rows[0][1]) if rows and rows[0][1] else None
+
     def hypnogram(self, wearer: str, night: str) -> dict | None:
         """Per-epoch sleep/wake of a stored night: {"epoch_s", "wake": [0|1, …]} or None."""
         rows = self._rows(f"SELECT \"hypnogram\" FROM \"night\" WHERE \"wearer\" = '{_lit(wearer)}' "

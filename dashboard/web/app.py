@@ -12,6 +12,8 @@ import hmac
 import json
 import secrets
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import mean
 from typing import Annotated
@@ -65,6 +67,7 @@ def create_app(services: Services, *, users: Users | None = None,
     app.state.users = users or Users(services.dashboard.users_db)
     app.state.store = store or InfluxStore(services.store)
     app.state.secure = services.dashboard.secure_cookies
+    app.state.pool = ThreadPoolExecutor(4, thread_name_prefix="trace")  # InfluxDB does the work
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -224,17 +227,26 @@ def create_app(services: Services, *, users: Users | None = None,
         return {"recording": a["recording"], "events": a["events"], "summary": a["summary"],
                 "hypnogram": app.state.store.hypnogram(wearer, night), "csrf": s.csrf}
 
-    @app.get("/api/w/{wearer}/{night}/trace")
-    def trace(wearer: str, night: str, s: Sess, channel: str, t0: float = Query(ge=0),
-              t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
-        may_see(s, wearer)
-        a = app.state.store.analysis(wearer, night)
-        if a is None:
+    def recording(wearer: str, night: str) -> dict:
+        """A night's recording description (channels, start), cached briefly: every trace
+        request needs it, and it changes only when the night is analysed again."""
+        key, now = (wearer, night), time.monotonic()
+        hit = rec_cache.get(key)
+        if hit and now - hit[0] < 30:
+            return hit[1]
+        rec = app.state.store.recording(wearer, night)
+        if rec is None:
             raise HTTPException(404, f"no stored night {night} for {wearer}")
-        chans = {c["label"]: c for c in a["recording"]["channels"]}
-        if t1 <= t0:
-            raise HTTPException(400, "t1 must be after t0")
-        start_ns = int(dt.datetime.fromisoformat(a["recording"]["start"]).timestamp() * 1e9)
+        if len(rec_cache) > 256:
+            rec_cache.clear()
+        rec_cache[key] = (now, rec)
+        return rec
+
+    rec_cache: dict[tuple[str, str], tuple[float, dict]] = {}
+
+    def one_trace(wearer: str, rec: dict, channel: str, t0: float, t1: float, px: int) -> dict:
+        chans = {c["label"]: c for c in rec["channels"]}
+        start_ns = int(dt.datetime.fromisoformat(rec["start"]).timestamp() * 1e9)
         span = (start_ns + int(t0 * 1e9), start_ns + int(t1 * 1e9))
         if channel in ("activity L", "activity R"):
             tr = app.state.store.activity(wearer, channel[-1], *span, px)
@@ -246,6 +258,30 @@ def create_app(services: Services, *, users: Users | None = None,
         return {"channel": channel, "t0": t0, "t1": t1, "px": px, "source": tr["source"],
                 "bucket_s": tr["bucket_ns"] / 1e9, "t": [(t - start_ns) / 1e9 for t in tr["t_ns"]],
                 "min": tr["min"], "max": tr["max"], "mav": tr["mav"]}
+
+    @app.get("/api/w/{wearer}/{night}/trace")
+    def trace(wearer: str, night: str, s: Sess, channel: str, t0: float = Query(ge=0),
+              t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+        """Min/max of one channel over [t0, t1) s in ``px`` buckets (at most 2 values per pixel)."""
+        may_see(s, wearer)
+        if t1 <= t0:
+            raise HTTPException(400, "t1 must be after t0")
+        return one_trace(wearer, recording(wearer, night), channel, t0, t1, px)
+
+    @app.get("/api/w/{wearer}/{night}/traces")
+    def traces(wearer: str, night: str, s: Sess, channels: str, t0: float = Query(ge=0),
+               t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+        """Every listed channel (comma-separated) for one view: one round trip per zoom step,
+        the channels' queries run side by side in InfluxDB."""
+        may_see(s, wearer)
+        if t1 <= t0:
+            raise HTTPException(400, "t1 must be after t0")
+        rec = recording(wearer, night)
+        names = [c for c in channels.split(",") if c]
+        if not names or len(names) > 32:
+            raise HTTPException(400, "list 1 to 32 channels")
+        out = list(app.state.pool.map(lambda c: one_trace(wearer, rec, c, t0, t1, px), names))
+        return {"t0": t0, "t1": t1, "px": px, "traces": {t["channel"]: t for t in out}}
 
     @app.post("/api/w/{wearer}/{night}/review")
     async def review(request: Request, wearer: str, night: str, s: Sess):

@@ -9,7 +9,7 @@
   const COLORS = {cramp: "rgba(214,39,40,0.30)", limb_movement: "rgba(31,119,180,0.18)",
     plm_series: "rgba(148,103,189,0.15)", rollover: "rgba(44,160,44,0.25)", awakening: "rgba(255,127,14,0.25)",
     bed_exit: "rgba(140,86,75,0.30)", artifact: "rgba(127,127,127,0.25)", signal_lost: "rgba(0,0,0,0.20)"};
-  let meta = null, view = [0, 1], plots = [], start = null, duration = 1, requests = [];
+  let meta = null, view = [0, 1], plots = [], start = null, duration = 1, requests = [], seq = 0;
   window.ncViewer = {requests, get view() { return view.slice(); }, get events() { return meta ? meta.events : []; }};
 
   const clock = (s) => {
@@ -64,26 +64,31 @@
     document.getElementById("range").textContent =
       `${clock(view[0])} – ${clock(view[1])} UTC (${span >= 120 ? (span / 60).toFixed(1) + " min" : span.toFixed(1) + " s"})`;
     root.dataset.state = "loading";
-    await Promise.all(plots.map(async (p) => {
-      if (p.label === "sleep/wake") {
-        const h = meta.hypnogram;
-        const xs = [], ys = [];
-        if (h) h.wake.forEach((w, i) => { const t = i * h.epoch_s; if (t + h.epoch_s >= view[0] && t <= view[1]) { xs.push(t); ys.push(w); } });
-        p.u.setData([xs, ys, ys, ys.map(() => null)], false);
-        p.u.setScale("x", {min: view[0], max: view[1]});
-        return;
-      }
-      const px = Math.round(p.u.bbox.width / devicePixelRatio) || p.u.width;
-      const q = {channel: p.label, t0: view[0].toFixed(3), t1: view[1].toFixed(3), px};
-      requests.push({channel: p.label, t0: +q.t0, t1: +q.t1, px});
-      const d = await json(`${api}/trace?` + new URLSearchParams(q));
-      // The EMG envelope (mean absolute value) where min/max bands hide it; raw samples show themselves.
-      const env = p.label.startsWith("EMG") && d.source === "envelope" && d.mav ? d.mav : d.t.map(() => null);
-      p.u.setData([d.t, d.min, d.max, env], true);
+    const my = ++seq;  // a newer view supersedes answers still on their way
+    const h = meta.hypnogram;
+    const traced = [];
+    for (const p of plots) {
+      if (p.label !== "sleep/wake") { traced.push(p); continue; }
+      const xs = [], ys = [];
+      if (h) h.wake.forEach((w, i) => { const t = i * h.epoch_s; if (t + h.epoch_s >= view[0] && t <= view[1]) { xs.push(t); ys.push(w); } });
+      p.u.setData([xs, ys, ys, ys.map(() => null)], false);
       p.u.setScale("x", {min: view[0], max: view[1]});
-      p.el.dataset.source = d.source;
-      p.el.dataset.points = d.t.length;
-    }));
+    }
+    // One request for every channel of the view; each chart's pixel width sets the buckets.
+    const px = Math.round(traced[0].u.bbox.width / devicePixelRatio) || traced[0].u.width;
+    const q = {channels: traced.map((p) => p.label).join(","), t0: view[0].toFixed(3), t1: view[1].toFixed(3), px};
+    requests.push({channels: traced.length, t0: +q.t0, t1: +q.t1, px});
+    const d = await json(`${api}/traces?` + new URLSearchParams(q));
+    if (my !== seq) return;
+    for (const p of traced) {
+      const tr = d.traces[p.label];
+      // The EMG envelope (mean absolute value) where min/max bands hide it; raw samples show themselves.
+      const env = p.label.startsWith("EMG") && tr.source === "envelope" && tr.mav ? tr.mav : tr.t.map(() => null);
+      p.u.setData([tr.t, tr.min, tr.max, env], true);
+      p.u.setScale("x", {min: view[0], max: view[1]});
+      p.el.dataset.source = tr.source;
+      p.el.dataset.points = tr.t.length;
+    }
     root.dataset.state = "ready";
   }
 
