@@ -147,7 +147,9 @@ def main() -> int:
     print(f"viewer first paint, whole night, {res['channels']} channels: "
           f"median {res['first_paint_ms_median']:.0f} ms (goal <= 1000 ms)")
     print(f"zoom step: median {res['zoom_ms_median']:.0f} ms, p95 {res['zoom_ms_p95']:.0f} ms over "
-          f"{res['zoom_steps']} steps down to {res['zoom_min_span_s']:.0f} s (goal p95 <= 200 ms)")
+          f"{res['zoom_steps']} steps down to {res['zoom_min_span_s']:.0f} s (goal p95 <= 200 ms); "
+          f"median data request {res['zoom_fetch_ms_median']:.0f} ms, "
+          f"drawing {res['zoom_draw_ms_median']:.0f} ms")
     print(f"whole-night trace request {res['trace_whole_ms_median']:.1f} ms vs the bare InfluxDB query "
           f"{res['influx_whole_ms_median']:.1f} ms -> {res['ratio_trace_to_influx']:.2f}x")
     print(f"written {args.out}")
@@ -174,7 +176,7 @@ def browser(base: str, night: str, repeat: int) -> dict:
             paints.append(page.evaluate("performance.now()"))  # ms since navigation start
         out["first_paint_ms_median"] = statistics.median(paints)
         out["channels"] = page.locator(".chan").count()
-        steps, span = [], None
+        steps, fetches, draws, span = [], [], [], None
         for _ in range(2):  # zoom from the whole night to 2 s, twice
             page.keyboard.press("Home")
             page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
@@ -183,6 +185,9 @@ def browser(base: str, night: str, repeat: int) -> dict:
                 page.keyboard.press("+")
                 page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
                 steps.append(page.evaluate("performance.now()") - t)
+                timing = page.evaluate("window.ncViewer.timing")
+                fetches.append(timing["fetch_ms"])
+                draws.append(timing["draw_ms"])
                 v = page.evaluate("window.ncViewer.view")
                 span = v[1] - v[0]
                 if span <= 2.0 + 1e-6:
@@ -190,6 +195,8 @@ def browser(base: str, night: str, repeat: int) -> dict:
         out["zoom_ms_median"] = statistics.median(steps)
         out["zoom_ms_p95"] = p95(steps)
         out["zoom_steps"] = len(steps)
+        out["zoom_fetch_ms_median"] = statistics.median(fetches)
+        out["zoom_draw_ms_median"] = statistics.median(draws)
         out["zoom_min_span_s"] = span
         b.close()
     return out

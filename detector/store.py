@@ -15,6 +15,7 @@ import gzip
 import json
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -61,10 +62,13 @@ class InfluxStore:
         self.spooled_dropped = 0
         self._keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
         self._frame_len: dict[tuple[str, str, str], int] = {}
+        self._threads: ThreadPoolExecutor | None = None
         if settings.spool_dir:
             Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=False)
         self.http.close()
 
     # ------------------------------------------------------------------ basics
@@ -487,18 +491,65 @@ class InfluxStore:
         return {"t_ns": (t0_ns + uniq * bucket).tolist(), "min": mins.tolist(), "max": maxs.tolist(),
                 "mav": mav.tolist(), "bucket_ns": bucket, "source": "raw"}
 
+    def traces(self, wearer: str, channels: dict[str, str], t0_ns: int, t1_ns: int, points: int) -> dict:
+        """:meth:`trace` for several channels (label -> stream) of one view: envelope queries for
+        groups of channels and raw reads for spans finer than a frame per bucket, run side by
+        side. Returns label -> trace."""
+        bucket = max(1, (t1_ns - t0_ns) // max(1, points))
+        env_ch = [c for c, st in channels.items() if bucket >= self._frame_ns(wearer, c, st)]
+        # InfluxDB's time grows with the rows it returns, and it uses both cores for two queries:
+        # one query per group of up to three channels, side by side.
+        groups = [env_ch[k:k + 3] for k in range(0, len(env_ch), 3)]
+        out: dict[str, dict] = {}
+        for part in self._pool().map(lambda g: self._env_traces(wearer, g, t0_ns, t1_ns, bucket), groups):
+            out |= part
+        raw_ch = [c for c in channels if c not in out]  # finer than a frame: from the raw frames
+        for c, tr in zip(raw_ch, self._pool().map(
+                lambda c: self.trace(wearer, c, channels[c], t0_ns, t1_ns, points), raw_ch), strict=True):
+            out[c] = tr
+        return out
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._threads is None:
+            self._threads = ThreadPoolExecutor(4, thread_name_prefix="influx-read")
+        return self._threads
+
+    def _env_traces(self, wearer: str, chans: list[str], t0_ns: int, t1_ns: int, bucket: int) -> dict:
+        who = f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" =~ /^({'|'.join(map(_re, chans))})$/"
+        out: dict[str, dict] = {}
+        for level, step_ns in (*reversed(ROLLUPS), ("env", 0)):
+            if bucket < step_ns:
+                continue
+            q = (f"SELECT MIN(\"min\"), MAX(\"max\"), MEAN(\"mav\") FROM \"{level}\" WHERE {who} AND "
+                 f"time >= {t0_ns} AND time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns), "
+                 f"\"channel\" fill(none)")
+            for series in self.query(q):
+                cols = list(zip(*series.get("values", []), strict=True)) or [(), (), (), ()]
+                t, lo, hi, mav = (list(c) for c in cols)
+                out[series["tags"]["channel"]] = {
+                    "t_ns": t, "min": lo, "max": hi, "mav": mav, "bucket_ns": bucket,
+                    "source": "envelope", "level": level}
+            if out or level == "env":  # a night still open has no rollups yet
+                break
+        return out
+
     def activity(self, wearer: str, side: str, t0_ns: int, t1_ns: int, points: int) -> dict:
         """Leg movement per bucket: the largest range (max − min, g) of the leg's accelerometer
         axes, from the kept per-frame envelope; ``side`` is ``L`` or ``R``."""
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
-        q = (f"SELECT MAX(\"max\") - MIN(\"min\") FROM \"env\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
-             f"\"stream\" = 'acc' AND \"channel\" =~ /^ACC {side}-/ AND time >= {t0_ns} AND time < {t1_ns} "
-             f"GROUP BY time({bucket}ns, {t0_ns % bucket}ns), \"channel\" fill(none)")
         best: dict[int, float] = {}
-        for series in self.query(q):
-            for t, v in series.get("values", []):
-                if v is not None:
-                    best[t] = max(best.get(t, 0.0), v)
+        for level, step_ns in (*reversed(ROLLUPS), ("env", 0)):
+            if bucket < step_ns:
+                continue
+            q = (f"SELECT MAX(\"max\") - MIN(\"min\") FROM \"{level}\" WHERE \"wearer\" = '{_lit(wearer)}' "
+                 f"AND \"stream\" = 'acc' AND \"channel\" =~ /^ACC {side}-/ AND time >= {t0_ns} AND "
+                 f"time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns), \"channel\" fill(none)")
+            for series in self.query(q):
+                for t, v in series.get("values", []):
+                    if v is not None:
+                        best[t] = max(best.get(t, 0.0), v)
+            if best:  # else: no rollups yet (night still open), try the finer level
+                break
         ts = sorted(best)
         return {"t_ns": ts, "value": [best[t] for t in ts], "bucket_ns": bucket, "source": "envelope"}
 
@@ -521,6 +572,11 @@ def _advice_lines(wearer: str, night: str, start_ns: int, advice: list[dict]) ->
 def _night_ns(night: str) -> int:
     d = dt.date.fromisoformat(night)
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+
+
+def _re(label: str) -> str:
+    """A channel label as a literal inside an InfluxQL /regex/."""
+    return "".join("\\" + ch if ch in "\\.+*?()|[]{}^$/" else ch for ch in label)
 
 
 def _lit(s: str) -> str:

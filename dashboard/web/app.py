@@ -13,11 +13,11 @@ import json
 import secrets
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from statistics import mean
 from typing import Annotated
 
+import numpy as np
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import (
     FileResponse,
@@ -46,6 +46,16 @@ COOKIE = "nc_session"
 LOGIN_CSRF = "nc_login"
 
 
+class FastJSON(Response):
+    """JSON of plain lists and numbers, dumped directly: FastAPI's default encoder walks every
+    value of a large trace one by one."""
+
+    media_type = "application/json"
+
+    def render(self, content) -> bytes:
+        return json.dumps(content, separators=(",", ":"), allow_nan=False).encode()
+
+
 class NeedLogin(Exception):
     pass
 
@@ -67,7 +77,6 @@ def create_app(services: Services, *, users: Users | None = None,
     app.state.users = users or Users(services.dashboard.users_db)
     app.state.store = store or InfluxStore(services.store)
     app.state.secure = services.dashboard.secure_cookies
-    app.state.pool = ThreadPoolExecutor(4, thread_name_prefix="trace")  # InfluxDB does the work
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -244,20 +253,32 @@ def create_app(services: Services, *, users: Users | None = None,
 
     rec_cache: dict[tuple[str, str], tuple[float, dict]] = {}
 
-    def one_trace(wearer: str, rec: dict, channel: str, t0: float, t1: float, px: int) -> dict:
-        chans = {c["label"]: c for c in rec["channels"]}
+    def view_traces(wearer: str, rec: dict, names: list[str], t0: float, t1: float, px: int) -> dict:
+        """Traces of the named channels (and ``activity L|R``) for [t0, t1) s in ``px`` buckets."""
+        chans = {c["label"]: c["kind"] for c in rec["channels"]}
+        unknown = [n for n in names if n not in chans and n not in ("activity L", "activity R")]
+        if unknown:
+            raise HTTPException(404, f"no channel {unknown[0]!r} in this night")
+        want = {n: chans[n] for n in names if n in chans}
+        for side in ("L", "R"):  # a leg's activity is the largest range of its accelerometer axes
+            if f"activity {side}" in names:
+                want |= {c: k for c, k in chans.items() if k == "acc" and c.startswith(f"ACC {side}-")}
         start_ns = int(dt.datetime.fromisoformat(rec["start"]).timestamp() * 1e9)
         span = (start_ns + int(t0 * 1e9), start_ns + int(t1 * 1e9))
-        if channel in ("activity L", "activity R"):
-            tr = app.state.store.activity(wearer, channel[-1], *span, px)
-            tr |= {"min": [0.0] * len(tr["value"]), "max": tr["value"], "mav": None}
-        elif channel in chans:
-            tr = app.state.store.trace(wearer, channel, chans[channel]["kind"], *span, px)
-        else:
-            raise HTTPException(404, f"no channel {channel!r} in this night")
-        return {"channel": channel, "t0": t0, "t1": t1, "px": px, "source": tr["source"],
-                "bucket_s": tr["bucket_ns"] / 1e9, "t": [(t - start_ns) / 1e9 for t in tr["t_ns"]],
-                "min": tr["min"], "max": tr["max"], "mav": tr["mav"]}
+        got = app.state.store.traces(wearer, want, *span, px)
+        for side in ("L", "R"):
+            if f"activity {side}" in names:
+                best: dict[int, float] = {}
+                for c, tr in got.items():
+                    if c.startswith(f"ACC {side}-"):
+                        for t, lo, hi in zip(tr["t_ns"], tr["min"], tr["max"], strict=True):
+                            if lo is not None and hi is not None:
+                                best[t] = max(best.get(t, 0.0), hi - lo)
+                ts = sorted(best)
+                got[f"activity {side}"] = {"t_ns": ts, "min": [0.0] * len(ts), "max": [best[t] for t in ts],
+                                           "mav": None, "bucket_ns": max(1, (span[1] - span[0]) // px),
+                                           "source": "envelope"}
+        return {n: _plain_trace(n, got[n], start_ns, t0, t1, px) for n in names}
 
     @app.get("/api/w/{wearer}/{night}/trace")
     def trace(wearer: str, night: str, s: Sess, channel: str, t0: float = Query(ge=0),
@@ -266,7 +287,7 @@ def create_app(services: Services, *, users: Users | None = None,
         may_see(s, wearer)
         if t1 <= t0:
             raise HTTPException(400, "t1 must be after t0")
-        return one_trace(wearer, recording(wearer, night), channel, t0, t1, px)
+        return FastJSON(view_traces(wearer, recording(wearer, night), [channel], t0, t1, px)[channel])
 
     @app.get("/api/w/{wearer}/{night}/traces")
     def traces(wearer: str, night: str, s: Sess, channels: str, t0: float = Query(ge=0),
@@ -280,8 +301,7 @@ def create_app(services: Services, *, users: Users | None = None,
         names = [c for c in channels.split(",") if c]
         if not names or len(names) > 32:
             raise HTTPException(400, "list 1 to 32 channels")
-        out = list(app.state.pool.map(lambda c: one_trace(wearer, rec, c, t0, t1, px), names))
-        return {"t0": t0, "t1": t1, "px": px, "traces": {t["channel"]: t for t in out}}
+        return FastJSON({"t0": t0, "t1": t1, "px": px, "traces": view_traces(wearer, rec, names, t0, t1, px)})
 
     @app.post("/api/w/{wearer}/{night}/review")
     async def review(request: Request, wearer: str, night: str, s: Sess):
@@ -347,6 +367,22 @@ def create_app(services: Services, *, users: Users | None = None,
         return {"ok": True, "influxdb": app.state.store.ping()}
 
     return app
+
+
+def _plain_trace(channel: str, tr: dict, start_ns: int, t0: float, t1: float, px: int) -> dict:
+    """A trace as JSON-ready lists: times in s from the night's start to the ms, values to 1e-4
+    (µV or g; what a screen can show) — a view of 11 channels stays a few hundred kB."""
+    t = np.round((np.asarray(tr["t_ns"], np.int64) - start_ns) / 1e9, 3)
+    out = {"channel": channel, "t0": t0, "t1": t1, "px": px, "source": tr["source"],
+           "bucket_s": tr["bucket_ns"] / 1e9, "t": t.tolist()}
+    for k in ("min", "max", "mav"):
+        if tr[k] is None:
+            out[k] = None
+            continue
+        v = np.round(np.asarray(tr[k], np.float64), 4)  # None (empty bucket) becomes NaN
+        vals = v.tolist()
+        out[k] = vals if np.isfinite(v).all() else [x if np.isfinite(x) else None for x in vals]
+    return out
 
 
 def _refresh_advice(st: InfluxStore, wearer: str, night: str) -> None:

@@ -71,24 +71,31 @@
       if (p.label !== "sleep/wake") { traced.push(p); continue; }
       const xs = [], ys = [];
       if (h) h.wake.forEach((w, i) => { const t = i * h.epoch_s; if (t + h.epoch_s >= view[0] && t <= view[1]) { xs.push(t); ys.push(w); } });
-      p.u.setData([xs, ys, ys, ys.map(() => null)], false);
-      p.u.setScale("x", {min: view[0], max: view[1]});
+      p.u.batch(() => {
+        p.u.setData([xs, ys, ys, ys.map(() => null)], false);
+        p.u.setScale("x", {min: view[0], max: view[1]});
+      });
     }
     // One request for every channel of the view; each chart's pixel width sets the buckets.
     const px = Math.round(traced[0].u.bbox.width / devicePixelRatio) || traced[0].u.width;
     const q = {channels: traced.map((p) => p.label).join(","), t0: view[0].toFixed(3), t1: view[1].toFixed(3), px};
     requests.push({channels: traced.length, t0: +q.t0, t1: +q.t1, px});
+    const t0 = performance.now();
     const d = await json(`${api}/traces?` + new URLSearchParams(q));
     if (my !== seq) return;
+    const t1 = performance.now();
     for (const p of traced) {
       const tr = d.traces[p.label];
       // The EMG envelope (mean absolute value) where min/max bands hide it; raw samples show themselves.
       const env = p.label.startsWith("EMG") && tr.source === "envelope" && tr.mav ? tr.mav : tr.t.map(() => null);
-      p.u.setData([tr.t, tr.min, tr.max, env], true);
-      p.u.setScale("x", {min: view[0], max: view[1]});
+      p.u.batch(() => {  // one redraw per chart
+        p.u.setData([tr.t, tr.min, tr.max, env], false);
+        p.u.setScale("x", {min: view[0], max: view[1]});
+      });
       p.el.dataset.source = tr.source;
       p.el.dataset.points = tr.t.length;
     }
+    window.ncViewer.timing = {fetch_ms: t1 - t0, draw_ms: performance.now() - t1};
     root.dataset.state = "ready";
   }
 
