@@ -435,9 +435,10 @@ class InfluxStore:
     def raw(self, wearer: str, channel: str, stream: str, t0_ns: int,
             t1_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples of a channel in [t0, t1): (times ns, values in µV or g)."""
+        before = 2 * self._frame_ns(wearer, channel, stream)  # the frame that holds t0 starts earlier
         q = (f"SELECT \"data\", \"enc\", \"scale\", \"fs\" FROM \"{self.s.raw_rp}\".\"{stream}\" "
              f"WHERE \"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND "
-             f"time >= {t0_ns - 60 * 10**9} AND time < {t1_ns}")
+             f"time >= {t0_ns - before} AND time < {t1_ns}")
         ts, vs = [], []
         for t, data, enc, scale, fs in self._rows(q):
             x = np.frombuffer(base64.b64decode(data), "<i2" if enc == "i16" else "<f4")
@@ -469,19 +470,9 @@ class InfluxStore:
         """
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
         if bucket >= self._frame_ns(wearer, channel, stream):
-            # The coarsest stored level that still resolves a bucket: far fewer points to scan.
-            # Buckets start at t0 (the offset), so the first bucket is the first pixel.
-            for level, step_ns in (*reversed(ROLLUPS), ("env", 0)):
-                if bucket < step_ns:
-                    continue
-                q = (f"SELECT MIN(\"min\"), MAX(\"max\"), MEAN(\"mav\") FROM \"{level}\" WHERE "
-                     f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND time >= {t0_ns} "
-                     f"AND time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns) fill(none)")
-                rows = self._rows(q)
-                if rows or level == "env":  # a night still open has no rollups yet
-                    return {"t_ns": [r[0] for r in rows], "min": [r[1] for r in rows],
-                            "max": [r[2] for r in rows], "mav": [r[3] for r in rows], "bucket_ns": bucket,
-                            "source": "envelope", "level": level}
+            return self._env_traces(wearer, [channel], t0_ns, t1_ns, bucket).get(channel) or {
+                "t_ns": [], "min": [], "max": [], "mav": [], "bucket_ns": bucket, "source": "envelope",
+                "level": "env"}
         t, v = self.raw(wearer, channel, stream, t0_ns, t1_ns)
         idx = (t - t0_ns) // bucket
         uniq, start = np.unique(idx, return_index=True)
@@ -497,11 +488,16 @@ class InfluxStore:
         side. Returns label -> trace."""
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
         env_ch = [c for c, st in channels.items() if bucket >= self._frame_ns(wearer, c, st)]
+        # Accelerometers move slowly next to EMG: half the buckets (one value pair per 2 pixels)
+        # halves their share of the rows InfluxDB has to return.
+        acc = [c for c in env_ch if channels[c] == "acc"]
+        env_ch = [c for c in env_ch if channels[c] != "acc"]
         # InfluxDB's time grows with the rows it returns, and it uses both cores for two queries:
         # one query per group of up to three channels, side by side.
-        groups = [env_ch[k:k + 3] for k in range(0, len(env_ch), 3)]
+        groups = [(env_ch[k:k + 3], bucket) for k in range(0, len(env_ch), 3)]
+        groups += [(acc[k:k + 3], 2 * bucket) for k in range(0, len(acc), 3)]
         out: dict[str, dict] = {}
-        for part in self._pool().map(lambda g: self._env_traces(wearer, g, t0_ns, t1_ns, bucket), groups):
+        for part in self._pool().map(lambda g: self._env_traces(wearer, g[0], t0_ns, t1_ns, g[1]), groups):
             out |= part
         raw_ch = [c for c in channels if c not in out]  # finer than a frame: from the raw frames
         for c, tr in zip(raw_ch, self._pool().map(
@@ -515,6 +511,8 @@ class InfluxStore:
         return self._threads
 
     def _env_traces(self, wearer: str, chans: list[str], t0_ns: int, t1_ns: int, bucket: int) -> dict:
+        """Envelope traces of some channels from the coarsest stored level that still resolves a
+        bucket (far fewer points to scan); buckets start at t0, so the first is the first pixel."""
         who = f"\"wearer\" = '{_lit(wearer)}' AND \"channel\" =~ /^({'|'.join(map(_re, chans))})$/"
         out: dict[str, dict] = {}
         for level, step_ns in (*reversed(ROLLUPS), ("env", 0)):
@@ -532,26 +530,6 @@ class InfluxStore:
             if out or level == "env":  # a night still open has no rollups yet
                 break
         return out
-
-    def activity(self, wearer: str, side: str, t0_ns: int, t1_ns: int, points: int) -> dict:
-        """Leg movement per bucket: the largest range (max − min, g) of the leg's accelerometer
-        axes, from the kept per-frame envelope; ``side`` is ``L`` or ``R``."""
-        bucket = max(1, (t1_ns - t0_ns) // max(1, points))
-        best: dict[int, float] = {}
-        for level, step_ns in (*reversed(ROLLUPS), ("env", 0)):
-            if bucket < step_ns:
-                continue
-            q = (f"SELECT MAX(\"max\") - MIN(\"min\") FROM \"{level}\" WHERE \"wearer\" = '{_lit(wearer)}' "
-                 f"AND \"stream\" = 'acc' AND \"channel\" =~ /^ACC {side}-/ AND time >= {t0_ns} AND "
-                 f"time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns), \"channel\" fill(none)")
-            for series in self.query(q):
-                for t, v in series.get("values", []):
-                    if v is not None:
-                        best[t] = max(best.get(t, 0.0), v)
-            if best:  # else: no rollups yet (night still open), try the finer level
-                break
-        ts = sorted(best)
-        return {"t_ns": ts, "value": [best[t] for t in ts], "bucket_ns": bucket, "source": "envelope"}
 
 
 ROLLUPS = (("env_1s", 10**9), ("env_10s", 10 * 10**9))  # (measurement, bucket ns), finer first
