@@ -435,20 +435,27 @@ class InfluxStore:
     def raw(self, wearer: str, channel: str, stream: str, t0_ns: int,
             t1_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples of a channel in [t0, t1): (times ns, values in µV or g)."""
-        before = 2 * self._frame_ns(wearer, channel, stream)  # the frame that holds t0 starts earlier
+        return self.raw_many(wearer, [channel], stream, t0_ns, t1_ns)[channel]
+
+    def raw_many(self, wearer: str, channels: list[str], stream: str, t0_ns: int,
+                 t1_ns: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Raw samples of several channels of one stream in [t0, t1), in one query."""
+        before = 2 * max(self._frame_ns(wearer, c, stream) for c in channels)  # the frame holding t0
         q = (f"SELECT \"data\", \"enc\", \"scale\", \"fs\" FROM \"{self.s.raw_rp}\".\"{stream}\" "
-             f"WHERE \"wearer\" = '{_lit(wearer)}' AND \"channel\" = '{_lit(channel)}' AND "
-             f"time >= {t0_ns - before} AND time < {t1_ns}")
-        ts, vs = [], []
-        for t, data, enc, scale, fs in self._rows(q):
-            x = np.frombuffer(base64.b64decode(data), "<i2" if enc == "i16" else "<f4")
-            tt = t + np.round(np.arange(len(x)) * (1e9 / fs)).astype(np.int64)
-            keep = (tt >= t0_ns) & (tt < t1_ns)
-            ts.append(tt[keep])
-            vs.append(x[keep].astype(np.float32) * np.float32(scale))
-        if not ts:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        return np.concatenate(ts), np.concatenate(vs)
+             f"WHERE \"wearer\" = '{_lit(wearer)}' AND \"channel\" =~ /^({'|'.join(map(_re, channels))})$/ "
+             f"AND time >= {t0_ns - before} AND time < {t1_ns} GROUP BY \"channel\"")
+        out = {c: (np.zeros(0, np.int64), np.zeros(0, np.float32)) for c in channels}
+        for series in self.query(q):
+            ts, vs = [], []
+            for t, data, enc, scale, fs in series.get("values", []):
+                x = np.frombuffer(base64.b64decode(data), "<i2" if enc == "i16" else "<f4")
+                tt = t + np.round(np.arange(len(x)) * (1e9 / fs)).astype(np.int64)
+                keep = (tt >= t0_ns) & (tt < t1_ns)
+                ts.append(tt[keep])
+                vs.append(x[keep].astype(np.float32) * np.float32(scale))
+            if ts:
+                out[series["tags"]["channel"]] = (np.concatenate(ts), np.concatenate(vs))
+        return out
 
     def _frame_ns(self, wearer: str, channel: str, stream: str) -> int:
         """Duration of a channel's frames (ns), from its last stored raw frame; 1 s if unknown."""
@@ -464,30 +471,26 @@ class InfluxStore:
               points: int) -> dict:
         """Min/max of a channel in ``points`` buckets over [t0, t1): at most 2 values per bucket.
 
-        Buckets at least one frame long come from the stored per-frame envelope (kept for ever;
+        Buckets at least half a frame long come from the stored per-frame envelope (kept for ever;
         sensors send 0.1-s frames); shorter ones are computed from the raw frames (kept for the
         raw retention), which happens only for spans of a few minutes or less.
         """
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
-        if bucket >= self._frame_ns(wearer, channel, stream):
+        if 2 * bucket >= self._frame_ns(wearer, channel, stream):  # as in traces()
             return self._env_traces(wearer, [channel], t0_ns, t1_ns, bucket).get(channel) or {
                 "t_ns": [], "min": [], "max": [], "mav": [], "bucket_ns": bucket, "source": "envelope",
                 "level": "env"}
         t, v = self.raw(wearer, channel, stream, t0_ns, t1_ns)
-        idx = (t - t0_ns) // bucket
-        uniq, start = np.unique(idx, return_index=True)
-        mins = np.minimum.reduceat(v, start) if len(v) else v
-        maxs = np.maximum.reduceat(v, start) if len(v) else v
-        mav = np.add.reduceat(np.abs(v), start) / np.diff(np.r_[start, len(v)]) if len(v) else v
-        return {"t_ns": (t0_ns + uniq * bucket).tolist(), "min": mins.tolist(), "max": maxs.tolist(),
-                "mav": mav.tolist(), "bucket_ns": bucket, "source": "raw"}
+        return _raw_buckets(t, v, t0_ns, bucket)
 
     def traces(self, wearer: str, channels: dict[str, str], t0_ns: int, t1_ns: int, points: int) -> dict:
         """:meth:`trace` for several channels (label -> stream) of one view: envelope queries for
         groups of channels and raw reads for spans finer than a frame per bucket, run side by
         side. Returns label -> trace."""
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
-        env_ch = [c for c, st in channels.items() if bucket >= self._frame_ns(wearer, c, st)]
+        # The per-frame envelope serves down to half a frame per bucket (a frame then spans two
+        # pixels); only shorter buckets, spans under a minute or so, need the raw frames.
+        env_ch = [c for c, st in channels.items() if 2 * bucket >= self._frame_ns(wearer, c, st)]
         # Accelerometers move slowly next to EMG: half the buckets (one value pair per 2 pixels)
         # halves their share of the rows InfluxDB has to return.
         acc = [c for c in env_ch if channels[c] == "acc"]
@@ -499,10 +502,14 @@ class InfluxStore:
         out: dict[str, dict] = {}
         for part in self._pool().map(lambda g: self._env_traces(wearer, g[0], t0_ns, t1_ns, g[1]), groups):
             out |= part
-        raw_ch = [c for c in channels if c not in out]  # finer than a frame: from the raw frames
-        for c, tr in zip(raw_ch, self._pool().map(
-                lambda c: self.trace(wearer, c, channels[c], t0_ns, t1_ns, points), raw_ch), strict=True):
-            out[c] = tr
+        by_stream: dict[str, list[str]] = {}
+        for c in channels:
+            if c not in out:
+                by_stream.setdefault(channels[c], []).append(c)
+        for got in self._pool().map(lambda kv: self.raw_many(wearer, kv[1], kv[0], t0_ns, t1_ns),
+                                    by_stream.items()):
+            for c, (t, v) in got.items():
+                out[c] = _raw_buckets(t, v, t0_ns, bucket)
         return out
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -550,6 +557,17 @@ def _advice_lines(wearer: str, night: str, start_ns: int, advice: list[dict]) ->
 def _night_ns(night: str) -> int:
     d = dt.date.fromisoformat(night)
     return int(dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC).timestamp()) * 1_000_000_000
+
+
+def _raw_buckets(t: np.ndarray, v: np.ndarray, t0_ns: int, bucket: int) -> dict:
+    """Min, max and mean absolute value of raw samples per bucket (empty buckets left out)."""
+    idx = (t - t0_ns) // bucket
+    uniq, start = np.unique(idx, return_index=True)
+    mins = np.minimum.reduceat(v, start) if len(v) else v
+    maxs = np.maximum.reduceat(v, start) if len(v) else v
+    mav = np.add.reduceat(np.abs(v), start) / np.diff(np.r_[start, len(v)]) if len(v) else v
+    return {"t_ns": (t0_ns + uniq * bucket).tolist(), "min": mins.tolist(), "max": maxs.tolist(),
+            "mav": mav.tolist(), "bucket_ns": bucket, "source": "raw"}
 
 
 def _re(label: str) -> str:
