@@ -85,6 +85,7 @@ def login(browser, site, name: str, *, width: int = 1280):
     ctx = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
     page = ctx.new_page()
     page.goto(f"{site['base']}/login")
+    shot(page, f"login-{width}px")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
