@@ -169,6 +169,12 @@ def test_clinician_zooms_and_the_request_asks_for_a_smaller_interval(browser, si
     shot(page, "clinician-wearers")
     page.click("text=sim-1")
     page.wait_for_load_state("networkidle")
+    for key in ("cramps", "plm_index", "awakenings", "signal"):  # the nights table sorts by these
+        assert page.locator(f"#nights th a[href*='sort={key}']").count() == 1
+    page.click("#nights th a[href*='sort=cramps']")
+    page.wait_for_load_state("networkidle")
+    assert "sort=cramps" in page.url and page.get_attribute("#nights th a[href*='sort=cramps']", "aria-sort")
+    shot(page, "clinician-nights")
     page.click(f"a[href='/w/sim-1/{site['night']}/view'] >> nth=0")
     page.wait_for_selector("#viewer[data-state=ready]")
     shot(page, "viewer-whole-night")
