@@ -476,7 +476,7 @@ class InfluxStore:
         raw retention), which happens only for spans of a few minutes or less.
         """
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
-        if 2 * bucket >= self._frame_ns(wearer, channel, stream):  # as in traces()
+        if self._use_envelope(wearer, channel, stream, bucket, t1_ns - t0_ns):
             return self._env_traces(wearer, [channel], t0_ns, t1_ns, bucket).get(channel) or {
                 "t_ns": [], "min": [], "max": [], "mav": [], "bucket_ns": bucket, "source": "envelope",
                 "level": "env"}
@@ -490,7 +490,7 @@ class InfluxStore:
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
         # The per-frame envelope serves down to half a frame per bucket (a frame then spans two
         # pixels); only shorter buckets, spans under a minute or so, need the raw frames.
-        env_ch = [c for c, st in channels.items() if 2 * bucket >= self._frame_ns(wearer, c, st)]
+        env_ch = [c for c, st in channels.items() if self._use_envelope(wearer, c, st, bucket, t1_ns - t0_ns)]
         # Accelerometers move slowly next to EMG: half the buckets (one value pair per 2 pixels)
         # halves their share of the rows InfluxDB has to return.
         acc = [c for c in env_ch if channels[c] == "acc"]
@@ -511,6 +511,12 @@ class InfluxStore:
             for c, (t, v) in got.items():
                 out[c] = _raw_buckets(t, v, t0_ns, bucket)
         return out
+
+    def _use_envelope(self, wearer: str, channel: str, stream: str, bucket: int, span_ns: int) -> bool:
+        """The per-frame envelope down to half a frame per bucket; raw frames below that, but
+        never for more than RAW_SPAN_NS (long frames, as accelerated simulations send, would
+        otherwise mean reading an hour of samples)."""
+        return 2 * bucket >= self._frame_ns(wearer, channel, stream) or span_ns > RAW_SPAN_NS
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._threads is None:
@@ -539,6 +545,7 @@ class InfluxStore:
         return out
 
 
+RAW_SPAN_NS = 180 * 10**9
 ROLLUPS = (("env_1s", 10**9), ("env_10s", 10 * 10**9))  # (measurement, bucket ns), finer first
 _ADVICE_KEYS = ("rule", "title", "text", "level", "evidence", "source", "clinician")
 
