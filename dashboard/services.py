@@ -158,6 +158,8 @@ def start_influxd(data_dir: Path, port: int | None = None, timeout: float = 30.0
 def start_dashboard(log_dir: Path, host: str, port: int, services_path: Path | None = None,
                     timeout: float = 30.0) -> Server:
     """``nightcramp serve`` as a background process (its own session, log in ``log_dir``)."""
+    if _tcp_open(port):  # something else answers there: do not mistake it for the dashboard
+        raise ServiceError(f"port {port} is in use: set another [dashboard] port in the services file")
     log_dir = Path(log_dir).resolve()
     log_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "dashboard.cli", "serve", "--host", host, "--port", str(port)]
