@@ -22,7 +22,7 @@ INSTALL_HINT = ("install it with: sudo env DEBIAN_FRONTEND=noninteractive apt-ge
                 "mosquitto influxdb (or run 'make install' as root)")
 
 
-class ServiceError(RuntimeError):
+class ServiceError(OSError):  # the CLI reports it in one line
     """A server could not be started; the message says which and why."""
 
 
