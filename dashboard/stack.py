@@ -37,18 +37,24 @@ def up(services: Services, services_path: Path | None = None) -> dict[str, dict]
     data = Path(services.stack.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     state = {k: v for k, v in status(services).items() if v["running"]}
+
+    def save() -> None:  # after each start, so `stack down` finds whatever did start
+        _state_file(services).write_text(json.dumps({k: {x: v[x] for x in ("pid", "port", "log")}
+                                                     for k, v in state.items()}, indent=1))
+
     if "mosquitto" not in state:
         m = start_mosquitto(data / "mosquitto", services.mqtt.port)
         state["mosquitto"] = {"pid": m.pid, "port": m.port, "log": str(m.log)}
+        save()
     if "influxd" not in state:
         port = urlparse(services.store.url).port or 8086
         i = start_influxd(data / "influxdb", port)
         state["influxd"] = {"pid": i.pid, "port": i.port, "log": str(i.log)}
+        save()
     if "dashboard" not in state:
         d = start_dashboard(data, services.dashboard.host, services.dashboard.port, services_path)
         state["dashboard"] = {"pid": d.pid, "port": d.port, "log": str(d.log)}
-    _state_file(services).write_text(json.dumps({k: {x: v[x] for x in ("pid", "port", "log")}
-                                                 for k, v in state.items()}, indent=1))
+        save()
     return status(services)
 
 

@@ -1,0 +1,52 @@
+"""`nightcramp stack up|status|down` as a user runs it: three real servers on loopback, stopped
+again; a taken port is reported in one line and nothing is left running."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+
+import httpx
+
+from dashboard.services import free_port
+
+
+def _services(tmp_path, dash_port: int):
+    p = tmp_path / "services.toml"
+    p.write_text(f"[mqtt]\nport = {free_port()}\n[store]\nurl = \"http://127.0.0.1:{free_port()}\"\n"
+                 f"[dashboard]\nport = {dash_port}\nusers_db = \"{tmp_path / 'users.sqlite'}\"\n"
+                 f"[stack]\ndata_dir = \"{tmp_path / 'var'}\"\n")
+    return p
+
+
+def run(cli, *args):
+    return subprocess.run([cli, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_stack_up_status_down(tmp_path, cli):
+    port = free_port()
+    sv = _services(tmp_path, port)
+    try:
+        r = run(cli, "stack", "up", "--services", str(sv))
+        assert r.returncode == 0, r.stderr
+        assert all(name in r.stdout for name in ("mosquitto", "influxd", "dashboard"))
+        health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
+        assert health == {"ok": True, "influxdb": True}
+        assert run(cli, "stack", "status", "--services", str(sv)).stdout.count("running") == 3
+    finally:
+        down = run(cli, "stack", "down", "--services", str(sv))
+    assert down.returncode == 0 and "mosquitto, influxd, dashboard" in down.stdout
+    assert "nothing running" in run(cli, "stack", "status", "--services", str(sv)).stdout
+
+
+def test_a_taken_dashboard_port_is_reported_and_nothing_is_left_running(tmp_path, cli):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        sv = _services(tmp_path, taken.getsockname()[1])
+        try:
+            r = run(cli, "stack", "up", "--services", str(sv))
+            assert r.returncode == 2 and "is in use" in r.stderr and "Traceback" not in r.stderr
+        finally:
+            down = run(cli, "stack", "down", "--services", str(sv))
+    assert "mosquitto, influxd" in down.stdout  # what did start is found and stopped
