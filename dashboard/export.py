@@ -15,6 +15,7 @@ from edfio import Edf, EdfAnnotation, EdfSignal, Recording
 from dashboard.report import CSV_COLUMNS
 
 UNITS = {"emg": "uV", "acc": "g"}
+CHUNK_S = 600  # seconds of raw samples per query
 
 
 def annotation_text(e: dict) -> str:
@@ -39,13 +40,15 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
     for ch in rec["channels"]:
         fs = float(ch["fs"])
         n = round(seconds * fs)
-        ts, vs = store.raw(wearer, ch["label"], ch["kind"], t0, t0 + seconds * 10**9)
         x = np.zeros(n)
         have = np.zeros(n, bool)
-        idx = np.round((ts - t0) * fs / 1e9).astype(np.int64)
-        ok = (idx >= 0) & (idx < n)
-        x[idx[ok]] = vs[ok]
-        have[idx[ok]] = True
+        for a in range(0, seconds, CHUNK_S):  # bounded queries: a night is millions of samples
+            b = min(seconds, a + CHUNK_S)
+            ts, vs = store.raw(wearer, ch["label"], ch["kind"], t0 + a * 10**9, t0 + b * 10**9)
+            idx = np.round((ts - t0) * fs / 1e9).astype(np.int64)
+            ok = (idx >= 0) & (idx < n)
+            x[idx[ok]] = vs[ok]
+            have[idx[ok]] = True
         lost += _gaps(have, fs, ch["label"])
         lo, hi = float(x.min()), float(x.max())
         if hi <= lo:
