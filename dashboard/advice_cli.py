@@ -9,6 +9,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from dashboard.review import refresh_advice
 from detector.advice import (
     DISCLAIMER,
     FEATURES,
@@ -18,9 +19,8 @@ from detector.advice import (
     format_advice,
     load_rules,
     night_features,
-    stored_night_features,
 )
-from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Evening, Morning
+from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, save_checkin
 from detector.summary import night_key
 
 YES_NO = {"yes": True, "y": True, "no": False, "n": False}
@@ -145,8 +145,8 @@ def diary_command(args) -> int:
     night = args.night or night_key(dt.datetime.now(dt.UTC))
     dt.date.fromisoformat(night)  # a clear error for a bad date
     with _store(args.services, create=args.part != "show") as store:
-        stored = store.diaries(args.wearer).get(night, {})
         if args.part == "show":
+            stored = store.diaries(args.wearer).get(night, {})
             print(json.dumps({"wearer": args.wearer, "night": night, **stored}, indent=1))
             return 0
         questions = EVENING_QUESTIONS if args.part == "evening" else MORNING_QUESTIONS
@@ -158,18 +158,13 @@ def diary_command(args) -> int:
                 raise ValueError(f"no answers given: pass them as options "
                                  f"(nightcramp diary {args.part} --help)")
             given = _ask(questions)
-        model = Evening if args.part == "evening" else Morning
-        merged = model(**(stored.get(args.part, {}) | given))  # validates; names a bad answer
-        answers = merged.model_dump()
-        store.write_diary(args.wearer, night, args.part, answers)
+        answers = save_checkin(store, args.wearer, night, args.part, given)
         print(f"{args.part} check-in stored for {args.wearer}, night of {night}: "
               + ", ".join(f"{k}={v}" for k, v in answers.items() if v is not None))
         if store.analysis(args.wearer, night) is None:
             print("The night is not recorded yet; its advice will use these answers.")
             return 0
-        f = stored_night_features(store, args.wearer, night)
-        items = [a.to_json() for a in evaluate(default_rules(), f)]
-        store.write_advice(args.wearer, night, items)
+        _, items = refresh_advice(store, args.wearer, night)
         print(f"Advice for the night of {night}, updated:")
         print(format_advice(items))
     return 0
@@ -198,10 +193,9 @@ def advice_command(args) -> int:
             if night not in nights:
                 raise ValueError(f"no stored night {night} for {args.wearer!r} "
                                  f"(latest stored: {', '.join(nights[-7:])})")
-            f = stored_night_features(store, args.wearer, night)
-            store_items = [a.to_json() for a in evaluate(rules, f)]
-            if not args.rules:  # links follow the configured rules only
-                store.write_advice(args.wearer, night, store_items)
+            # the stored links follow the configured rules only
+            f, store_items = refresh_advice(store, args.wearer, night, rules=rules,
+                                            write=not args.rules)
         who = args.wearer
     else:
         raise ValueError("say which night: --wearer W [--night DATE], or --analysis FILE.json")

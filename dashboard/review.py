@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
+from detector.advice import LoadedRule, default_rules, evaluate, stored_night_features
 from detector.events import KINDS
 
 ACTIONS = ("accept", "reject", "relabel", "add")
@@ -107,3 +108,28 @@ def reviewed_summary(summary: dict, events: list[dict], *, red_flag_s: float = 6
         reviewed=any(e.get("status") != "detected" for e in events),
     )
     return s
+
+
+def reviewed_analysis(store, wearer: str, night: str) -> dict | None:
+    """A stored night with its reviews applied: events marked, counts recomputed."""
+    a = store.analysis(wearer, night)
+    if a is None:
+        return None
+    a["events"] = apply_reviews(a["events"], store.reviews(wearer, night))
+    a["summary"] = reviewed_summary(a["summary"], a["events"])
+    return a
+
+
+def refresh_advice(store, wearer: str, night: str, *, rules: list[LoadedRule] | None = None,
+                   write: bool = True) -> tuple[dict, list[dict]]:
+    """(features, advice items) of a stored night from its reviewed events, the history and the
+    diary; with ``write`` the night's advice links are replaced. LookupError if not stored."""
+    a = reviewed_analysis(store, wearer, night)
+    if a is None:
+        raise LookupError(f"no stored night {night} for wearer {wearer!r}")
+    live = {**a, "events": [e for e in a["events"] if e.get("status") != "rejected"]}
+    f = stored_night_features(store, wearer, night, analysis=live)
+    items = [x.to_json() for x in evaluate(rules if rules is not None else default_rules(), f)]
+    if write:
+        store.write_advice(wearer, night, items)
+    return f, items

@@ -442,9 +442,10 @@ def advise(summary: dict, *, rules: list[LoadedRule] | None = None, **kw) -> lis
     return [a.to_json() for a in evaluate(rules, night_features(summary, **kw))]
 
 
-def stored_night_features(store, wearer: str, night: str) -> dict:
-    """Features of a stored night with the wearer's history and diaries from the store."""
-    analysis = store.analysis(wearer, night)
+def stored_night_features(store, wearer: str, night: str, analysis: dict | None = None) -> dict:
+    """Features of a stored night with the wearer's history and diaries from the store;
+    ``analysis`` (e.g. with reviewed events) instead of the stored one."""
+    analysis = analysis or store.analysis(wearer, night)
     if analysis is None:
         raise LookupError(f"no stored night {night} for wearer {wearer!r}")
     history = [n for n in store.nights(wearer) if n["night"] != night]

@@ -81,3 +81,15 @@ class Diary(BaseModel):
             return cls(**(a.model_dump() | {k: v for k, v in b.model_dump().items() if v is not None}))
         return Diary(evening=mix(self.evening, other.evening, Evening),
                      morning=mix(self.morning, other.morning, Morning))
+
+
+def save_checkin(store, wearer: str, night: str, part: str, answers: dict) -> dict:
+    """Merge ``answers`` into the stored check-in (``evening`` or ``morning``) of a night,
+    validate (ValueError naming the answer) and store it; returns all answers of that part."""
+    model = {"evening": Evening, "morning": Morning}.get(part)
+    if model is None:
+        raise ValueError(f"diary part must be evening or morning, not {part!r}")
+    stored = store.diaries(wearer).get(night, {}).get(part, {})
+    merged = model(**(stored | answers)).model_dump()
+    store.write_diary(wearer, night, part, merged)
+    return merged

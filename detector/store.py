@@ -286,7 +286,7 @@ class InfluxStore:
 
     def write_advice(self, wearer: str, night: str, advice: list[dict]) -> bool:
         """Replace a night's advice links (night -> rule ids, with the facts that fired them)."""
-        n = next((x for x in self.nights(wearer) if x["night"] == night), None)
+        n = next(iter(self.nights(wearer, night)), None)
         if n is None:
             raise StoreError(f"no stored night {night} for {wearer}")
         self._q(f"DELETE FROM \"advice\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
@@ -350,10 +350,11 @@ class InfluxStore:
                     f"\"night\" = '{_lit(night)}'", post=True)
 
     # ------------------------------------------------------------------ domain reads
-    def nights(self, wearer: str) -> list[dict]:
-        """Stored nights: start, duration, summary, recording description and notes."""
+    def nights(self, wearer: str, night: str | None = None) -> list[dict]:
+        """Stored nights (or the one ``night``): start, duration, summary, recording, notes."""
+        one = f" AND \"night\" = '{_lit(night)}'" if night else ""
         rows = self.query(f"SELECT \"json\", \"duration_s\", \"night\", \"recording\", \"notes\" "
-                          f"FROM \"night\" WHERE \"wearer\" = '{_lit(wearer)}'")
+                          f"FROM \"night\" WHERE \"wearer\" = '{_lit(wearer)}'{one}")
         out = []
         for s in rows:
             for t, js, dur, night, rec, notes in s["values"]:
@@ -407,7 +408,7 @@ class InfluxStore:
 
     def analysis(self, wearer: str, night: str) -> dict | None:
         """A stored night as an analysis object (recording, events, summary, notes)."""
-        n = next((x for x in self.nights(wearer) if x["night"] == night), None)
+        n = next(iter(self.nights(wearer, night)), None)
         if n is None:
             return None
         return {"schema": "nightcramp.analysis/1", "recording": n["recording"],

@@ -32,11 +32,11 @@ from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
 from dashboard.export import events_csv, night_edf
-from dashboard.review import ReviewError, apply_reviews, make_review, reviewed_summary
+from dashboard.review import ReviewError, make_review, refresh_advice, reviewed_analysis
 from dashboard.timeline import timeline_svg
 from dashboard.users import Session, Users
-from detector.advice import DISCLAIMER, AdviceError, advise
-from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary, Evening, Morning
+from detector.advice import DISCLAIMER, AdviceError
+from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Evening, Morning, save_checkin
 from detector.events import KINDS
 from detector.settings import Services
 from detector.store import InfluxStore
@@ -100,13 +100,9 @@ def create_app(services: Services, *, users: Users | None = None,
             raise HTTPException(403, "for clinicians only")
 
     def night_data(wearer: str, night: str) -> dict:
-        st: InfluxStore = app.state.store
-        analysis = st.analysis(wearer, night)
+        analysis = reviewed_analysis(app.state.store, wearer, night)
         if analysis is None:
             raise HTTPException(404, f"no stored night {night} for {wearer}")
-        events = apply_reviews(analysis["events"], st.reviews(wearer, night))
-        analysis["summary"] = reviewed_summary(analysis["summary"], events)
-        analysis["events"] = events
         return analysis
 
     def page(request: Request, name: str, s: Session | None, **ctx) -> HTMLResponse:
@@ -177,7 +173,7 @@ def create_app(services: Services, *, users: Users | None = None,
         diary = st.diaries(wearer).get(night, {})
         return page(request, "night.html", s, wearer=wearer, night=night, a=a, summary=a["summary"],
                     timeline=timeline_svg(a, hyp), compare=_compare(a["summary"], past),
-                    advice=st.advice(wearer, night), diary=diary, medications=MEDICATIONS,
+                    advice=a["advice"], diary=diary, medications=MEDICATIONS,
                     exercise=EXERCISE, age_bands=AGE_BANDS, swelling=SWELLING,
                     start=dt.datetime.fromisoformat(a["recording"]["start"]))
 
@@ -201,13 +197,11 @@ def create_app(services: Services, *, users: Users | None = None,
             if v in (None, ""):
                 continue
             answers[name] = {"yes": True, "no": False}.get(v, v) if field.annotation in (bool | None,) else v
-        st: InfluxStore = app.state.store
         try:
-            merged = model(**(st.diaries(wearer).get(night, {}).get(part, {}) | answers))
+            save_checkin(app.state.store, wearer, night, part, answers)
         except ValueError as exc:
             raise HTTPException(400, f"diary: {exc}") from None
-        st.write_diary(wearer, night, part, merged.model_dump())
-        _refresh_advice(st, wearer, night)
+        _refresh_advice(app.state.store, wearer, night)
         return RedirectResponse(f"/w/{wearer}/{night}#diary", status_code=303)
 
     # ------------------------------------------------------------------ clinician
@@ -349,7 +343,7 @@ def create_app(services: Services, *, users: Users | None = None,
         a = night_data(wearer, night)
         st: InfluxStore = app.state.store
         return page(request, "report.html", s, wearer=wearer, night=night, a=a, summary=a["summary"],
-                    timeline=timeline_svg(a, st.hypnogram(wearer, night)), advice=st.advice(wearer, night),
+                    timeline=timeline_svg(a, st.hypnogram(wearer, night)), advice=a["advice"],
                     start=dt.datetime.fromisoformat(a["recording"]["start"]))
 
     @app.get("/w/{wearer}/{night}/report.pdf")
@@ -358,7 +352,7 @@ def create_app(services: Services, *, users: Users | None = None,
 
         may_see(s, wearer)
         a = night_data(wearer, night)
-        pdf = night_pdf(wearer, night, a, app.state.store.advice(wearer, night))
+        pdf = night_pdf(wearer, night, a, a["advice"])
         return Response(pdf, media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="nightcramp-{wearer}-{night}.pdf"'})
 
@@ -386,20 +380,11 @@ def _plain_trace(channel: str, tr: dict, start_ns: int, t0: float, t1: float, px
 
 
 def _refresh_advice(st: InfluxStore, wearer: str, night: str) -> None:
-    """Advice from the reviewed events, the history and the diary; links replaced in the store."""
-    a = st.analysis(wearer, night)
-    if a is None:
-        return
-    events = apply_reviews(a["events"], st.reviews(wearer, night))
-    summary = reviewed_summary(a["summary"], events)
-    history = [n for n in st.nights(wearer) if n["night"] != night]
-    diaries = {k: Diary(**v) for k, v in st.diaries(wearer).items()}
-    live = [e for e in events if e.get("status") != "rejected"]
+    """Advice after a review or check-in; a broken rule file leaves the stored advice as it was."""
     try:
-        items = advise(summary, events=live, history=history, diaries=diaries, night=night)
-    except AdviceError:
-        return
-    st.write_advice(wearer, night, items)
+        refresh_advice(st, wearer, night)
+    except (AdviceError, LookupError):
+        pass
 
 
 def _night_row(n: dict) -> dict:
