@@ -219,18 +219,8 @@ class Engine:
     def _take_emg(self, n: int, pad: bool = False) -> dict[int, EmgFrames]:
         out = {}
         for i in self.emg:
-            parts = self._emg_buf[i]
-            if not parts:
-                cat = EmgFrames.empty()
-            elif len(parts) == 1:
-                cat = parts[0]
-            else:
-                cat = EmgFrames(*(np.concatenate([getattr(p, f) for p in parts])
-                                  for f in ("mav", "mains", "level", "flat", "clipped", "lost")))
-            head = EmgFrames(cat.mav[:n], cat.mains[:n], cat.level[:n], cat.flat[:n],
-                             cat.clipped[:n], cat.lost[:n])
-            rest = EmgFrames(cat.mav[n:], cat.mains[n:], cat.level[n:], cat.flat[n:],
-                             cat.clipped[n:], cat.lost[n:])
+            cat = EmgFrames.concat(self._emg_buf[i])
+            head, rest = cat[:n], cat[n:]
             self._emg_buf[i] = [rest] if len(rest) else []
             self._emg_buf_n[i] = len(rest)
             if pad and len(head) < n:
@@ -448,12 +438,9 @@ class Engine:
         return news
 
     def _pending_emg(self, i: int) -> EmgFrames:
-        parts = self._emg_buf[i]
-        if len(parts) <= 1:
-            return parts[0] if parts else EmgFrames.empty()
-        cat = EmgFrames(*(np.concatenate([getattr(p, f) for p in parts])
-                          for f in ("mav", "mains", "level", "flat", "clipped", "lost")))
-        self._emg_buf[i] = [cat]  # same frames, joined once instead of at every look
+        cat = EmgFrames.concat(self._emg_buf[i])
+        if len(self._emg_buf[i]) > 1:
+            self._emg_buf[i] = [cat]  # same frames, joined once instead of at every look
         return cat
 
     def _settle_alerts(self, x: _Sustained) -> None:

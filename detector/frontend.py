@@ -35,6 +35,18 @@ class EmgFrames:
     def __len__(self) -> int:
         return len(self.mav)
 
+    def __getitem__(self, k: slice) -> EmgFrames:
+        return EmgFrames(*(getattr(self, f)[k] for f in _EMG_FIELDS))
+
+    @staticmethod
+    def concat(parts: list[EmgFrames]) -> EmgFrames:
+        if len(parts) <= 1:
+            return parts[0] if parts else EmgFrames.empty()
+        return EmgFrames(*(np.concatenate([getattr(p, f) for p in parts]) for f in _EMG_FIELDS))
+
+
+_EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost")
+
 
 class EmgFrontEnd:
     """Streaming EMG front end; feeding any chunking yields identical frames."""
