@@ -81,7 +81,6 @@ class EmgStage:
 
     def process(self, fr: EmgFrames) -> StageOut:
         """Frames of whole blocks (``baseline.block_s``; the last call may be shorter)."""
-        art = self.cfg.artifact
         n = len(fr)
         out = StageOut()
         if n == 0:
@@ -96,12 +95,8 @@ class EmgStage:
                                           np.full(self.slow_n - 1, mav[0]), mav])[-(self.slow_n - 1):] \
             if self.slow_n > 1 else np.zeros(0)
 
-        bad = np.zeros(n, np.uint8)
-        bad |= np.where(self._pops(fr.level, fr.lost), POP, 0).astype(np.uint8)
-        bad |= np.where(fr.mains > art.lead_off_mains_uV, LEAD_OFF, 0).astype(np.uint8)
-        bad |= np.where(fr.flat, FLAT, 0).astype(np.uint8)
-        bad |= np.where(fr.clipped, CLIPPED, 0).astype(np.uint8)
-        bad |= np.where(fr.lost, LOST, 0).astype(np.uint8)
+        bad = self._frame_flags(fr)
+        bad[self._pops(fr.level, fr.lost)] |= np.uint8(POP)
 
         # The resting baseline moves once per block and depends on the blocks before it.
         base = np.empty(n)
@@ -117,9 +112,7 @@ class EmgStage:
         usable = ((bad & ~np.uint8(POP)) == 0) & known
         lm_on = (fast > on) & usable
         lm_off = (fast < off) | ~usable
-        gone = ((bad & (LOST | LEAD_OFF | FLAT)) > 0) | ~known
-        sus_on = (slow > s_on) & usable
-        sus_off = ((slow < s_off) | gone) & ~sus_on
+        sus_on, sus_off = _sustained_on_off(slow, s_on, s_off, bad, known)
         b = base
         out.lms = self.lm.update(lm_on, lm_off)
         out.sustained = self.sus.update(sus_on, sus_off)
@@ -197,17 +190,22 @@ class EmgStage:
             # A median never exceeds its largest input: nothing can open (the usual case).
             return SustainedPeek(None, self.mav.n + n, np.zeros(n, bool), np.zeros(n, np.uint8))
         slow = moving_median(mav, self.slow_n, self._slow_hist)
-        bad = np.zeros(n, np.uint8)
-        bad[fr.mains > art.lead_off_mains_uV] |= np.uint8(LEAD_OFF)
-        bad[fr.flat] |= np.uint8(FLAT)
-        bad[fr.clipped] |= np.uint8(CLIPPED)
-        bad[fr.lost] |= np.uint8(LOST)
+        bad = self._frame_flags(fr)
         bad[(slow < art.lead_off_ratio * b) & (bad == 0)] |= np.uint8(LEAD_OFF)
-        on = (slow > s_on) & (bad == 0)
-        off = ((slow < b * cr.off_ratio) | ((bad & (LOST | LEAD_OFF | FLAT)) > 0)) & ~on
+        on, off = _sustained_on_off(slow, s_on, b * cr.off_ratio, bad, True)
         sus = copy.copy(self.sus)
         sus.update(on, off)
         return SustainedPeek(sus.open_since, self.mav.n + n, on, bad)
+
+    def _frame_flags(self, fr: EmgFrames) -> np.ndarray:
+        """Artefact flags each frame carries by itself: hum-dominated (lead-off), flat,
+        saturated, lost. Pops and a vanished signal need context and are added by the caller."""
+        bad = np.zeros(len(fr), np.uint8)
+        bad[fr.mains > self.cfg.artifact.lead_off_mains_uV] |= np.uint8(LEAD_OFF)
+        bad[fr.flat] |= np.uint8(FLAT)
+        bad[fr.clipped] |= np.uint8(CLIPPED)
+        bad[fr.lost] |= np.uint8(LOST)
+        return bad
 
     def flush(self) -> StageOut:
         return StageOut(self.lm.flush(), self.sus.flush(), self.art.flush(), self.lost.flush())
@@ -233,6 +231,16 @@ class EmgStage:
         last = int(hits[-1]) if hits.size else -10**9
         self._blank_left = max(0, left - level.size, last + self.pop_blank - level.size)
         return blank
+
+
+def _sustained_on_off(slow: np.ndarray, s_on, s_off, bad: np.ndarray, known) -> tuple[np.ndarray, np.ndarray]:
+    """Where sustained activity starts and where it may end, from the slow envelope and its
+    levels (µV). Pops are short transients the median envelope already ignores; only a dead or
+    saturated signal stops activity detection, and a gone signal ends it."""
+    usable = ((bad & ~np.uint8(POP)) == 0) & known
+    gone = ((bad & (LOST | LEAD_OFF | FLAT)) > 0) | ~np.asarray(known)
+    on = (slow > s_on) & usable
+    return on, ((slow < s_off) | gone) & ~on
 
 
 def _sorted_quantile(s: list[float], q: float) -> float:
