@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.sample_night import store_simulated_night  # noqa: E402
-from dashboard.services import free_port, start_influxd  # noqa: E402
+from dashboard.services import free_port, start_dashboard, start_influxd  # noqa: E402
 from dashboard.users import Users  # noqa: E402
 from detector.settings import load_services  # noqa: E402
 from detector.store import InfluxStore  # noqa: E402
@@ -89,16 +88,9 @@ def main() -> int:
         users = Users(sv.dashboard.users_db)
         users.add("dr-bench", PASSWORD, "clinician")
         users.assign("dr-bench", "w-bench")
-        cli = str(ROOT / ".venv" / "bin" / "nightcramp")
-        proc = subprocess.Popen([cli, "serve", "--services", str(services)], stderr=subprocess.DEVNULL)
+        server = start_dashboard(tmp, "127.0.0.1", port, services)
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(150):
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
             with httpx.Client(base_url=base, timeout=30) as c:
                 login(c)
                 page = f"/w/w-bench/{night}"
@@ -133,8 +125,7 @@ def main() -> int:
                 res["ratio_trace_to_influx"] = statistics.median(ours) / statistics.median(peer)
             res.update(browser(base, night, args.repeat))
         finally:
-            proc.terminate()
-            proc.wait(10)
+            server.stop()
             store.close()
             influx.stop()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,16 +3,14 @@ annotations), the events as CSV."""
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import math
 from pathlib import Path
 
 import numpy as np
 from edfio import Edf, EdfAnnotation, EdfSignal, Recording
 
-from dashboard.report import CSV_COLUMNS
+from dashboard.report import CSV_COLUMNS, csv_table
 
 UNITS = {"emg": "uV", "acc": "g"}
 CHUNK_S = 600  # seconds of raw samples per query
@@ -74,10 +72,5 @@ def _gaps(have: np.ndarray, fs: float, label: str, min_s: float = 1.0) -> list[t
 
 
 def events_csv(events: list[dict]) -> str:
-    cols = [*CSV_COLUMNS, "status", "reviewed_by", "reviewed_at"]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for e in events:
-        w.writerow(e)
-    return buf.getvalue()
+    """Reviewed events as CSV: the analysis columns plus review status, who and when."""
+    return csv_table(events, [*CSV_COLUMNS, "status", "reviewed_by", "reviewed_at"])

@@ -84,9 +84,13 @@ CSV_COLUMNS = ["kind", "start_s", "end_s", "start", "duration_s", "side", "chann
 
 
 def events_csv(a: Analysis) -> str:
+    return csv_table([e.to_json(a.recording.start) for e in a.events], CSV_COLUMNS)
+
+
+def csv_table(rows: list[dict], columns: list[str]) -> str:
+    """Rows as CSV with a header; keys outside ``columns`` are left out."""
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
-    for e in a.events:
-        w.writerow(e.to_json(a.recording.start))
+    w.writerows(rows)
     return buf.getvalue()

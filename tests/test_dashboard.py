@@ -6,16 +6,14 @@ Screenshots of every page go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from dashboard.sample_night import store_simulated_night
-from dashboard.services import free_port
+from dashboard.services import free_port, start_dashboard
 from dashboard.users import Users
 from detector.settings import load_services
 from detector.store import InfluxStore
@@ -47,24 +45,10 @@ def site(tmp_path_factory, influxd):
     users.add("other", PASSWORD, "wearer", "w-other")
     users.add("dr-a", PASSWORD, "clinician")
     users.assign("dr-a", "sim-1")
-    env = dict(os.environ, NIGHTCRAMP_DEBUG="1")
-    cli = str(ROOT / ".venv" / "bin" / "nightcramp")
-    proc = subprocess.Popen([cli, "serve", "--services", str(services)], stderr=subprocess.PIPE, text=True,
-                            env=env)
+    server = start_dashboard(tmp, "127.0.0.1", port, services)  # as `nightcramp stack up` does
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail(f"dashboard did not start: {proc.communicate()[1]}")
     yield {"base": base, "night": night, "analysis": obj, "other_night": other_night, "store": store}
-    proc.terminate()
-    proc.communicate(timeout=10)
+    server.stop()
     store.close()
 
 
