@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import sys
 import tempfile
@@ -38,11 +39,61 @@ EMG_UNITS = ("uV", "mV")
 ACC_UNITS = ("g", "mg", "m/s2")
 
 
-def night_options(seed: int, hours: float) -> NightOptions:
+def night_options(seed: int, hours: float, cramps_per_night: float = 2.0) -> NightOptions:
     k = seed - 1000
     return NightOptions(hours=hours, seed=seed, fs_emg=FS_EMG[k % 5], fs_acc=FS_ACC[k % 3],
                         mains_hz=MAINS[k % 3 if k % 4 else 0], emg_unit=EMG_UNITS[k % 2],
-                        acc_unit=ACC_UNITS[(k // 2) % 3])
+                        acc_unit=ACC_UNITS[(k // 2) % 3], cramps_per_night=cramps_per_night)
+
+
+# Knobs of the simulated behaviour around a cramp (ingest.simulate.CrampBehaviour) and how the
+# robustness matrix bins them.
+def _bin_delay(v: float) -> str:
+    return "0-30 s" if v < 30 else "30-60 s" if v < 60 else "60-90 s"
+
+
+def _bin_size(v: float) -> str:
+    return "2-3x" if v < 3 else "3-6x" if v < 6 else "6-20x" if v < 20 else "20-100x"
+
+
+def _bin_duration(v: float) -> str:
+    return "5-10 s" if v < 10 else "10-30 s" if v < 30 else "30-120 s" if v < 120 else "2-10 min"
+
+
+KNOBS = {
+    "action": lambda a: a["action"],
+    "wake_delay": lambda a: _bin_delay(a["wake_delay_s"]),
+    "awake_at_onset": lambda a: str(a["awake_at_onset"]),
+    "twitches": lambda a: str(a["twitches"]),
+    "jerk": lambda a: str(a["jerk"]),
+    "size": lambda a: _bin_size(a["size_ratio"]),
+    "duration": lambda a: _bin_duration(a["duration_s"]),
+}
+NIGHT_KNOBS = ("fs_emg", "fs_acc", "mains", "units")
+
+
+def _overlaps_truth_cramp(e, truth: list[dict]) -> bool:
+    return any(t["kind"] == "cramp" and t["side"] == e.side and t["start_s"] < e.end_s
+               and t["end_s"] > e.start_s for t in truth)
+
+
+def cramp_outcomes(a, truth: list[dict]) -> tuple[list[dict], int, list[tuple[float, bool]]]:
+    """Per truth cramp: detected as a cramp, and covered by any event on its leg; how many
+    cramp detections overlap no truth cramp; and (cramp probability, is a cramp) of every
+    sustained interval reported (for the reliability table)."""
+    found = a.of_kind("cramp")
+    out = []
+    for t in (t for t in truth if t["kind"] == "cramp"):
+        on_leg = [e for e in a.events
+                  if e.side == t["side"] and e.start_s < t["end_s"] and e.end_s > t["start_s"]]
+        det = [e for e in on_leg if e.kind == "cramp"]
+        out.append({"attrs": t["attrs"], "detected": bool(det), "covered": bool(on_leg),
+                    "kinds": sorted({e.kind for e in on_leg}),
+                    "confidence": max((e.confidence for e in det), default=None)})
+    fp = sum(1 for e in found if not _overlaps_truth_cramp(e, truth))
+    probs = [(e.features["cramp_probability"], _overlaps_truth_cramp(e, truth))
+             for e in found + a.of_kind("sustained_activity")]
+    return out, fp, probs
 
 
 def truth_plm_index(plan) -> float:
@@ -83,9 +134,9 @@ def fixed_threshold_baseline(rec, truth: list[dict]) -> dict:
                                              kind="limb_movement", ignore=ign).as_dict()}
 
 
-def one_night(args: tuple[int, float, str]) -> dict:
-    seed, hours, tmp = args
-    opts = night_options(seed, hours)
+def one_night(args: tuple[int, float, str, float]) -> dict:
+    seed, hours, tmp, cramps = args
+    opts = night_options(seed, hours, cramps)
     plan = plan_night(opts)
     path = Path(tmp) / f"night-{seed}.edf"
     write_night(plan, path)
@@ -94,7 +145,9 @@ def one_night(args: tuple[int, float, str]) -> dict:
     a = analyze_recording(rec, DetectorConfig())
     elapsed = time.perf_counter() - t0
     truth = [e.as_dict() for e in plan.truth]
+    outcomes, cramp_fp, conf = cramp_outcomes(a, truth)
     res = {
+        "cramp_outcomes": outcomes, "cramp_false": cramp_fp, "cramp_confidence": conf,
         "seed": seed, "fs_emg": opts.fs_emg, "fs_acc": opts.fs_acc, "mains": opts.mains_hz,
         "units": f"{opts.emg_unit}/{opts.acc_unit}", "analyse_s": elapsed,
         "cramp": a.compare(truth, "cramp").as_dict(),
@@ -140,19 +193,89 @@ def real_tibialis() -> dict:
             "cramps_found": len(a.of_kind("cramp"))}
 
 
+def robustness(rows: list[dict]) -> dict:
+    """Cramp recall per value of each behaviour knob, and recall and precision per night knob."""
+    outs = [o for r in rows for o in r["cramp_outcomes"]]
+    matrix: dict[str, dict[str, dict]] = {}
+    for knob, fn in KNOBS.items():
+        cells: dict[str, list[dict]] = {}
+        for o in outs:
+            cells.setdefault(fn(o["attrs"]), []).append(o)
+        matrix[knob] = {v: {"n": len(c), "recall": sum(o["detected"] for o in c) / len(c)}
+                        for v, c in sorted(cells.items())}
+    for knob in NIGHT_KNOBS:
+        cells: dict[str, list[dict]] = {}
+        for r in rows:
+            cells.setdefault(f"{r[knob]:g}" if isinstance(r[knob], float) else str(r[knob]), []).append(r)
+        matrix[knob] = {}
+        for v, rs in sorted(cells.items()):
+            tp = sum(o["detected"] for r in rs for o in r["cramp_outcomes"])
+            n = sum(len(r["cramp_outcomes"]) for r in rs)
+            fp = sum(r["cramp_false"] for r in rs)
+            matrix[knob][v] = {"n": n, "recall": tp / n if n else float("nan"),
+                               "precision": tp / (tp + fp) if tp + fp else float("nan")}
+    vanished = [o for o in outs if not o["covered"]]
+    return {"cells": matrix, "cramps": len(outs), "vanished": len(vanished),
+            "vanished_attrs": [o["attrs"] for o in vanished],
+            "covered_as": _count(k for o in outs if not o["detected"] for k in o["kinds"])}
+
+
+def _count(items) -> dict:
+    out: dict[str, int] = {}
+    for k in items:
+        out[k] = out.get(k, 0) + 1
+    return out
+
+
+def reliability(rows: list[dict], edges=(0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.9, 1.01)) -> list[dict]:
+    """Predicted cramp probability vs observed share of true cramps, per probability bin, over
+    every sustained interval reported (cramps: confidence = p; sustained activity: 1 - p)."""
+    pairs = []
+    for r in rows:
+        for conf, true in r["cramp_confidence"]:
+            pairs.append((conf, true))
+    out = []
+    for lo, hi in itertools.pairwise(edges):
+        sel = [t for p, t in pairs if lo <= p < hi]
+        if sel:
+            mid = float(np.mean([p for p, _ in pairs if lo <= p < hi]))
+            out.append({"bin": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": len(sel), "predicted": mid,
+                        "observed": sum(sel) / len(sel)})
+    return out
+
+
+def print_robustness(rob: dict, rel: list[dict]) -> None:
+    print(f"\n  robustness matrix: cramp recall (and precision for night-level knobs), "
+          f"{rob['cramps']} cramps; {rob['vanished']} left no event on their leg")
+    for knob, cells in rob["cells"].items():
+        parts = []
+        for v, c in cells.items():
+            p = f"/P {c['precision']:.2f}" if "precision" in c else ""
+            parts.append(f"{v}: R {c['recall']:.2f}{p} (n {c['n']})")
+        print(f"    {knob:<15}" + "  ".join(parts))
+    if rob["covered_as"]:
+        print(f"  missed cramps were reported as: {rob['covered_as']}")
+    print("  reliability (cramp probability of sustained intervals: predicted vs observed share of cramps)")
+    for b in rel:
+        print(f"    {b['bin']:>8}  n {b['n']:>4}  predicted {b['predicted']:.2f}  "
+              f"observed {b['observed']:.2f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nights", type=int, default=20)
     ap.add_argument("--hours", type=float, default=8.0)
     ap.add_argument("--seed0", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--cramps-per-night", type=float, default=2.0,
+                    help="cramps per 8 h (more gives fuller robustness-matrix cells)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy.json")
     args = ap.parse_args()
     seeds = list(range(args.seed0, args.seed0 + args.nights))
     t0 = time.time()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
-        for r in pool.imap(one_night, [(s, args.hours, tmp) for s in seeds]):
+        for r in pool.imap(one_night, [(s, args.hours, tmp, args.cramps_per_night) for s in seeds]):
             rows.append(r)
             print(f"  night {r['seed']} ({r['fs_emg']:g}/{r['fs_acc']:g} Hz, mains {r['mains']:g}, "
                   f"{r['units']}): cramps {r['cramp']['tp']}/{r['cramp']['fp']}/{r['cramp']['fn']}  "
@@ -184,6 +307,8 @@ def main() -> int:
         "real_tibialis_emg": real_tibialis(),
         "wall_s": time.time() - t0,
     }
+    summary["robustness"] = robustness(rows)
+    summary["reliability"] = reliability(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "nights": rows}, indent=1, default=float))
     s = summary
@@ -206,6 +331,7 @@ def main() -> int:
     print(f"  real tibialis EMG          {t['activations_found']} activations found "
           f"({t['of_which_longer_than_10s']} longer than 10 s), authors count {t['activations_by_authors']}; "
           f"cramps {t['cramps_found']}")
+    print_robustness(s["robustness"], s["reliability"])
     print(f"written {args.out} in {s['wall_s']:.0f} s")
     return 0
 

@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from dashboard.services import start_influxd, start_mosquitto  # noqa: E402
 from detector.config import DetectorConfig  # noqa: E402
+from detector.cramp_evidence import decidable_after_s  # noqa: E402
 from detector.settings import load_services  # noqa: E402
 from detector.store import InfluxStore  # noqa: E402
 from ingest.frames import topic  # noqa: E402
@@ -49,7 +50,7 @@ def rig(tmp: Path):
     log = (tmp / "detector.log").open("w")
     det = subprocess.Popen([str(CLI), "detect", "--services", str(services), "-v"], stdout=log, stderr=log)
     deadline = time.monotonic() + 30
-    while "connected to MQTT" not in (tmp / "detector.log").read_text() and time.monotonic() < deadline:
+    while "subscribed to frames" not in (tmp / "detector.log").read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     return mosq, influx, services, det
 
@@ -158,8 +159,9 @@ def latency(tmp: Path, speed: float, seconds: float) -> dict:
     suspected = [e for e in evs if e.get("provisional") and e.get("status") == "suspected"]
     behind = []
     for c in finals:
-        need = (cfg.cramp.min_duration_s if c["features"]["twitches_before"] >= cfg.cramp.min_twitches
-                else cfg.activation.max_lm_s)
+        need = decidable_after_s(c["features"], cfg)
+        if need is None:  # decided on what the wearer did afterwards: no alert is due
+            continue
         a = [x for x in suspected
              if x["channel"] == c["channel"] and c["start_s"] - 2 <= x["start_s"] <= c["end_s"]]
         if a:

@@ -357,7 +357,7 @@ def _demo(args) -> int:
     with log_path.open("w") as log:
         det = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 30
-    while "connected to MQTT" not in log_path.read_text() and time.monotonic() < deadline:
+    while "subscribed to frames" not in log_path.read_text() and time.monotonic() < deadline:
         if det.poll() is not None:
             raise OSError(f"the detector service stopped: {log_path.read_text()[-500:]}")
         time.sleep(0.2)

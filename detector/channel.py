@@ -201,7 +201,11 @@ class EmgStage:
         """Artefact flags each frame carries by itself: hum-dominated (lead-off), flat,
         saturated, lost. Pops and a vanished signal need context and are added by the caller."""
         bad = np.zeros(len(fr), np.uint8)
-        bad[fr.mains > self.cfg.artifact.lead_off_mains_uV] |= np.uint8(LEAD_OFF)
+        art = self.cfg.artifact
+        # Hum alone: strong muscle activity also has power at the mains line, but a detached
+        # electrode has little else.
+        hum_only = (fr.mains > art.lead_off_mains_uV) & (fr.mains > art.lead_off_mains_ratio * fr.mav)
+        bad[hum_only] |= np.uint8(LEAD_OFF)
         bad[fr.flat] |= np.uint8(FLAT)
         bad[fr.clipped] |= np.uint8(CLIPPED)
         bad[fr.lost] |= np.uint8(LOST)

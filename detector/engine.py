@@ -17,6 +17,7 @@ import numpy as np
 
 from detector.channel import BAD_NAMES, LOST, POP, EmgStage, StageOut
 from detector.config import DetectorConfig
+from detector.cramp_evidence import cramp_probability, explain
 from detector.events import CrampAlert, Event
 from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
 from detector.plm import PlmTracker
@@ -79,6 +80,7 @@ class Engine:
         self.rotations: list[tuple[float, float, float, str]] = []
         self.upright: list[tuple[float, float, str]] = []
         self.cramps: list[Event] = []
+        self.sustained: list[Event] = []
         self.events: list[Event] = []
         self._pending_rot: list[tuple[float, float, float, str]] = []
         self._pending_up: list[tuple[float, float, str]] = []
@@ -364,6 +366,8 @@ class Engine:
         return min(starts) if starts else None
 
     def _decide_sustained(self, horizon: float) -> None:
+        """Weigh every sustained interval whose context is complete: a cramp, or sustained
+        activity that stays in the output with the reason it is not called a cramp."""
         cr = self.cfg.cramp
         for x in self._sus:
             if x.decided or x.end_s > horizon:
@@ -371,31 +375,28 @@ class Engine:
             x.decided = True
             if x.end_s - x.start_s >= cr.min_duration_s:
                 feats = self._sustained_features(x)
-                x.features = feats
-                x.cramp = self._meets_cramp_criteria(feats, x.end_s - x.start_s, final=True)
-            if x.cramp:
+                p, terms = cramp_probability(feats, self.cfg)
+                x.cramp = p >= self.cfg.cramp_model.threshold
+                x.features = feats | {"cramp_probability": p, "why": explain(terms)}
                 ch = self.channels[x.ch]
-                conf = _cramp_confidence(x.features, x.end_s - x.start_s, self.cfg)
-                ev = Event("cramp", x.features["onset_s"], x.end_s, ch.side, ch.label, conf, "", x.features)
-                self.cramps.append(ev)
-                self.events.append(ev)
+                if x.cramp:
+                    ev = Event("cramp", feats["onset_s"], x.end_s, ch.side, ch.label, p, "", x.features)
+                    self.cramps.append(ev)
+                    self.events.append(ev)
+                elif x.end_s - feats["onset_s"] > self.cfg.activation.max_lm_s:
+                    # Longer than any leg movement and not a cramp: seen, and said why.
+                    x.features["reason"] = "not a cramp: " + "; ".join(x.features["why"]["against"][:2] or
+                                                                        ["too little evidence"])
+                    ev = Event("sustained_activity", feats["onset_s"], x.end_s, ch.side, ch.label,
+                               round(1.0 - p, 3), "", x.features)
+                    self.sustained.append(ev)
+                    self.events.append(ev)
             self._settle_alerts(x)
 
-    def _meets_cramp_criteria(self, feats: dict, duration_s: float, *, final: bool) -> bool:
-        """The cramp rule (DOMAIN.md), shared by final decisions and live alerts. Stretching
-        after the contraction is known only once it ended, so alerts (``final=False``) go
-        without that piece of evidence."""
-        cr = self.cfg.cramp
-        evidence = (feats["twitches_before"] >= cr.min_twitches
-                    or (final and feats["moved_after"] >= cr.min_after_intensity))
-        long_enough = duration_s > self.cfg.activation.max_lm_s or evidence
-        return bool(duration_s >= cr.min_duration_s
-                    and feats["coactivation"] <= cr.max_coactivation
-                    and feats["prior_intensity"] <= cr.max_prior_intensity
-                    and feats["during_intensity"] <= cr.max_during_intensity
-                    and not feats["rotation"] and not feats["upright"]
-                    and feats["artifact_fraction"] < 0.5 and long_enough
-                    and feats["onset_s"] >= cr.prior_window_s)  # stillness must be observed
+    def _meets_cramp_criteria(self, feats: dict) -> bool:
+        """The cramp decision (DOMAIN.md), shared by final decisions and live alerts (which see
+        the movement after the onset only as far as it has happened)."""
+        return cramp_probability(feats, self.cfg)[0] >= self.cfg.cramp_model.threshold
 
     # ---------------------------------------------------------------- live alerts
     def watch(self) -> list[CrampAlert]:
@@ -418,18 +419,21 @@ class Engine:
             if x.start_f >= self.emg_stage[i].env_fast.n:
                 # The onset refinement reads processed frames only; none reach this far yet.
                 feats["onset_s"] = x.start_s
-            # The part of the contraction not yet in blocks: artefacts and the other leg.
+                feats["duration_s"] = x.end_s - x.start_s
+            # The part of the contraction not yet in blocks: artefacts, plateau and the other leg.
             n_tail = len(pk.on)
             seen = max(0, self.emg_stage[i].mav.n - x.start_f)
             if n_tail:
-                art_tail = float(np.mean(pk.bad > 0))
-                feats["artifact_fraction"] = (feats["artifact_fraction"] * seen + art_tail * n_tail) / max(
-                    1, seen + n_tail)
+                w = n_tail / max(1, seen + n_tail)
+                feats["artifact_fraction"] += w * (float(np.mean(pk.bad > 0)) - feats["artifact_fraction"])
+                feats["fill"] += w * (float(np.mean(pk.on)) - feats["fill"]) if seen else \
+                    float(np.mean(pk.on)) - feats["fill"]
                 side = self.channels[i].side
-                for j, other in peeks.items():
-                    if self.channels[j].side != side and len(other.on):
-                        feats["coactivation"] = max(feats["coactivation"], float(np.mean(other.on)))
-            if self._meets_cramp_criteria(feats, x.end_s - x.start_s, final=False):
+                if seen * self.frame_s < self.cfg.cramp.coactivation_window_s:
+                    for j, other in peeks.items():
+                        if self.channels[j].side != side and len(other.on):
+                            feats["coactivation"] = max(feats["coactivation"], float(np.mean(other.on)))
+            if self._meets_cramp_criteria(feats):
                 ch = self.channels[i]
                 alert = CrampAlert(i, x.start_f, ch.side, ch.label, feats["onset_s"], pk.end * self.frame_s,
                                    "suspected", feats)
@@ -451,6 +455,10 @@ class Engine:
                 self._alert_news.append(a)
 
     def _sustained_features(self, x: _Sustained) -> dict:
+        """The evidence about one sustained interval (cramp_evidence.FEATURE_TEXT says what each is).
+
+        Everything read lies within ``engine.lookahead_s`` after the interval, so the result
+        never depends on how the data arrived."""
         cr = self.cfg.cramp
         st = self.emg_stage[x.ch]
         s, e = x.start_f, max(x.end_f, x.start_f + 1)
@@ -464,42 +472,59 @@ class Engine:
         back = fast[max(0, s - 60):s + 1] < s_on
         below = np.flatnonzero(back)
         onset_f = (max(0, s - 60) + int(below[-1]) + 1) if below.size else max(0, s - 60)
-        onset_s = (onset_f - st.fast_delay) * self.frame_s
+        onset_s = max(0.0, (onset_f - st.fast_delay) * self.frame_s)
+        duration = x.end_s - onset_s
+        n_av = min(e, fast.size)  # live alerts look at intervals not yet wholly processed
+        fill = float(np.mean(fast[s:n_av] > st.thresholds(b[:n_av - s])[2])) if n_av > s else 1.0
+        # The other leg at the onset: a body movement starts on both legs at once; what the
+        # other leg does later is the wearer's reaction to the pain.
+        co_n = max(1, round(min(cr.coactivation_window_s, 0.5 * duration) / self.frame_s))
         coact = 0.0
         for j in self.emg:
             if self.channels[j].side == side or j == x.ch:
                 continue
             o = self.emg_stage[j]
-            n = min(e, o.env_slow.n)
+            n = min(s + co_n, o.env_slow.n)
             if n > s:
                 on_other = o.env_slow.view[s:n] > o.thresholds(o.baseline.view[s:n])[2]
                 coact = max(coact, float(on_other.mean()))
-        prior = self.movement_intensity(onset_s - cr.prior_window_s, onset_s - cr.prior_skip_s)
-        # Only the first half: a wearer woken by the cramp moves, and that is not voluntary onset.
-        d_end = min(onset_s + cr.during_skip_s + cr.during_window_s,
-                    onset_s + max(cr.during_skip_s + 2.0, 0.5 * (x.end_s - onset_s)))
-        # Without an accelerometer the only "movement" is EMG, i.e. the contraction itself.
-        during = self.movement_intensity(onset_s + cr.during_skip_s, d_end, side) if self.legs else 0.0
-        # Stays within the look-ahead so the decision never depends on how data arrived.
-        after = self.movement_intensity(x.end_s - 5, x.end_s + cr.after_window_s, side)
+        has_acc = bool(self.legs)
+        mi = self.movement_intensity if has_acc else (lambda *_a: 0.0)
+        lead_in = mi(onset_s - cr.lead_in_s, onset_s - cr.lead_in_skip_s)
+        prior = mi(onset_s - cr.prior_window_s, onset_s - cr.lead_in_s)
+        unseen = max(0.0, cr.prior_window_s - onset_s) / cr.prior_window_s
+        if has_acc and unseen:  # recordings start with the wearer awake in bed
+            prior += unseen * self.cfg.cramp_model.prior_ref
+        e_end = min(onset_s + cr.early_window_s, onset_s + max(cr.early_skip_s + 1.0, 0.5 * duration))
+        early = self.movement_intensity(onset_s + cr.early_skip_s, e_end, side) if has_acc else 0.0
+        later = self.movement_intensity(e_end, x.end_s + cr.after_window_s) if has_acc else 0.0
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
-        twitches = _count_runs([k for k in tw if t_lo <= k < onset_f - 10])
-        rotation = any(r[0] < x.end_s + 5 and r[1] > onset_s - 5 for r in self.rotations + self._pending_rot)
-        upright = self._upright_within(onset_s - 2, onset_s + 2)
+        twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10], self.frame_s)
+        rots = self.rotations + self._pending_rot
+        rot_onset = any(r[0] < onset_s + 2 and r[1] > onset_s - 5 for r in rots)
+        rot_after = any(r[0] >= onset_s + 2 and r[0] < x.end_s + 10 for r in rots)
+        up_onset = self._upright_within(onset_s - 5, onset_s + 1)
+        up_after = self._upright_within(onset_s + 1, x.end_s + cr.after_window_s)
         bad = st.bad.view[s:e]
         return {
             "onset_s": onset_s,
+            "duration_s": duration,
             "median_ratio": float(np.median(ratio)) if ratio.size else 0.0,
             "peak_ratio": float(ratio.max()) if ratio.size else 0.0,
             "baseline_uV": float(np.median(b)) if b.size else 0.0,
+            "fill": fill,
             "coactivation": coact,
+            "has_acc": has_acc,
+            "lead_in_intensity": lead_in,
             "prior_intensity": prior,
-            "during_intensity": during,
-            "moved_after": after,
+            "early_intensity": early,
+            "later_intensity": later,
             "twitches_before": twitches,
-            "rotation": rotation,
-            "upright": upright,
+            "rotation_at_onset": rot_onset,
+            "rotation_after": rot_after,
+            "upright_at_onset": up_onset,
+            "upright_after": up_after,
             "artifact_fraction": float(np.mean(bad > 0)) if bad.size else 0.0,
         }
 
@@ -570,11 +595,19 @@ class Engine:
             if t1 > horizon or (open_sus is not None and open_sus <= t1 + 2):
                 keep.append((ch, s, e))
                 continue
-            if any(c.side == side and c.start_s - 2 <= t1 and c.end_s + 2 >= t0 for c in self.cramps):
-                continue
-            if any(r[0] - 5 <= t1 and r[1] + 5 >= t0 for r in self.rotations):
-                continue
-            if self._upright_within(t0 - 5, t1 + 5):
+            # Covered by a longer event of the same leg or a whole-body one: absorbed, and that
+            # event counts it (nothing seen vanishes without a trace).
+            host = next((c for c in self.cramps + self.sustained
+                         if c.side == side and c.start_s - 2 <= t1 and c.end_s + 2 >= t0), None)
+            covered = host is not None
+            if not covered and any(r[0] - 5 <= t1 and r[1] + 5 >= t0 for r in self.rotations):
+                covered, host = True, self._body_event("rollover", t0 - 5, t1 + 5)
+            elif not covered and self._upright_within(t0 - 5, t1 + 5):
+                # Standing too briefly for a bed exit has no event to count it.
+                covered, host = True, self._body_event("bed_exit", t0 - 5, t1 + 5)
+            if covered:
+                if host is not None:
+                    host.features["absorbed_lms"] = host.features.get("absorbed_lms", 0) + 1
                 continue
             bad = st.bad.view[max(0, s - 10):e] & ~np.uint8(POP)
             if bad.size and np.mean(bad > 0) > 0.3:
@@ -588,6 +621,13 @@ class Engine:
             conf = float(np.clip(0.5 + 0.1 * np.log2(max(feats["peak_ratio"], 1.0)), 0.5, 0.99))
             self.events.append(Event("limb_movement", t0, t1, side, ch_.label, conf, sub, feats))
         self._lms = keep
+
+    def _body_event(self, kind: str, t0: float, t1: float) -> Event | None:
+        """The emitted rollover or bed exit overlapping [t0, t1], if any."""
+        for ev in reversed(self.events):
+            if ev.kind == kind and ev.start_s <= t1 and ev.end_s >= t0:
+                return ev
+        return None
 
     def _complete_before(self, horizon: float) -> float:
         """Time before which every leg movement and cramp is final (for the PLM tracker)."""
@@ -611,17 +651,17 @@ _TWITCH_GAP = 10  # frames (0.5 s at the default frame)
 _ARTIFACT_PRIORITY = ("saturation", "flat", "lead_off", "pop")
 
 
-def _count_runs(frames: list[int]) -> int:
+def _count_twitches(frames: list[int], frame_s: float) -> int:
+    """Fasciculation-like twitches among twitch frames: runs of adjacent frames, leaving out
+    runs that have another within ``_ECG_GAP_S`` (heartbeats bleeding into the EMG recur every
+    0.6-1.5 s; fasciculations before a cramp come seconds apart, Minetto 2009)."""
     if not frames:
         return 0
-    return 1 + int(np.sum(np.diff(frames) > 2))
+    f = np.asarray(frames)
+    starts = f[np.r_[True, np.diff(f) > 2]] * frame_s
+    gap = np.diff(starts)
+    near = np.r_[gap < _ECG_GAP_S, False] | np.r_[False, gap < _ECG_GAP_S]
+    return int(np.count_nonzero(~near))
 
 
-def _cramp_confidence(f: dict, dur: float, cfg: DetectorConfig) -> float:
-    c = 0.55
-    c += 0.1 if f["twitches_before"] >= 2 else 0.0
-    c += 0.1 if f["coactivation"] < 0.1 else 0.0
-    c += 0.1 if f["prior_intensity"] < 1.0 else 0.0
-    c += 0.1 * min(1.0, np.log(max(f["median_ratio"], 1.0)) / np.log(4.0))
-    c += 0.05 if dur > cfg.activation.max_lm_s else 0.0
-    return float(min(c, 0.99))
+_ECG_GAP_S = 2.0

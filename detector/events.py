@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-KINDS = ("cramp", "limb_movement", "plm_series", "rollover", "awakening", "bed_exit",
+KINDS = ("cramp", "limb_movement", "sustained_activity", "plm_series", "rollover", "awakening", "bed_exit",
          "artifact", "signal_lost")
 
 

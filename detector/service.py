@@ -180,6 +180,7 @@ class DetectorService:
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
 
@@ -228,6 +229,14 @@ class DetectorService:
         client.subscribe([(f"{TOPIC_ROOT}/+/+/+", 1), (f"{TOPIC_ROOT}/+/control", 1)])
         log.info("connected to MQTT %s:%d (session present: %s)", self.services.mqtt.host,
                  self.services.mqtt.port, flags.session_present)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Frames published before the broker granted this are not queued for a new session:
+        # callers (tests, the demo) wait for this line before they publish.
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("MQTT subscription refused: %s", [str(rc) for rc in reason_codes])
+            return
+        log.info("subscribed to frames and control")
 
     def run(self, until=None) -> None:
         """Serve until ``stop()`` (or ``until()`` returns True)."""

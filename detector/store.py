@@ -67,8 +67,11 @@ class InfluxStore:
             Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
 
     def close(self) -> None:
+        # Queries still running in the pool must finish first: a connection handed back to a
+        # closed client is never closed (an unclosed socket, found by the test suite).
         if self._threads is not None:
-            self._threads.shutdown(wait=False)
+            self._threads.shutdown(wait=True)
+            self._threads = None
         self.http.close()
 
     # ------------------------------------------------------------------ basics

@@ -27,8 +27,10 @@ def summarize(engine, rec, events) -> dict:
     if onset is not None and sleep_runs:
         end_epoch = max(b for a, b in sleep_runs)
         period = wake[onset:end_epoch]
-        tst = float(np.sum(~period)) * epoch
-        waso = float(np.sum(period)) * epoch
+        # The last epoch may be cut short by the end of the recording: count what was recorded.
+        length = np.clip(tib - np.arange(onset, end_epoch) * epoch, 0.0, epoch)
+        tst = float(np.sum(length[~period]))
+        waso = float(np.sum(length[period]))
         onset_s, end_s = onset * epoch, min(end_epoch * epoch, tib)
     else:
         tst = waso = 0.0
@@ -82,9 +84,11 @@ def summarize(engine, rec, events) -> dict:
         "cramp_total_s": round(float(sum(durations)), 1),
         "cramp_longest_s": round(float(max(durations)), 1) if durations else 0.0,
         "cramps_over_red_flag": sum(1 for d in durations if d > cfg.cramp.red_flag_s),
-        "cramp_definition": (f"one-sided sustained calf/foot EMG at >= {cfg.cramp.on_ratio:g}x the "
-                             f"wearer's resting level for >= {cfg.cramp.min_duration_s:g} s, starting "
-                             "out of stillness, not part of a rollover or standing"),
+        "cramp_definition": (f"sustained calf/foot EMG at >= {cfg.cramp.on_ratio:g}x the wearer's resting "
+                             f"level for >= {cfg.cramp.min_duration_s:g} s whose evidence (duration, level, "
+                             "plateau, one-sidedness, movement before, at and after the onset, twitches) "
+                             f"gives a cramp probability >= {cfg.cramp_model.threshold:g}"),
+        "sustained_activity": sum(1 for e in events if e.kind == "sustained_activity"),
         "limb_movements": len(lms),
         "plm_series": sum(1 for e in series if e.subtype == "sleep"),
         "plm_series_in_wake": sum(1 for e in series if e.subtype == "wake"),

@@ -19,6 +19,7 @@ import pytest
 from dashboard.services import start_influxd, start_mosquitto
 from detector.settings import load_services
 from detector.store import InfluxStore
+from tests.test_live_pipeline import close_night_and_wait, start_detector, wait_for_line
 
 NIGHT = ["--hours", "1", "--seed", "43", "--fs-emg", "250", "--fs-acc", "25", "--cramps-per-night", "24"]
 SAMPLES = 3600 * (2 * 250 + 6 * 25)
@@ -45,7 +46,7 @@ class Rig:
             f"[mqtt]\nport = {self.mosq.port}\nclient_id = \"det-fault\"\n"
             f"[store]\nurl = \"http://127.0.0.1:{self.influx.port}\"\nspool_dir = \"{tmp / 'spool'}\"\n"
             "retries = 1\nbackoff_s = 0.05\ntimeout_s = 2.0\n"
-            f"[service]\nnight_close_silence_s = 4.0\ntick_s = 0.5\nstate_dir = \"{tmp / 'state'}\"\n"
+            f"[service]\nnight_close_silence_s = 3600\ntick_s = 0.5\nstate_dir = \"{tmp / 'state'}\"\n"
             "checkpoint_s = 0.5\n")
         self.det: subprocess.Popen | None = None
         self.logs: list[Path] = []
@@ -53,12 +54,7 @@ class Rig:
     def start_detector(self) -> None:
         log = self.tmp / f"detector-{len(self.logs)}.log"
         self.logs.append(log)
-        with log.open("w") as fh:
-            self.det = subprocess.Popen([self.cli, "detect", "--services", str(self.services), "-v"],
-                                        stderr=fh, stdout=fh)
-        deadline = time.monotonic() + 30
-        while "connected to MQTT" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        self.det = start_detector(self.cli, self.services, log)
 
     def publish(self, speed: float) -> subprocess.Popen:
         return subprocess.Popen([self.cli, "simulate", str(self.tmp / "truth"), "--live", *NIGHT, "--speed",
@@ -66,10 +62,13 @@ class Rig:
                                 stderr=subprocess.PIPE, text=True)
 
     def wait_night(self, timeout: float = 300) -> InfluxStore:
+        """Close the night by command once the publisher is done, and wait until it is stored."""
         store = InfluxStore(load_services(self.services).store)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not store.nights("sim-1"):
-            time.sleep(0.5)
+        try:
+            close_night_and_wait(self.cli, self.services, store, timeout=timeout)
+        except BaseException:
+            store.close()
+            raise
         return store
 
     def stop(self) -> None:
@@ -133,12 +132,22 @@ def test_influxdb_stopped_for_a_minute(rig, offline):
     rig.start_detector()
     port, data = rig.influx.port, rig.tmp / "influxdb"
     rig.influx.stop(signal.SIGTERM)
+    down_at = time.monotonic()
     pub = rig.publish(speed=900)
     out, err = pub.communicate(timeout=300)
     assert pub.returncode == 0, err
-    time.sleep(INFLUX_OUTAGE_S - 5)
+    # The night closes while InfluxDB is still down: frames and the analysis go to the spool.
+    r = subprocess.run([rig.cli, "night", "close", "--wearer", "sim-1", "--services", str(rig.services)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    wait_for_line(rig.logs[0], "night 2026-11-24 of sim-1 closed", proc=rig.det)
+    time.sleep(max(0.0, INFLUX_OUTAGE_S - (time.monotonic() - down_at)))  # the outage lasts a minute
     assert any((rig.tmp / "spool").glob("*.lp.gz")), "frames wait in the spool while InfluxDB is down"
     assert rig.det.poll() is None, "the service keeps running"
     rig.influx = start_influxd(data, port)
-    store = rig.wait_night()
+    store = InfluxStore(load_services(rig.services).store)
+    deadline = time.monotonic() + 300
+    while not store.nights("sim-1"):
+        assert time.monotonic() < deadline, "the spooled night never reached InfluxDB"
+        time.sleep(0.5)
     _check(store, offline, json.loads(out.strip().splitlines()[-1]))

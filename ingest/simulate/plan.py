@@ -57,6 +57,55 @@ class NightOptions:
     isolated_lms_per_hour: float = 2.0
     pops_per_channel: float = 2.0
     lead_off_prob: float = 0.3
+    # Behaviour around cramps (CrampBehaviour; ranges in docs/simulator.md)
+    cramp_small_fraction: float = 0.4  # share of cramps at 2-6x resting (else 6-100x)
+    cramp_max_wake_delay_s: float = 90.0  # waking 0..this after onset
+    cramp_action_p: tuple[float, float, float] = (0.3, 0.35, 0.35)  # still, stretch, stand
+    cramp_awake_fraction: float = 0.25  # cramps that begin while the wearer is awake in bed
+    cramp_twitch_fraction: float = 0.5  # cramps with twitches in the minute before
+    cramp_jerk_fraction: float = 0.5  # cramps with a jerk at onset
+    ecg_uv: tuple[float, float] = (2.0, 40.0)  # ECG bleed QRS amplitude range, µV (DOMAIN.md: 5-40)
+    max_tilt_deg: float = 20.0  # sensor mounting tilt (each leg, fixed for the night)
+    carrier: str = "gaussian"  # EMG carrier: gaussian | real (segments of real EMG)
+
+
+CRAMP_ACTIONS = ("still", "stretch", "stand")
+
+
+@dataclass(frozen=True)
+class CrampBehaviour:
+    """What happens around one simulated cramp; each field is a knob of the robustness bench."""
+
+    duration_s: float  # 5 s - 10 min, log-uniform (Delphi consensus)
+    size_ratio: float  # times the resting EMG level: 2-6 (ambulatory study) or 6-100 (induced)
+    wake_delay_s: float  # onset to waking, 0-90 s (Chaney & Sherman: ~41 s)
+    action: str  # still | stretch | stand (stand on the leg, then walk)
+    awake_at_onset: bool  # ICSD-3: "during time in bed, asleep or awake"
+    twitches: bool  # fasciculation-like twitches in the minute before (Minetto 2009)
+    jerk: bool  # a jerk of the foot at onset
+
+    def as_attrs(self) -> dict:
+        return {"duration_s": round(self.duration_s, 2), "size_ratio": round(self.size_ratio, 2),
+                "wake_delay_s": round(self.wake_delay_s, 1), "action": self.action,
+                "awake_at_onset": self.awake_at_onset, "twitches": self.twitches, "jerk": self.jerk}
+
+
+def draw_behaviour(rng: np.random.Generator, opts: NightOptions) -> CrampBehaviour:
+    """One cramp's behaviour from the ranges in ``opts`` (docs/simulator.md)."""
+    if rng.random() < opts.cramp_small_fraction:
+        size = float(np.exp(rng.uniform(np.log(2.0), np.log(6.0))))
+    else:
+        size = float(np.exp(rng.uniform(np.log(6.0), np.log(100.0))))
+    p = np.asarray(opts.cramp_action_p, float)
+    return CrampBehaviour(
+        duration_s=float(np.exp(rng.uniform(np.log(5.0), np.log(600.0)))),
+        size_ratio=size,
+        wake_delay_s=float(rng.uniform(0.0, opts.cramp_max_wake_delay_s)),
+        action=CRAMP_ACTIONS[int(rng.choice(3, p=p / p.sum()))],
+        awake_at_onset=bool(rng.random() < opts.cramp_awake_fraction),
+        twitches=bool(rng.random() < opts.cramp_twitch_fraction),
+        jerk=bool(rng.random() < opts.cramp_jerk_fraction),
+    )
 
 
 @dataclass
@@ -108,6 +157,7 @@ class NightPlan:
     mains_uv: dict[Side, float]
     truth: list[TruthEvent]
     sleep: list[tuple[float, float, str]]  # (start, end, "wake"|"sleep")
+    tilt: dict[Side, np.ndarray] = field(default_factory=dict)  # sensor mounting rotation per leg (3x3)
 
     def truth_of(self, kind: str) -> list[TruthEvent]:
         return [e for e in self.truth if e.kind == kind]
@@ -144,47 +194,62 @@ def plan_night(opts: NightOptions) -> NightPlan:
     tl.take(0.0, sol + 120)
     tl.take(sleep_end - 120, T)
 
-    # Cramps first: they bring their own awakenings.
+    # Cramps first: they bring their own awakenings and behaviour (CrampBehaviour).
+    quiet: list[tuple[float, float]] = []  # spans where restless-wake movements are not added
     n_cramps = int(rng.poisson(opts.cramps_per_night * opts.hours / 8.0)) if T > 1800 else 0
     for _ in range(n_cramps):
         for _attempt in range(50):
-            dur = float(np.exp(rng.uniform(np.log(5), np.log(600))))
+            beh = draw_behaviour(rng, opts)
+            dur = beh.duration_s
             onset = float(rng.uniform(sol + 600, max(sol + 601, sleep_end - dur - 900)))
-            wake_after = min(dur * 0.6, float(rng.uniform(10, 40)))
-            wakes_up = dur >= 15 or rng.random() < 0.5
+            wakes_up = beh.awake_at_onset or dur >= 15 or rng.random() < 0.5
             post = float(rng.uniform(90, 300)) if wakes_up else 0.0
-            walk = wakes_up and rng.random() < 0.4
-            walk_len = float(rng.uniform(60, 240)) if walk else 0.0
-            end_all = onset + dur + post + walk_len + 300
-            if tl.free(onset - 120, end_all, 300):
+            walk_len = float(rng.uniform(60, 240)) if wakes_up and beh.action == "stand" else 0.0
+            pre = float(rng.uniform(30, 300)) if beh.awake_at_onset else 0.0
+            end_all = onset + max(dur, beh.wake_delay_s) + post + walk_len + 300
+            if tl.free(onset - 120 - pre, end_all, 300):
                 break
         else:
             continue
-        tl.take(onset - 120, end_all)
+        tl.take(onset - 120 - pre, end_all)
         side: Side = SIDES[int(rng.integers(2))]
-        ratio = float(np.exp(rng.uniform(np.log(2.0), np.log(100.0))))
-        truth.append(TruthEvent("cramp", onset, onset + dur, side, "",
-                                {"amplitude_ratio": round(ratio, 2), "woke": wakes_up}))
-        # Fasciculation-like twitches in the minute before, then a jerk at onset.
-        for t in np.sort(rng.uniform(onset - 60, onset - 3, int(rng.integers(3, 9)))):
-            bursts.append(Burst(side, float(t), float(t) + float(rng.uniform(0.03, 0.08)),
-                                float(rng.uniform(8, 25)), "twitch"))
-        bursts.append(Burst(side, onset, onset + dur, ratio, "tonic", float(rng.uniform(0.03, 0.2))))
-        motions.append(Motion((side,), onset, onset + 0.4, float(rng.uniform(0.1, 0.3)), "jerk"))
-        if wakes_up:
-            w0 = onset + wake_after
-            stretch0 = onset + dur
-            motions.append(Motion((side,), stretch0 - 2, stretch0 + post * 0.6,
-                                  float(rng.uniform(0.03, 0.1))))
-            # Residual tension after the cramp: slightly above resting for minutes.
-            bursts.append(Burst(side, onset + dur, onset + dur + float(rng.uniform(60, 240)),
-                                float(rng.uniform(0.15, 0.35)), "residual"))
-            w_end = stretch0 + post + walk_len
-            if walk:
-                ex0 = stretch0 + post * 0.6
-                truth.append(TruthEvent("bed_exit", ex0, ex0 + walk_len, None, "walk"))
-                motions.append(Motion(SIDES, ex0 + 3, ex0 + walk_len - 3, 0.25, "walk"))
-            wakes.append((w0, w_end + float(rng.uniform(30, 120)), "cramp"))
+        attrs = {"amplitude_ratio": round(beh.size_ratio, 2), "woke": wakes_up} | beh.as_attrs()
+        truth.append(TruthEvent("cramp", onset, onset + dur, side, "", attrs))
+        if beh.twitches:  # fasciculation-like twitches in the minute before (Minetto 2009)
+            for t in np.sort(rng.uniform(onset - 60, onset - 3, int(rng.integers(3, 9)))):
+                bursts.append(Burst(side, float(t), float(t) + float(rng.uniform(0.03, 0.08)),
+                                    float(rng.uniform(8, 25)), "twitch"))
+        bursts.append(Burst(side, onset, onset + dur, beh.size_ratio, "tonic", float(rng.uniform(0.03, 0.2))))
+        if beh.jerk:
+            motions.append(Motion((side,), onset, onset + 0.4, float(rng.uniform(0.1, 0.3)), "jerk"))
+        if not wakes_up:
+            continue
+        # The pain wakes the wearer (or they are awake already); what they do then.
+        w0 = onset - pre if beh.awake_at_onset else onset + beh.wake_delay_s
+        act0 = onset + (0.0 if beh.awake_at_onset else beh.wake_delay_s)
+        act0 = max(act0, onset + 1.0)
+        act_end = max(onset + dur, act0 + 5.0)
+        if beh.action == "still":
+            # Lies still through it; a short stretch once it eases.
+            motions.append(Motion((side,), act_end, act_end + float(rng.uniform(5, 20)),
+                                  float(rng.uniform(0.02, 0.06))))
+            w_end = act_end + post
+        elif beh.action == "stretch":
+            # Grabs the foot / pulls it up and stretches while it lasts, and a while after.
+            motions.append(Motion((side,), act0, act_end + post * 0.5, float(rng.uniform(0.03, 0.1))))
+            w_end = act_end + post
+        else:
+            # Sits up and stands on the leg (the classic relief), then walks.
+            ex0 = act0 + float(rng.uniform(2, 8))
+            motions.append(Motion(SIDES, act0, ex0, float(rng.uniform(0.05, 0.15))))
+            truth.append(TruthEvent("bed_exit", ex0, ex0 + walk_len, None, "walk"))
+            motions.append(Motion(SIDES, ex0 + 3, ex0 + walk_len - 3, 0.25, "walk"))
+            w_end = ex0 + walk_len + post * 0.3
+        # Residual tension after the cramp: slightly above resting for minutes.
+        bursts.append(Burst(side, onset + dur, onset + dur + float(rng.uniform(60, 240)),
+                            float(rng.uniform(0.15, 0.35)), "residual"))
+        wakes.append((w0, w_end + float(rng.uniform(30, 120)), "cramp"))
+        quiet.append((onset - 5, w_end + 5))
 
     n_aw = int(rng.poisson(opts.awakenings_per_night * opts.hours / 8.0)) if T > 1800 else 0
     for _ in range(n_aw):
@@ -207,7 +272,8 @@ def plan_night(opts: NightOptions) -> NightPlan:
     for a, b, why in wakes:
         if why not in ("onset", "final"):
             truth.append(TruthEvent("awakening", a, b, None, why))
-        _wake_activity(rng, a, b, floors, bursts, motions, truth, tl)
+        for a2, b2 in _minus(a, b, quiet):
+            _wake_activity(rng, a2, b2, floors, bursts, motions, truth, tl)
 
     sleep = _sleep_timeline(wakes, T)
     asleep = [(a, b) for a, b, s in sleep if s == "sleep"]
@@ -235,13 +301,35 @@ def plan_night(opts: NightOptions) -> NightPlan:
     hr = float(rng.uniform(52, 75)) / 60.0
     beats = np.cumsum(np.clip(rng.normal(1.0 / hr, 0.04, int(T * hr * 1.2) + 10), 0.4, 2.0))
     heart = beats[beats < T]
-    ecg = {s: float(rng.uniform(2, 12)) for s in SIDES}
+    ecg = {s: float(rng.uniform(*opts.ecg_uv)) for s in SIDES}
     wander = {s: [(float(rng.uniform(0.05, 0.5)), float(rng.uniform(20, 150)),
                    float(rng.uniform(0, 2 * np.pi))) for _ in range(2)] for s in SIDES}
     mains = {s: (float(rng.uniform(3, 40)) if opts.mains_hz else 0.0) for s in SIDES}
     truth.sort(key=lambda e: (e.start_s, e.kind))
     return NightPlan(opts, T, floors, bursts, motions, postures, pops, lead_offs, heart, ecg,
-                     wander, mains, truth, sleep)
+                     wander, mains, truth, sleep, _tilts(opts))
+
+
+def _tilts(opts: NightOptions) -> dict[Side, np.ndarray]:
+    """A fixed mounting rotation per leg: up to ``max_tilt_deg`` about a random axis."""
+    rng = np.random.default_rng([opts.seed, 0x7417])
+    out = {}
+    for s in SIDES:
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        ang = np.deg2rad(rng.uniform(0.0, opts.max_tilt_deg))
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        out[s] = np.eye(3) + np.sin(ang) * k + (1 - np.cos(ang)) * (k @ k)  # Rodrigues
+    return out
+
+
+def _minus(a: float, b: float, holes: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """[a, b) without the ``holes`` (seconds)."""
+    out = [(a, b)]
+    for h0, h1 in holes:
+        out = [piece for x0, x1 in out for piece in ((x0, min(x1, h0)), (max(x0, h1), x1))
+               if piece[1] > piece[0]]
+    return out
 
 
 def _sleep_timeline(wakes: list[tuple[float, float, str]], T: float) -> list[tuple[float, float, str]]:

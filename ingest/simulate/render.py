@@ -173,7 +173,11 @@ def _acc_block(plan, side, label, k, b0, b1, fs) -> np.ndarray:
     t = np.arange(b0, b1) / fs
     t0, t1 = t[0], t[-1] + 1 / fs
     roll, pitch = _orientation(plan, t)
-    g = (np.sin(pitch), np.cos(pitch) * np.cos(roll), np.cos(pitch) * np.sin(roll))[axis]
+    g = np.stack([np.sin(pitch), np.cos(pitch) * np.cos(roll), np.cos(pitch) * np.sin(roll)])
+    if side in plan.tilt:  # the sensor is strapped on slightly askew
+        g = plan.tilt[side][axis] @ g
+    else:
+        g = g[axis]
     x = g.astype(np.float32) + rng.normal(0, 0.003, t.size).astype(np.float32)
     sos = _motion_filter(fs)
     for m in _active([m for m in plan.motions if side in m.sides], t0, t1):

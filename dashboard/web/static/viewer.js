@@ -8,7 +8,7 @@
   const MIN_SPAN = 2;
   const COLORS = {cramp: "rgba(214,39,40,0.30)", limb_movement: "rgba(31,119,180,0.18)",
     plm_series: "rgba(148,103,189,0.15)", rollover: "rgba(44,160,44,0.25)", awakening: "rgba(255,127,14,0.25)",
-    bed_exit: "rgba(140,86,75,0.30)", artifact: "rgba(127,127,127,0.25)", signal_lost: "rgba(0,0,0,0.20)"};
+    sustained_activity: "rgba(227,119,194,0.22)", bed_exit: "rgba(140,86,75,0.30)", artifact: "rgba(127,127,127,0.25)", signal_lost: "rgba(0,0,0,0.20)"};
   let meta = null, view = [0, 1], plots = [], start = null, duration = 1, requests = [], seq = 0;
   window.ncViewer = {requests, get view() { return view.slice(); }, get events() { return meta ? meta.events : []; }};
 

@@ -1,0 +1,130 @@
+"""Weighing the evidence for and against a cramp: sustained-activity features -> probability.
+
+A sustained contraction is a cramp or something else (a long leg movement, a voluntary
+contraction, a body movement, walking) by the balance of several signs (DOMAIN.md), not by one
+veto. Each sign adds a term to the log-odds; the terms, their weights (``cramp_model.*``) and
+their values are returned so that every event can say why it was called what it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from detector.config import CrampModel, DetectorConfig
+
+
+@dataclass(frozen=True)
+class Term:
+    """One sign's contribution to the log-odds of a cramp."""
+
+    name: str  # feature key
+    value: float  # the feature's value (its unit in FEATURE_TEXT)
+    logit: float  # contribution (positive: for a cramp)
+
+
+# What each sign means, in words for the "why" of an event.
+FEATURE_TEXT = {
+    "duration_s": "duration",
+    "median_ratio": "level over the wearer's resting EMG",
+    "fill": "plateau (share of the interval above the sustained level)",
+    "coactivation": "other leg active at the onset",
+    "lead_in_intensity": "movement leading into the onset",
+    "prior_intensity": "movement in the minute before",
+    "early_intensity": "movement accompanying the onset",
+    "later_intensity": "movement after the onset (waking, stretching, walking)",
+    "twitches_before": "twitches before the onset",
+    "rotation_at_onset": "position change at the onset",
+    "rotation_after": "position change after the onset",
+    "upright_at_onset": "standing at the onset",
+    "upright_after": "standing up after the onset",
+    "artifact_fraction": "share of the interval with artefacts",
+    "spectral_shift": "EMG frequency rise over resting",
+}
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return min(hi, max(lo, x))
+
+
+def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
+    """The log-odds terms for sustained-activity features ``f`` (see ``Engine._sustained_features``)."""
+    m: CrampModel = cfg.cramp_model
+    lm_max = cfg.activation.max_lm_s
+    d = max(float(f["duration_s"]), 1e-3)
+    if d >= lm_max:
+        dur = m.w_duration_long * min(math.log2(d / lm_max), m.duration_long_cap)
+    else:  # as short as a leg movement: needs other evidence
+        span = max(lm_max - cfg.cramp.min_duration_s, 1e-3)
+        dur = -m.w_duration_short * (lm_max - d) / span
+    ratio = max(float(f["median_ratio"]), 1e-3)
+    terms = [
+        Term("duration_s", d, m.duration_offset + dur),
+        Term("median_ratio", ratio, m.w_level * _clip(math.log2(ratio / m.level_ref_ratio), -1.5, 1.0)),
+        Term("fill", f["fill"], m.w_fill * (f["fill"] - m.fill_ref)),
+        Term("coactivation", f["coactivation"],
+             -m.w_coactivation * max(0.0, f["coactivation"] - m.coactivation_ref)),
+        Term("twitches_before", f["twitches_before"],
+             m.w_twitches if f["twitches_before"] >= m.min_twitches else 0.0),
+        Term("artifact_fraction", f["artifact_fraction"], -m.w_artifact * f["artifact_fraction"]),
+    ]
+    if f.get("spectral_shift") is not None:
+        terms.append(Term("spectral_shift", f["spectral_shift"],
+                          m.w_spectral * _clip(f["spectral_shift"] / m.spectral_ref, -1.0, 1.0)))
+    if f.get("has_acc", True):
+        terms += [
+            Term("lead_in_intensity", f["lead_in_intensity"],
+                 -m.w_lead_in * min(f["lead_in_intensity"] / m.lead_in_ref, 3.0)),
+            Term("prior_intensity", f["prior_intensity"],
+                 -m.w_prior * min(f["prior_intensity"] / m.prior_ref, 2.0)),
+            Term("early_intensity", f["early_intensity"],
+                 -m.w_early * min(f["early_intensity"] / m.early_ref, 3.0)),
+            # Movement after the onset is evidence only when the onset came out of stillness:
+            # a wearer who was already moving, or moved with the onset, simply goes on moving.
+            Term("later_intensity", f["later_intensity"],
+                 m.w_later * min(f["later_intensity"] / m.later_ref, 2.5)
+                 * math.exp(-(f["prior_intensity"] + f["lead_in_intensity"] + f["early_intensity"])
+                            / m.prior_ref)),
+            Term("rotation_at_onset", float(f["rotation_at_onset"]),
+                 -m.w_rotation_onset * f["rotation_at_onset"]),
+            Term("rotation_after", float(f["rotation_after"]), m.w_rotation_after * f["rotation_after"]),
+            Term("upright_at_onset", float(f["upright_at_onset"]),
+                 -m.w_upright_onset * f["upright_at_onset"]),
+            Term("upright_after", float(f["upright_after"]), m.w_upright_after * f["upright_after"]),
+        ]
+    return terms
+
+
+def cramp_probability(f: dict, cfg: DetectorConfig) -> tuple[float, list[Term]]:
+    """Probability (0..1) that sustained activity with features ``f`` is a cramp, and its terms."""
+    terms = cramp_terms(f, cfg)
+    z = cfg.cramp_model.bias + sum(t.logit for t in terms)
+    return 1.0 / (1.0 + math.exp(-_clip(z, -30.0, 30.0))), terms
+
+
+def decidable_after_s(features: dict, cfg: DetectorConfig) -> float | None:
+    """Seconds after onset from which a cramp's own evidence, without what only comes later
+    (movement, standing or a turn after the onset), meets the threshold: when a live alert is
+    due (docs/live.md). None when that later evidence is needed."""
+    f = features | {"later_intensity": 0.0, "upright_after": False, "rotation_after": False}
+    d = cfg.cramp.min_duration_s
+    while d <= features["duration_s"]:
+        if cramp_probability(f | {"duration_s": d}, cfg)[0] >= cfg.cramp_model.threshold:
+            return d
+        d += 0.25
+    return None
+
+
+def explain(terms: list[Term], n: int = 3) -> dict:
+    """The strongest signs for and against, in words, for an event's features."""
+    def word(t: Term) -> str:
+        return f"{FEATURE_TEXT.get(t.name, t.name)} ({_fmt(t.value)})"
+
+    pro = sorted((t for t in terms if t.logit > 0.05), key=lambda t: -t.logit)[:n]
+    con = sorted((t for t in terms if t.logit < -0.05), key=lambda t: t.logit)[:n]
+    return {"for": [word(t) for t in pro], "against": [word(t) for t in con],
+            "terms": {t.name: round(t.logit, 3) for t in terms}}
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.2g}"
