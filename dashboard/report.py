@@ -33,7 +33,9 @@ def text_summary(a: Analysis | dict) -> str:
     obj = a.to_json() if isinstance(a, Analysis) else a
     rec, s = obj["recording"], obj["summary"]
     start = dt.datetime.fromisoformat(rec["start"])
-    lines = [f"nightcramp — night of {night_key(start)} ({rec['name']})",
+    unknown = any(n.startswith("start time unknown") for n in obj.get("notes", []))
+    night = "unknown date (no start time in the file)" if unknown else night_key(start)
+    lines = [f"nightcramp — night of {night} ({rec['name']})",
              f"Recording {clock(start, 0)} → {clock(start, rec['duration_s'])} UTC "
              f"({hm(rec['duration_s'])}); "
              + ", ".join(f"{c['label']} {c['fs']:g} Hz" for c in rec["channels"])]

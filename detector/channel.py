@@ -203,8 +203,10 @@ class EmgStage:
         bad = np.zeros(len(fr), np.uint8)
         art = self.cfg.artifact
         # Hum alone: strong muscle activity also has power at the mains line, but a detached
-        # electrode has little else.
-        hum_only = (fr.mains > art.lead_off_mains_uV) & (fr.mains > art.lead_off_mains_ratio * fr.mav)
+        # electrode has little else. The envelope may include the hum (no notch when no mains
+        # line was detected at the start), so what is not hum is estimated as the difference.
+        rest = np.maximum(fr.mav - fr.mains, 0.0)
+        hum_only = (fr.mains > art.lead_off_mains_uV) & (fr.mains > art.lead_off_mains_ratio * rest)
         bad[hum_only] |= np.uint8(LEAD_OFF)
         bad[fr.flat] |= np.uint8(FLAT)
         bad[fr.clipped] |= np.uint8(CLIPPED)

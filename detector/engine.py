@@ -587,7 +587,7 @@ class Engine:
         for ch, s, e in self._lms:
             st = self.emg_stage[ch]
             d = st.fast_delay
-            t0, t1 = (s - d) * self.frame_s, (e - d) * self.frame_s
+            t0, t1 = max(0.0, (s - d) * self.frame_s), (e - d) * self.frame_s
             if t1 - t0 < act.min_duration_s:
                 continue
             side = self.channels[ch].side
@@ -595,19 +595,16 @@ class Engine:
             if t1 > horizon or (open_sus is not None and open_sus <= t1 + 2):
                 keep.append((ch, s, e))
                 continue
-            # Covered by a longer event of the same leg or a whole-body one: absorbed, and that
-            # event counts it (nothing seen vanishes without a trace).
+            # Covered by a longer event of the same leg, which counts it (decided before any leg
+            # movement inside it), or by a position change or standing, which cover it.
             host = next((c for c in self.cramps + self.sustained
                          if c.side == side and c.start_s - 2 <= t1 and c.end_s + 2 >= t0), None)
-            covered = host is not None
-            if not covered and any(r[0] - 5 <= t1 and r[1] + 5 >= t0 for r in self.rotations):
-                covered, host = True, self._body_event("rollover", t0 - 5, t1 + 5)
-            elif not covered and self._upright_within(t0 - 5, t1 + 5):
-                # Standing too briefly for a bed exit has no event to count it.
-                covered, host = True, self._body_event("bed_exit", t0 - 5, t1 + 5)
-            if covered:
-                if host is not None:
-                    host.features["absorbed_lms"] = host.features.get("absorbed_lms", 0) + 1
+            if host is not None:
+                host.features["absorbed_lms"] = host.features.get("absorbed_lms", 0) + 1
+                continue
+            if any(r[0] - 5 <= t1 and r[1] + 5 >= t0 for r in self.rotations):
+                continue
+            if self._upright_within(t0 - 5, t1 + 5):
                 continue
             bad = st.bad.view[max(0, s - 10):e] & ~np.uint8(POP)
             if bad.size and np.mean(bad > 0) > 0.3:
@@ -621,13 +618,6 @@ class Engine:
             conf = float(np.clip(0.5 + 0.1 * np.log2(max(feats["peak_ratio"], 1.0)), 0.5, 0.99))
             self.events.append(Event("limb_movement", t0, t1, side, ch_.label, conf, sub, feats))
         self._lms = keep
-
-    def _body_event(self, kind: str, t0: float, t1: float) -> Event | None:
-        """The emitted rollover or bed exit overlapping [t0, t1], if any."""
-        for ev in reversed(self.events):
-            if ev.kind == kind and ev.start_s <= t1 and ev.end_s >= t0:
-                return ev
-        return None
 
     def _complete_before(self, horizon: float) -> float:
         """Time before which every leg movement and cramp is final (for the PLM tracker)."""

@@ -3,7 +3,7 @@
 Layout::
 
     # nightcramp-csv/1
-    # start: 2026-11-24T22:30:00Z        (optional; default 1970-01-01T00:00:00Z)
+    # start: 2026-11-24T22:30:00Z        (optional; without it the start is reported as unknown)
     # fs: 1000                           (optional when a time_s column is present)
     time_s,EMG L-Gastroc [uV],ACC L-Shank X [g],...
     0.000,3.1,0.01,...
@@ -82,7 +82,10 @@ def read_csv_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
         channels.append(Channel(base, parsed.kind, parsed.side, parsed.site, parsed.axis,
                                 fs, unit, len(arr)))
         sources.append(lambda a, b, arr=arr: arr[a:b])
-    return Recording(name, start, len(data) / fs, channels, sources, [], [], ignored)
+    notes = [] if meta.get("start") else [
+        "start time unknown: the file has no '# start:' line, so times are from the start of the file "
+        "and the night's date (1970-01-01) means nothing"]
+    return Recording(name, start, len(data) / fs, channels, sources, [], [], ignored, notes)
 
 
 def _rate(name: str, meta: dict[str, str], header: list[str], data: np.ndarray) -> float:
@@ -96,7 +99,12 @@ def _rate(name: str, meta: dict[str, str], header: list[str], data: np.ndarray) 
         step = float(np.median(steps))
         if not np.isfinite(step) or step <= 0:
             raise RecordingError(f"{name}: time column does not increase")
-        fs = 1.0 / step
+        back = np.flatnonzero(~(steps > 0))
+        if back.size:
+            raise RecordingError(f"{name}: time column does not increase at data row {int(back[0]) + 2} "
+                                 f"({data[back[0], 0]:g} s then {data[back[0] + 1, 0]:g} s)")
+        # 1/step of a decimal step is not exact (999.9999999999991): keep 9 significant digits.
+        fs = float(f"{1.0 / step:.9g}")
     else:
         raise RecordingError(f"{name}: no sampling rate: add '# fs: <Hz>' or a time_s column")
     if not np.isfinite(fs) or fs <= 0:
