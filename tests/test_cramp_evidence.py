@@ -47,9 +47,11 @@ def test_every_cramp_leaves_an_event_on_its_leg(nights):
 
 
 def test_behaviours_are_all_present_and_mostly_found(nights):
-    outs = [(t.attrs, any(e.kind == "cramp" and e.side == t.side and e.start_s < t.end_s and e.end_s > t.start_s
-                          for e in a.events))
-            for plan, a in nights for t in plan.truth_of("cramp")]
+    def found(t, a):
+        return any(e.kind == "cramp" and e.side == t.side and e.start_s < t.end_s and e.end_s > t.start_s
+                   for e in a.events)
+
+    outs = [(t.attrs, found(t, a)) for plan, a in nights for t in plan.truth_of("cramp")]
     assert {a["action"] for a, _ in outs} == {"still", "stretch", "stand"}
     assert {a["awake_at_onset"] for a, _ in outs} == {True, False}
     assert sum(found for _, found in outs) >= 0.75 * len(outs)
@@ -93,7 +95,8 @@ def test_evidence_moves_the_probability_the_way_domain_md_says():
     assert p(lead_in_intensity=20.0, prior_intensity=60.0) < 0.5  # movement led into it
     assert p(coactivation=1.0) < 0.5  # both legs at once: a body movement
     assert p(upright_at_onset=True) < p()
-    assert p(duration_s=6.0) < 0.5 < p(duration_s=6.0, twitches_before=4, later_intensity=60.0, upright_after=True)
+    assert p(duration_s=6.0) < 0.5 < p(duration_s=6.0, twitches_before=4, later_intensity=60.0,
+                                       upright_after=True)
 
 
 def _openhdemg(testdata):
@@ -108,7 +111,8 @@ def test_real_sustained_contraction_is_one_event_at_the_force_window(testdata, c
     # A baseline needs rest: the recording's first real second, forward and reversed in turn.
     rest = x[: int(fs)]
     pad = np.concatenate([rest if k % 2 == 0 else rest[::-1] for k in range(60)])
-    rec = array_recording("openhdemg", START, {"EMG L-VastLat": (np.concatenate([pad, x, pad[: 20 * int(fs)]]), fs)})
+    y = np.concatenate([pad, x, pad[: 20 * int(fs)]])
+    rec = array_recording("openhdemg", START, {"EMG L-VastLat": (y, fs)})
     a = analyze_recording(rec, CFG)
     off = len(pad) / fs
     onset, offset = 1.653, 31.008  # derived_force_windows.csv: force above 10 % of its range
@@ -150,7 +154,8 @@ def test_real_gait_bursts_once_per_stride_and_no_cramp(testdata):
         rec = array_recording("gait", START, {label: (np.concatenate([pad, x - x.mean()]), fs)})
         a = analyze_recording(rec, CFG)
         off = len(pad) / fs
-        moving = [e for e in a.events if e.kind in ("limb_movement", "sustained_activity") and e.start_s >= off - 1]
+        moving = [e for e in a.events
+                  if e.kind in ("limb_movement", "sustained_activity") and e.start_s >= off - 1]
         assert not a.of_kind("cramp"), muscle
         # Walking is seen; one event per stride is not reached yet: the TA rests only ~0.5 s between
         # bursts at 8-14 µV, above the AASM offset level, so the strides merge (issue 9, open).
