@@ -39,11 +39,17 @@ EMG_UNITS = ("uV", "mV")
 ACC_UNITS = ("g", "mg", "m/s2")
 
 
+EMG_DIR = ROOT.parent / "shared" / "testdata" / "emg"
+
+
 def night_options(seed: int, hours: float, cramps_per_night: float = 2.0) -> NightOptions:
+    """Rates, mains, units and the contraction carrier (Gaussian or real EMG) vary per night."""
     k = seed - 1000
+    real = (k // 5) % 2 == 1 and EMG_DIR.is_dir()
     return NightOptions(hours=hours, seed=seed, fs_emg=FS_EMG[k % 5], fs_acc=FS_ACC[k % 3],
                         mains_hz=MAINS[k % 3 if k % 4 else 0], emg_unit=EMG_UNITS[k % 2],
-                        acc_unit=ACC_UNITS[(k // 2) % 3], cramps_per_night=cramps_per_night)
+                        acc_unit=ACC_UNITS[(k // 2) % 3], cramps_per_night=cramps_per_night,
+                        carrier="real" if real else "gaussian", carrier_dir=str(EMG_DIR) if real else "")
 
 
 # Knobs of the simulated behaviour around a cramp (ingest.simulate.CrampBehaviour) and how the
@@ -69,7 +75,7 @@ KNOBS = {
     "size": lambda a: _bin_size(a["size_ratio"]),
     "duration": lambda a: _bin_duration(a["duration_s"]),
 }
-NIGHT_KNOBS = ("fs_emg", "fs_acc", "mains", "units")
+NIGHT_KNOBS = ("fs_emg", "fs_acc", "mains", "units", "carrier")
 
 
 def _overlaps_truth_cramp(e, truth: list[dict]) -> bool:
@@ -94,6 +100,18 @@ def cramp_outcomes(a, truth: list[dict]) -> tuple[list[dict], int, list[tuple[fl
     probs = [(e.features["cramp_probability"], _overlaps_truth_cramp(e, truth))
              for e in found + a.of_kind("sustained_activity")]
     return out, fp, probs
+
+
+def candidates(a, truth: list[dict]) -> list[dict]:
+    """Every weighed sustained interval reported: its log-odds terms, whether it is a true cramp
+    and that cramp's behaviour (for leave-one-behaviour-out)."""
+    out = []
+    for e in a.of_kind("cramp") + a.of_kind("sustained_activity"):
+        t = next((t for t in truth if t["kind"] == "cramp" and t["side"] == e.side
+                  and t["start_s"] < e.end_s and t["end_s"] > e.start_s), None)
+        out.append({"terms": e.features["why"]["terms"], "cramp": t is not None,
+                    "attrs": t["attrs"] if t else None})
+    return out
 
 
 def truth_plm_index(plan) -> float:
@@ -148,8 +166,9 @@ def one_night(args: tuple[int, float, str, float]) -> dict:
     outcomes, cramp_fp, conf = cramp_outcomes(a, truth)
     res = {
         "cramp_outcomes": outcomes, "cramp_false": cramp_fp, "cramp_confidence": conf,
+        "candidates": candidates(a, truth),
         "seed": seed, "fs_emg": opts.fs_emg, "fs_acc": opts.fs_acc, "mains": opts.mains_hz,
-        "units": f"{opts.emg_unit}/{opts.acc_unit}", "analyse_s": elapsed,
+        "units": f"{opts.emg_unit}/{opts.acc_unit}", "carrier": opts.carrier, "analyse_s": elapsed,
         "cramp": a.compare(truth, "cramp").as_dict(),
         "cramp_onset_errors": a.compare(truth, "cramp").onset_errors_s,
         "awakening": a.compare(truth, "awakening", sided=False).as_dict(),
@@ -191,6 +210,49 @@ def real_tibialis() -> dict:
     return {"activations_found": len(lms), "activations_by_authors": 56,
             "of_which_longer_than_10s": sum(1 for e in lms if e.subtype == "long"),
             "cramps_found": len(a.of_kind("cramp"))}
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> np.ndarray:
+    """Weights (bias first) of an L2-regularised logistic regression, by Newton's method."""
+    xb = np.c_[np.ones(len(x)), x]
+    w = np.zeros(xb.shape[1])
+    reg = l2 * np.eye(xb.shape[1])
+    reg[0, 0] = 0.0
+    for _ in range(iters):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xb @ w, -30, 30)))
+        grad = xb.T @ (p - y) + reg @ w
+        hess = (xb * (p * (1 - p))[:, None]).T @ xb + reg
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.max(np.abs(step)) < 1e-8:
+            break
+    return w
+
+
+def leave_one_behaviour_out(rows: list[dict]) -> list[dict]:
+    """For each value of each behaviour knob: refit the weight of every evidence term with the
+    cramps showing that behaviour left out (all other intervals kept), then score those cramps.
+    Shows whether the evidence holds on behaviour it was not fitted on; the hand-set weights'
+    recall on the same cramps is printed beside it."""
+    cands = [c for r in rows for c in r["candidates"]]
+    if not cands or not any(c["cramp"] for c in cands):
+        return []
+    names = sorted({k for c in cands for k in c["terms"]})
+    x = np.array([[c["terms"].get(k, 0.0) for k in names] for c in cands])
+    y = np.array([c["cramp"] for c in cands], float)
+    m = DetectorConfig().cramp_model
+    hand = m.bias + x.sum(axis=1) >= np.log(m.threshold / (1 - m.threshold))  # the configured decision
+    out = []
+    for knob, fn in KNOBS.items():
+        values = sorted({fn(c["attrs"]) for c in cands if c["cramp"]})
+        for v in values:
+            held = np.array([c["cramp"] and fn(c["attrs"]) == v for c in cands])
+            w = fit_logistic(x[~held], y[~held])
+            z = w[0] + x[held] @ w[1:]
+            out.append({"knob": knob, "value": v, "n": int(held.sum()),
+                        "recall_fitted_without": float(np.mean(z >= 0)),
+                        "recall_hand_set": float(np.mean(hand[held]))})
+    return out
 
 
 def robustness(rows: list[dict]) -> dict:
@@ -309,6 +371,7 @@ def main() -> int:
     }
     summary["robustness"] = robustness(rows)
     summary["reliability"] = reliability(rows)
+    summary["leave_one_behaviour_out"] = leave_one_behaviour_out(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"summary": summary, "nights": rows}, indent=1, default=float))
     s = summary
@@ -332,6 +395,11 @@ def main() -> int:
           f"({t['of_which_longer_than_10s']} longer than 10 s), authors count {t['activations_by_authors']}; "
           f"cramps {t['cramps_found']}")
     print_robustness(s["robustness"], s["reliability"])
+    print("  leave-one-behaviour-out (cramps reported as cramp or sustained activity; evidence "
+          "weights refitted without the behaviour, then tested on it):")
+    for r in s["leave_one_behaviour_out"]:
+        print(f"    {r['knob']:<15}{r['value']:<10} n {r['n']:>3}  recall fitted-without "
+              f"{r['recall_fitted_without']:.2f}  hand-set {r['recall_hand_set']:.2f}")
     print(f"written {args.out} in {s['wall_s']:.0f} s")
     return 0
 

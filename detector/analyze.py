@@ -6,6 +6,7 @@ per-frame history of the night (about 20 floats per second per channel).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +20,7 @@ from detector.config import DetectorConfig
 from detector.engine import Engine
 from detector.events import Event, Match, compare_events
 from detector.summary import summarize
-from ingest.recording import Recording, RecordingError
+from ingest.recording import Channel, Recording, RecordingError
 
 SCHEMA = "nightcramp.analysis/1"
 
@@ -92,6 +93,14 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
                              f"(channels present: {found or 'none'}); name them like 'EMG L-Gastroc' or "
                              "'ACC L-Shank X', or add an alias in config/channels.toml")
     notes = list(rec.notes)
+    shown = rec  # the analysis lists every leg channel read; the engine gets the usable ones
+    rec, coarse = _without_coarse_emg(rec, cfg)
+    if coarse:
+        steps = ", ".join(f"{c.label} {c.resolution:.4g} µV" for c in coarse)
+        notes.append(f"EMG too coarsely quantised to score ({steps} per digital step, coarser than the "
+                     f"{cfg.activation.onset_above_uV:g}-µV leg-movement onset criterion, AASM): leg "
+                     "movements and cramps cannot be scored on "
+                     + ("it; the channel is left out" if len(coarse) == 1 else "them; they are left out"))
     for c in rec.channels:
         if c.kind == "emg" and c.fs < cfg.front_end.bandpass_low_hz / 0.45:
             raise RecordingError(f"{rec.name}: {c.label}: sampling rate {c.fs:g} Hz is too low "
@@ -134,7 +143,19 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
     except AdviceError as exc:  # the night's analysis stands without advice
         advice = []
         notes.append(f"no advice: {exc}")
-    return Analysis(rec, cfg, events, summary, engine.sleep.hypnogram(), notes, advice)
+    return Analysis(shown, cfg, events, summary, engine.sleep.hypnogram(), notes, advice)
+
+
+def _without_coarse_emg(rec: Recording, cfg: DetectorConfig) -> tuple[Recording, list[Channel]]:
+    """The recording without EMG channels whose digital step exceeds the onset criterion: on
+    them the envelope is the step toggling, and a leg movement can hide within one step."""
+    limit = cfg.activation.onset_above_uV
+    coarse = [c for c in rec.channels if c.kind == "emg" and c.resolution and c.resolution > limit]
+    if not coarse:
+        return rec, []
+    keep = [i for i, c in enumerate(rec.channels) if c not in coarse]
+    return dataclasses.replace(rec, channels=[rec.channels[i] for i in keep],
+                               sources=[rec.sources[i] for i in keep]), coarse
 
 
 def _capability_notes(engine: Engine) -> list[str]:

@@ -56,15 +56,15 @@ class PlmTracker:
         take = [e for e in self._pending if e.start_s < limit]
         self._pending = [e for e in self._pending if e.start_s >= limit]
         for ev in take:
-            self._consume(ev, engine)
+            self._consume(ev)
         if self._run and (final or limit > self._run[-1].onset + self.max_imi):
-            self._close(engine)
+            self._close()
         self._flush_closed(engine, final)
 
-    def _consume(self, ev: Event, engine) -> None:
+    def _consume(self, ev: Event) -> None:
         act = self.cfg.activation
         if ev.kind == "cramp" or ev.subtype != "lm":
-            self._close(engine)
+            self._close()
             return
         if self._run:
             last = self._run[-1]
@@ -77,12 +77,12 @@ class PlmTracker:
             if imi < self.min_imi:
                 if self.cfg.plm.rules == "aasm":
                     return  # AASM: the movement is not counted; the series goes on
-                self._close(engine)  # WASM: a short interval ends the series
+                self._close()  # WASM: a short interval ends the series
             elif imi > self.max_imi:
-                self._close(engine)
+                self._close()
         self._run.append(_Combined(ev.start_s, ev.end_s, {ev.side or ""}))
 
-    def _close(self, engine) -> None:
+    def _close(self) -> None:
         run, self._run = self._run, []
         if len(run) >= self.cfg.plm.min_count:
             self._closed.append(run)
@@ -114,3 +114,15 @@ class PlmTracker:
             {"rules": self.cfg.plm.rules, "sleep_fraction": in_sleep, "count": len(run),
              "mean_interval_s": sum(intervals) / len(intervals),
              "bilateral_count": sum(len(c.sides) > 1 for c in run)}))
+
+
+def find_series(movements: list[Event], cfg: DetectorConfig) -> list[Series]:
+    """PLM series among leg movements (``limb_movement`` events, subtype ``lm`` counts; a longer
+    movement or a cramp ends a series) by the same rules as the engine, without sleep tagging.
+    For movements scored elsewhere (a scoring import) as well as detected ones."""
+    t = PlmTracker(cfg)
+    for ev in sorted(movements, key=lambda e: (e.start_s, e.side or "")):
+        t._consume(ev)
+    t._close()
+    return [Series(run[0].onset, max(c.end for c in run), [c.onset for c in run],
+                   set().union(*(c.sides for c in run))) for run in t._closed]

@@ -171,6 +171,7 @@ class DetectorService:
         self._env: list[str] = []
         self._buf_bytes = 0
         self._unacked: list[tuple[int, int]] = []
+        self._outgoing: list[mqtt.MQTTMessageInfo] = []
         self._stop = False
         self._dirty = False
         self._store_ready = False
@@ -252,11 +253,30 @@ class DetectorService:
                 self.tick()
                 next_tick = time.monotonic() + tick
         self.flush()
+        self._drain_publishes()
         self.client.disconnect()
         self.store.close()
 
     def stop(self) -> None:
         self._stop = True
+
+    def _publish(self, topic: str, payload: str) -> None:
+        """QoS 1 publish of an event; kept until the broker has it, so shutdown can wait."""
+        self._outgoing.append(self.client.publish(topic, payload, qos=1))
+        if len(self._outgoing) > 1000:
+            self._outgoing = [m for m in self._outgoing if not m.is_published()]
+
+    def _drain_publishes(self, timeout_s: float = 10.0) -> None:
+        """Before disconnecting: let the broker acknowledge the events already published (a
+        night_closed sent just before SIGTERM would otherwise die in the socket buffer)."""
+        deadline = time.monotonic() + timeout_s
+        while self.client.is_connected() and time.monotonic() < deadline:
+            self._outgoing = [m for m in self._outgoing if not m.is_published()]
+            if not self._outgoing:
+                return
+            self.client.loop(timeout=0.1)
+        if self._outgoing:
+            log.warning("%d events not acknowledged by the broker at shutdown", len(self._outgoing))
 
     def tick(self) -> None:
         if time.monotonic() - self._last_checkpoint >= self.services.service.checkpoint_s:
@@ -375,7 +395,7 @@ class DetectorService:
         start = dt.datetime.fromtimestamp(night.start_ns / 1e9, dt.UTC)
         body = ev.to_json(start) | {"wearer": wearer, "night": night_key(start),
                                     "decided_at_s": night.engine.blocks * night.engine.block_s}
-        self.client.publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body), qos=1)
+        self._publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body))
         self.stats["events_published"] += 1
 
     def _advice(self, wearer: str, key: str, analysis: Analysis) -> list[dict]:
@@ -399,7 +419,7 @@ class DetectorService:
         eng = night.engine
         decided = alert.met_at_s if alert.status == "suspected" else eng.blocks * eng.block_s
         body = alert.to_json(start) | {"wearer": wearer, "night": night_key(start), "decided_at_s": decided}
-        self.client.publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body), qos=1)
+        self._publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body))
         self.stats[f"cramp_alerts_{alert.status}"] += 1
         log.info("cramp %s for %s: %s leg from %.1f s", alert.status, wearer, alert.side, alert.start_s)
 
@@ -486,7 +506,7 @@ class DetectorService:
         self.closed.append((wearer, key))
         log.info("night %s of %s closed: %d events, %d cramps", key, wearer, len(analysis.events),
                  analysis.summary["cramps"])
-        self.client.publish(f"{TOPIC_ROOT}/{wearer}/events",
+        self._publish(f"{TOPIC_ROOT}/{wearer}/events",
                             json.dumps({"kind": "night_closed", "wearer": wearer, "night": key,
-                                        "summary": analysis.summary}), qos=1)
+                                        "summary": analysis.summary}))
         return analysis

@@ -68,7 +68,7 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
             n = round((onsets[-1] + record_s) * fs)
             src = _GappedSource(sig, spr, fs, onsets, gain, offset, n)
         channels.append(Channel(sig.label, parsed.kind, parsed.side, parsed.site, parsed.axis,
-                                fs, sig.physical_dimension.strip(), n))
+                                fs, sig.physical_dimension.strip(), n, abs(gain)))
         sources.append(src)
     duration = (onsets[-1] + record_s) if onsets is not None else raw.duration
     gaps: list[tuple[float, float]] = []

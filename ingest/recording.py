@@ -36,10 +36,14 @@ class Channel:
     fs: float
     unit: str
     n_samples: int
+    resolution: float | None = None  # one digital step, µV (EMG) or g (ACC), when the file says
 
     def as_dict(self) -> dict:
-        return {"label": self.label, "kind": self.kind, "side": self.side,
-                "fs": self.fs, "unit": self.unit}
+        d = {"label": self.label, "kind": self.kind, "side": self.side,
+             "fs": float(f"{self.fs:.9g}"), "unit": self.unit}
+        if self.resolution is not None:
+            d["resolution"] = float(f"{self.resolution:.6g}")
+        return d
 
 
 @dataclass(frozen=True, slots=True)

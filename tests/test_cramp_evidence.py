@@ -189,3 +189,16 @@ def test_sleep_efficiency_never_above_one(testdata):
             continue
         s = analyze_recording(rec, CFG).summary
         assert s["sleep_efficiency"] is None or s["sleep_efficiency"] <= 1.0
+
+
+def test_real_nox_psg_leg_channels_too_coarse_to_score_is_said(testdata):
+    from ingest.edf import read_edf_recording
+
+    rec = read_edf_recording(testdata / "psg" / "rsleep-nox-a1-psg" / "subject1.edf")
+    assert {c.label for c in rec.channels if c.kind == "emg"} == {"Left Leg", "Right Leg"}
+    a = analyze_recording(rec, CFG)
+    obj = a.to_json()
+    assert [c["resolution"] for c in obj["recording"]["channels"]] == [pytest.approx(31.25, abs=0.01)] * 2
+    note = next(n for n in a.notes if n.startswith("EMG too coarsely quantised"))
+    assert "31.25 µV" in note and "8-µV leg-movement onset criterion" in note
+    assert not [e for e in a.events if e.kind == "artifact"]  # no unexplained "artefact 94%"

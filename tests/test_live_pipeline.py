@@ -49,7 +49,9 @@ def wait_for_line(path: Path, text: str, timeout: float = 120, proc: subprocess.
 def start_subscriber(port: int, out: Path, *topics: str) -> subprocess.Popen:
     """Debian's mosquitto_sub on ``topics``, output to ``out``; returns once it receives messages
     (a probe is published until it shows), so nothing published afterwards can be missed."""
-    args = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-v", "-t", "nightcramp/v1/probe/events"]
+    # stdbuf: mosquitto_sub writes through stdio, fully buffered into a file; each line must show.
+    args = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-v",
+            "-t", "nightcramp/v1/probe/events"]
     for t in topics:
         args += ["-t", t]
     fh = out.open("w")
@@ -91,21 +93,29 @@ def live_night(tmp_path_factory, mosquitto, influxd, cli):
     services = _services_file(tmp, mosquitto, influxd, silence=3600)
     seen = start_subscriber(mosquitto.port, tmp / "seen.txt", "nightcramp/v1/+/events",
                             "nightcramp/v1/+/+/status")
-    det = start_detector(cli, services, tmp / "detector.log")
-    pub = subprocess.run([cli, "simulate", str(tmp / "truth"), "--live", *NIGHT, "--speed", "3600",
-                          "--frame-s", "0.5", "--services", str(services)],
-                         capture_output=True, text=True, timeout=600)
-    assert pub.returncode == 0, pub.stderr
-    sent = json.loads(pub.stdout.strip().splitlines()[-1])
+    det = None
     store = InfluxStore(load_services(services).store)
-    close_night_and_wait(cli, services, store)
-    det.send_signal(signal.SIGTERM)
-    det.wait(timeout=60)
-    det_err = (tmp / "detector.log").read_text()
-    # The last message the subscriber must see is the detector's night_closed event.
-    wait_for_line(tmp / "seen.txt", '"kind": "night_closed"')
-    seen.terminate()
-    seen.wait(timeout=10)
+    try:
+        det = start_detector(cli, services, tmp / "detector.log")
+        pub = subprocess.run([cli, "simulate", str(tmp / "truth"), "--live", *NIGHT, "--speed", "3600",
+                              "--frame-s", "0.5", "--services", str(services)],
+                             capture_output=True, text=True, timeout=600)
+        assert pub.returncode == 0, pub.stderr
+        sent = json.loads(pub.stdout.strip().splitlines()[-1])
+        close_night_and_wait(cli, services, store)
+        # The last message the subscriber must see is the detector's night_closed event.
+        wait_for_line(tmp / "seen.txt", '"kind": "night_closed"')
+        det.send_signal(signal.SIGTERM)
+        det.wait(timeout=60)
+        det_err = (tmp / "detector.log").read_text()
+    except BaseException:
+        store.close()
+        raise
+    finally:
+        for proc in (det, seen):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
     seen_out = (tmp / "seen.txt").read_text()
     edf = tmp / "night.edf"
     r = subprocess.run([cli, "simulate", str(edf), *NIGHT], capture_output=True, text=True)

@@ -66,7 +66,8 @@ class NightOptions:
     cramp_jerk_fraction: float = 0.5  # cramps with a jerk at onset
     ecg_uv: tuple[float, float] = (2.0, 40.0)  # ECG bleed QRS amplitude range, µV (DOMAIN.md: 5-40)
     max_tilt_deg: float = 20.0  # sensor mounting tilt (each leg, fixed for the night)
-    carrier: str = "gaussian"  # EMG carrier: gaussian | real (segments of real EMG)
+    carrier: str = "gaussian"  # contraction carrier: gaussian | real (segments of real EMG, carrier.py)
+    carrier_dir: str = ""  # folder with the real EMG recordings (../shared/testdata/emg) for "real"
 
 
 CRAMP_ACTIONS = ("still", "stretch", "stand")

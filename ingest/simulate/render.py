@@ -14,6 +14,7 @@ import numpy as np
 from scipy import signal
 
 from ingest.recording import Recording, array_recording
+from ingest.simulate.carrier import carrier_block
 from ingest.simulate.plan import SIDES, NightPlan
 
 BLOCK_S = 10.0
@@ -102,7 +103,10 @@ def _emg_block(plan, side, label, k, b0, b1, fs) -> np.ndarray:
     t0, t1 = t[0], t[-1] + 1 / fs
     floor = plan.floors[side]
     rest = _carrier(rng, n, fs, 20.0, 250.0)
-    cramp_carrier = _carrier(rng, n, fs, 40.0, 350.0)
+    if plan.options.carrier == "real":
+        cramp_carrier = carrier_block(plan.options.carrier_dir, fs, rng, n)
+    else:
+        cramp_carrier = _carrier(rng, n, fs, 40.0, 350.0)
     amp_rest = np.full(n, floor, np.float32) * (1 + 0.08 * np.sin(2 * np.pi * t / 1800.0 + k % 7))
     amp_cramp = np.zeros(n, np.float32)
     for b in _active([x for x in plan.bursts if x.side == side], t0, t1):
