@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from dashboard.advice_cli import add_parsers as add_advice_parsers
+from dashboard.scoring_cli import add_scoring_parser
 from dashboard.web_cli import add_parsers as add_web_parsers
 from detector.config import ConfigError, DetectorConfig, load_config
 from ingest.recording import RecordingError
@@ -107,6 +108,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_advice_parsers(sub)
     add_web_parsers(sub)
+    add_scoring_parser(sub)
 
     st = sub.add_parser("stack", help="local Mosquitto and InfluxDB (data under ./var)")
     st.add_argument("action", choices=["up", "down", "status"])

@@ -95,7 +95,7 @@ class Engine:
 
     def __setstate__(self, state: dict) -> None:
         # Checkpoints written before live alerts existed resume without them.
-        self.__dict__.update({"alerts": [], "_alert_news": []} | state)
+        self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": []} | state)
 
     # ---------------------------------------------------------------- input
     def _group_acc(self) -> None:

@@ -52,3 +52,15 @@ def test_broken_exports_are_named(tmp_path):
     p.write_bytes(b"\xff\x00\xfe")
     with pytest.raises(RecordingError, match="neither UTF-16"):
         read_noxturnal_csv(p)
+
+
+def test_scoring_command_checks_the_series(testdata, cli):
+    import subprocess
+
+    r = subprocess.run([cli, "scoring", str(testdata / NOX)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "limb_movement 29" in r.stdout and "plm_series 1" in r.stdout
+    assert "00:21:35-00:23:42  4 movements  (as scored)" in r.stdout
+    assert "Hypopnée 89" in r.stdout  # unmapped labels are named
+    bad = subprocess.run([cli, "scoring", str(testdata / "psg" / "nope.csv")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "nope.csv" in bad.stderr and "Traceback" not in bad.stderr
