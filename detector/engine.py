@@ -382,6 +382,7 @@ class Engine:
                 if x.cramp:
                     ev = Event("cramp", feats["onset_s"], x.end_s, ch.side, ch.label, p, "", x.features)
                     self.cramps.append(ev)
+                    self.sleep.add_cramp(ev.start_s, ev.end_s)
                     self.events.append(ev)
                 elif x.end_s - feats["onset_s"] > self.cfg.activation.max_lm_s:
                     # Longer than any leg movement and not a cramp: seen, and said why.

@@ -30,8 +30,13 @@ class SleepScorer:
         self.activity = Growable(np.float64)  # per epoch, seconds
         self.wake = Growable(np.uint8)  # scored epochs
         self.emitted: set[int] = set()
+        self.cramp_wake: list[tuple[float, float]] = []  # seconds the pain of a cramp keeps the wearer awake
         self.onset_epoch: int | None = None
         self.final = False
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints written before cramp-time wake existed resume without it.
+        self.__dict__.update({"cramp_wake": []} | state)
 
     @property
     def min_sleep_run(self) -> int:
@@ -86,9 +91,19 @@ class SleepScorer:
         self._emit(engine, final)
         self.final = final
 
+    def add_cramp(self, onset_s: float, end_s: float) -> None:
+        """A detected cramp: from ``sleep.cramp_wake_after_s`` after its onset to its end the
+        wearer is awake in pain, moving or not (Chaney & Sherman: EMG rises ~41 s before waking)."""
+        t0 = onset_s + self.cfg.sleep.cramp_wake_after_s
+        if end_s > t0:
+            self.cramp_wake.append((t0, end_s))
+
     def bouts(self) -> list[tuple[int, int, int]]:
         """Runs (start epoch, end epoch, wake flag) after rescoring short sleep runs as wake."""
         w = self.wake.view.astype(bool).copy()
+        for t0, t1 in self.cramp_wake:  # epochs mostly inside a cramp's painful part
+            a, b = int(round(t0 / self.epoch_s)), int(round(t1 / self.epoch_s))
+            w[a:min(b, w.size)] = True
         runs = _runs(w)
         for k, (a, b, v) in enumerate(runs):
             if not v and 0 < k < len(runs) - 1 and b - a < self.min_sleep_run:
@@ -124,8 +139,10 @@ class SleepScorer:
             if not closed:
                 continue
             t0, t1 = a * self.epoch_s, b * self.epoch_s
+            # A contraction still undecided this close could be a cramp that extends the bout.
+            reach = t1 + self.cfg.sleep.min_sleep_run_s
             if not final and any(engine._open_sustained_start(s) is not None and
-                                 engine._open_sustained_start(s) <= t1 for s in ("left", "right")):
+                                 engine._open_sustained_start(s) <= reach for s in ("left", "right")):
                 continue
             self.emitted.add(a)
             win = self.cfg.sleep.cramp_link_window_s
