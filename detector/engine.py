@@ -384,8 +384,10 @@ class Engine:
                     self.cramps.append(ev)
                     self.sleep.add_cramp(ev.start_s, ev.end_s)
                     self.events.append(ev)
-                elif x.end_s - feats["onset_s"] > self.cfg.activation.max_lm_s:
-                    # Longer than any leg movement and not a cramp: seen, and said why.
+                elif (x.end_s - feats["onset_s"] > self.cfg.activation.max_lm_s
+                      or not self._lm_would_show(x, feats)):
+                    # Longer than any leg movement, or one that no leg-movement event would show
+                    # (below the AASM criteria, or during a turn or standing): seen, and said why.
                     x.features["reason"] = "not a cramp: " + "; ".join(x.features["why"]["against"][:2] or
                                                                         ["too little evidence"])
                     ev = Event("sustained_activity", feats["onset_s"], x.end_s, ch.side, ch.label,
@@ -393,6 +395,19 @@ class Engine:
                     self.sustained.append(ev)
                     self.events.append(ev)
             self._settle_alerts(x)
+
+    def _lm_would_show(self, x: _Sustained, feats: dict) -> bool:
+        """Whether a leg movement of this channel covers sustained interval ``x`` and will be
+        reported (not absorbed by a position change or standing). Uses only what is known within
+        the look-ahead, like the features."""
+        d = self.emg_stage[x.ch].fast_delay
+        covering = [(s, e) for ch, s, e in self._lms if ch == x.ch and
+                    (s - d) * self.frame_s < x.end_s and (e - d) * self.frame_s > x.start_s
+                    and (e - s) * self.frame_s >= self.cfg.activation.min_duration_s]
+        return bool(covering) and not (feats["rotation_at_onset"] or feats["upright_at_onset"]
+                                       or self._upright_within(feats["onset_s"] - 5, x.end_s + 5)
+                                       or any(r[0] - 5 <= x.end_s and r[1] + 5 >= feats["onset_s"]
+                                              for r in self.rotations + self._pending_rot))
 
     def _meets_cramp_criteria(self, feats: dict) -> bool:
         """The cramp decision (DOMAIN.md), shared by final decisions and live alerts (which see

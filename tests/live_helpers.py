@@ -1,0 +1,63 @@
+"""Helpers for tests with a live detector service: wait for conditions, never for a guessed time."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from detector.store import InfluxStore
+
+
+def wait_for_line(path: Path, text: str, timeout: float = 120, proc: subprocess.Popen | None = None) -> None:
+    """Block until ``text`` appears in the file ``path`` (a log), or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while text not in (path.read_text() if path.exists() else ""):
+        if proc is not None and proc.poll() is not None:
+            pytest.fail(f"{proc.args[:2]} exited ({proc.returncode}) before {text!r}: {path.read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"{text!r} not seen in {path} after {timeout} s")
+        time.sleep(0.05)
+
+
+def start_subscriber(port: int, out: Path, *topics: str) -> subprocess.Popen:
+    """Debian's mosquitto_sub on ``topics``, output to ``out``; returns once it receives messages
+    (a probe is published until it shows), so nothing published afterwards can be missed."""
+    # stdbuf: mosquitto_sub writes through stdio, fully buffered into a file; each line must show.
+    args = ["stdbuf", "-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", str(port), "-v",
+            "-t", "nightcramp/v1/probe/events"]
+    for t in topics:
+        args += ["-t", t]
+    fh = out.open("w")
+    sub = subprocess.Popen(args, stdout=fh, text=True)
+    fh.close()
+    deadline = time.monotonic() + 60
+    while "nightcramp/v1/probe/events" not in out.read_text():
+        assert time.monotonic() < deadline and sub.poll() is None, "mosquitto_sub never subscribed"
+        subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-q", "1",
+                        "-t", "nightcramp/v1/probe/events", "-m", "{}"], check=True, timeout=30)
+        time.sleep(0.1)
+    return sub
+
+
+def start_detector(cli: str, services: Path, log: Path) -> subprocess.Popen:
+    """`nightcramp detect -v` with its log in ``log``; returns once its subscription is granted."""
+    with log.open("w") as fh:
+        det = subprocess.Popen([cli, "detect", "--services", str(services), "-v"], stderr=fh, stdout=fh)
+    wait_for_line(log, "subscribed to frames", proc=det)
+    return det
+
+
+def close_night_and_wait(cli: str, services: Path, store: InfluxStore, wearer: str = "sim-1",
+                         timeout: float = 300) -> None:
+    """Close the night by command (ordered after every frame already acknowledged by the broker)
+    and wait until it is stored: no silence timer to race on a busy machine."""
+    r = subprocess.run([cli, "night", "close", "--wearer", wearer, "--services", str(services)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and f"close the night of {wearer}" in r.stdout, r.stderr
+    deadline = time.monotonic() + timeout
+    while not store.nights(wearer):
+        assert time.monotonic() < deadline, f"the night of {wearer} was not stored in {timeout} s"
+        time.sleep(0.2)
