@@ -9,6 +9,7 @@ file (so none lost or duplicated) and every sample sent to be stored exactly onc
 from __future__ import annotations
 
 import json
+import pickle
 import signal
 import subprocess
 import time
@@ -50,6 +51,7 @@ class Rig:
             "checkpoint_s = 0.5\n")
         self.det: subprocess.Popen | None = None
         self.logs: list[Path] = []
+        self.stores: list[InfluxStore] = []
 
     def start_detector(self) -> None:
         log = self.tmp / f"detector-{len(self.logs)}.log"
@@ -61,17 +63,21 @@ class Rig:
                                  str(speed), "--services", str(self.services)], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
+    def store(self) -> InfluxStore:
+        """A client of this rig's InfluxDB, closed with the rig whatever the test's outcome."""
+        s = InfluxStore(load_services(self.services).store)
+        self.stores.append(s)
+        return s
+
     def wait_night(self, timeout: float = 300) -> InfluxStore:
         """Close the night by command once the publisher is done, and wait until it is stored."""
-        store = InfluxStore(load_services(self.services).store)
-        try:
-            close_night_and_wait(self.cli, self.services, store, timeout=timeout)
-        except BaseException:
-            store.close()
-            raise
+        store = self.store()
+        close_night_and_wait(self.cli, self.services, store, timeout=timeout)
         return store
 
     def stop(self) -> None:
+        for st in self.stores:
+            st.close()
         if self.det and self.det.poll() is None:
             self.det.send_signal(signal.SIGTERM)
             self.det.wait(30)
@@ -95,16 +101,28 @@ def _check(store: InfluxStore, offline: dict, sent: dict) -> None:
     assert sorted(_key(e) for e in stored) == sorted(_key(e) for e in offline["events"])
     assert sent["samples"] == SAMPLES
     assert store.count_samples("sim-1", "emg") + store.count_samples("sim-1", "acc") == SAMPLES
-    store.close()
+
+
+def _wait_for_checkpointed_night(path: Path, timeout: float = 120) -> None:
+    """Until the detector's checkpoint holds an open night (then a kill has something to resume)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with path.open("rb") as fh:
+                if pickle.load(fh)["nights"]:
+                    return
+        except (OSError, EOFError, pickle.UnpicklingError):
+            pass
+        assert time.monotonic() < deadline, f"no open night checkpointed in {path} after {timeout} s"
+        time.sleep(0.05)
 
 
 def test_detector_killed_and_restarted(rig, offline):
     rig.start_detector()
     pub = rig.publish(speed=900)
-    time.sleep(2.5)
+    _wait_for_checkpointed_night(rig.tmp / "state" / "nights.pickle")
     rig.det.send_signal(signal.SIGKILL)  # mid-night, without warning
     rig.det.wait(10)
-    time.sleep(1.0)
     rig.start_detector()
     out, err = pub.communicate(timeout=300)
     assert pub.returncode == 0, err
@@ -116,7 +134,7 @@ def test_detector_killed_and_restarted(rig, offline):
 def test_broker_restarted_mid_night(rig, offline):
     rig.start_detector()
     pub = rig.publish(speed=900)
-    time.sleep(2.5)
+    wait_for_line(rig.logs[0], "night opened for sim-1", proc=rig.det)  # frames are flowing
     port, data = rig.mosq.port, rig.tmp / "mosquitto"
     rig.mosq.stop(signal.SIGTERM)  # the broker goes down mid-night ...
     time.sleep(2.0)
@@ -145,7 +163,7 @@ def test_influxdb_stopped_for_a_minute(rig, offline):
     assert any((rig.tmp / "spool").glob("*.lp.gz")), "frames wait in the spool while InfluxDB is down"
     assert rig.det.poll() is None, "the service keeps running"
     rig.influx = start_influxd(data, port)
-    store = InfluxStore(load_services(rig.services).store)
+    store = rig.store()
     deadline = time.monotonic() + 300
     while not store.nights("sim-1"):
         assert time.monotonic() < deadline, "the spooled night never reached InfluxDB"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -157,18 +156,19 @@ def test_influx_cli_can_query_the_measurements(live_night):
 def test_night_close_command_closes_the_night(tmp_path, mosquitto, influxd, cli):
     services = _services_file(tmp_path, mosquitto, influxd, silence=3600)
     det = start_detector(cli, services, tmp_path / "detector.log")
-    pub = subprocess.run([cli, "simulate", str(tmp_path / "truth"), "--live", "--hours", "0.1", "--seed",
-                          "3", "--speed", "3600", "--fs-emg", "250", "--fs-acc", "25", "--services",
-                          str(services)], capture_output=True, text=True, timeout=300)
-    assert pub.returncode == 0, pub.stderr
     store = InfluxStore(load_services(services).store)
-    time.sleep(1.0)
-    assert store.nights("sim-1") == [], "an hour of silence has not passed"
-    close_night_and_wait(cli, services, store)
-    assert store.nights("sim-1")[0]["summary"]["time_in_bed_s"] == pytest.approx(360.0, abs=1)
-    det.send_signal(signal.SIGTERM)
-    det.wait(timeout=30)
-    store.close()
+    try:
+        pub = subprocess.run([cli, "simulate", str(tmp_path / "truth"), "--live", "--hours", "0.1", "--seed",
+                              "3", "--speed", "3600", "--fs-emg", "250", "--fs-acc", "25", "--services",
+                              str(services)], capture_output=True, text=True, timeout=300)
+        assert pub.returncode == 0, pub.stderr
+        assert store.nights("sim-1") == [], "an hour of silence has not passed"
+        close_night_and_wait(cli, services, store)
+        assert store.nights("sim-1")[0]["summary"]["time_in_bed_s"] == pytest.approx(360.0, abs=1)
+    finally:
+        det.send_signal(signal.SIGTERM)
+        det.wait(timeout=30)
+        store.close()
 
 
 def test_malformed_frames_are_counted_and_the_service_keeps_running(tmp_path, mosquitto, influxd, cli):
@@ -176,19 +176,21 @@ def test_malformed_frames_are_counted_and_the_service_keeps_running(tmp_path, mo
 
     services = _services_file(tmp_path, mosquitto, influxd, silence=60)
     det = start_detector(cli, services, tmp_path / "detector.log")
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.connect("127.0.0.1", mosquitto.port)
-    c.loop_start()
-    for payload in (b"garbage", b"NC\x09" + b"\x00" * 60, b""):
-        c.publish("nightcramp/v1/w-x/s-1/emg", payload, qos=1).wait_for_publish(5)
-    c.publish("nightcramp/v1/Bad Name/s-1/emg", b"x", qos=1).wait_for_publish(5)
-    c.loop_stop()
-    c.disconnect()
-    # One publisher's messages arrive in order: once the last is logged, all were handled.
-    wait_for_line(tmp_path / "detector.log", "topic 'nightcramp/v1/Bad Name/s-1/emg'", proc=det)
-    assert det.poll() is None, "the service must survive malformed input"
-    det.send_signal(signal.SIGTERM)
-    det.wait(timeout=30)
+    try:
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        c.connect("127.0.0.1", mosquitto.port)
+        c.loop_start()
+        for payload in (b"garbage", b"NC\x09" + b"\x00" * 60, b""):
+            c.publish("nightcramp/v1/w-x/s-1/emg", payload, qos=1).wait_for_publish(5)
+        c.publish("nightcramp/v1/Bad Name/s-1/emg", b"x", qos=1).wait_for_publish(5)
+        c.loop_stop()
+        c.disconnect()
+        # One publisher's messages arrive in order: once the last is logged, all were handled.
+        wait_for_line(tmp_path / "detector.log", "topic 'nightcramp/v1/Bad Name/s-1/emg'", proc=det)
+        assert det.poll() is None, "the service must survive malformed input"
+    finally:
+        det.send_signal(signal.SIGTERM)
+        det.wait(timeout=30)
     err = (tmp_path / "detector.log").read_text()
     stats = json.loads(err.strip().splitlines()[-1])["stats"]
     assert "malformed frame on w-x/s-1/emg: truncated" in err

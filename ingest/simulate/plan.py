@@ -250,7 +250,7 @@ def plan_night(opts: NightOptions) -> NightPlan:
         bursts.append(Burst(side, onset + dur, onset + dur + float(rng.uniform(60, 240)),
                             float(rng.uniform(0.15, 0.35)), "residual"))
         wakes.append((w0, w_end + float(rng.uniform(30, 120)), "cramp"))
-        quiet.append((onset - 5, w_end + 5))
+        quiet.append((onset - 5, act_end + 5))  # restless wake movements resume after the cramp
 
     n_aw = int(rng.poisson(opts.awakenings_per_night * opts.hours / 8.0)) if T > 1800 else 0
     for _ in range(n_aw):
