@@ -110,7 +110,8 @@ def candidates(a, truth: list[dict]) -> list[dict]:
         t = next((t for t in truth if t["kind"] == "cramp" and t["side"] == e.side
                   and t["start_s"] < e.end_s and t["end_s"] > e.start_s), None)
         out.append({"terms": e.features["why"]["terms"], "cramp": t is not None,
-                    "attrs": t["attrs"] if t else None})
+                    "attrs": t["attrs"] if t else None,
+                    "features": {k: v for k, v in e.features.items() if isinstance(v, int | float | bool)}})
     return out
 
 

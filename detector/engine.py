@@ -492,6 +492,13 @@ class Engine:
         duration = x.end_s - onset_s
         n_av = min(e, fast.size)  # live alerts look at intervals not yet wholly processed
         fill = float(np.mean(fast[s:n_av] > st.thresholds(b[:n_av - s])[2])) if n_av > s else 1.0
+        # A burst, a pause, then the contraction: a movement that led into it (merged into the
+        # interval by the off-hold). The longest dip below the sustained-off level early on.
+        g1 = min(n_av, onset_f + round(cr.early_window_s / self.frame_s))
+        gap_s = 0.0
+        if g1 > onset_f:
+            below_off = fast[onset_f:g1] < st.thresholds(st.baseline.view[onset_f:g1])[3]
+            gap_s = _longest_run(below_off) * self.frame_s
         # The other leg at the onset: a body movement starts on both legs at once; what the
         # other leg does later is the wearer's reaction to the pain.
         co_n = max(1, round(min(cr.coactivation_window_s, 0.5 * duration) / self.frame_s))
@@ -530,6 +537,7 @@ class Engine:
             "peak_ratio": float(ratio.max()) if ratio.size else 0.0,
             "baseline_uV": float(np.median(b)) if b.size else 0.0,
             "fill": fill,
+            "onset_gap_s": gap_s,
             "coactivation": coact,
             "has_acc": has_acc,
             "lead_in_intensity": lead_in,
@@ -655,6 +663,14 @@ _TWITCH_GAP = 10  # frames (0.5 s at the default frame)
 
 # The most specific explanation names an artefact interval (a clipped burst also steps the level).
 _ARTIFACT_PRIORITY = ("saturation", "flat", "lead_off", "pop")
+
+
+def _longest_run(flags: np.ndarray) -> int:
+    """Length of the longest run of True in ``flags``."""
+    if not flags.any():
+        return 0
+    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
+    return int(np.max(edges[1::2] - edges[::2]))
 
 
 def _count_twitches(frames: list[int], frame_s: float) -> int:

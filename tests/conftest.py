@@ -35,8 +35,10 @@ EDF_DIR = TESTDATA / "edf"
 CLI = ROOT / ".venv" / "bin" / "nightcramp"
 
 
-def busy_night(hours: float = 2.0, seed: int = 23, **kw) -> NightOptions:
-    """A short night with the event rates of a restless one, so every kind occurs."""
+def busy_night(hours: float = 2.0, seed: int = 22, **kw) -> NightOptions:
+    """A short night with the event rates of a restless one, so every kind occurs (seed 22: the
+    first from 21 whose truth holds cramps, a PLM series, rollovers, a bed exit and awakenings
+    after cramps; chosen by its truth, not by how the detector does on it)."""
     base = dict(hours=hours, seed=seed, cramps_per_night=10.0, awakenings_per_night=12.0,
                 plm_series_per_night=8.0, rollovers_per_hour=3.0, fs_emg=500.0, fs_acc=50.0)
     base.update(kw)
