@@ -81,7 +81,8 @@ def test_no_event_starts_before_the_recording(nights):
 
 
 def test_evidence_moves_the_probability_the_way_domain_md_says():
-    base = {"duration_s": 60.0, "median_ratio": 3.0, "fill": 0.9, "onset_gap_s": 0.0, "coactivation": 0.0, "twitches_before": 0,
+    base = {"duration_s": 60.0, "median_ratio": 3.0, "fill": 0.9, "onset_gap_s": 0.0, "coactivation": 0.0,
+            "twitches_before": 0,
             "artifact_fraction": 0.0, "has_acc": True, "lead_in_intensity": 0.0, "prior_intensity": 0.0,
             "early_intensity": 0.0, "later_intensity": 0.0, "rotation_at_onset": False,
             "rotation_after": False, "upright_at_onset": False, "upright_after": False}
