@@ -57,6 +57,11 @@ class _Stream:
     fed: int = 0  # channel samples accepted (given to the engine or waiting below)
     pending: list = field(default_factory=list)  # accepted samples not yet given to the engine
     given: int = 0  # channel samples given to the engine
+    ahead: dict = field(default_factory=dict)  # start sample -> samples that came before a missing frame
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints written before the reorder buffer existed resume with an empty one.
+        self.__dict__.update({"ahead": {}} | state)
 
 
 @dataclass
@@ -94,7 +99,8 @@ class WearerNight:
                 streams[(sensor, stream)] = _Stream(idx, labels, fs)
         return cls(wearer, start_ns, Engine(channels, cfg), streams, channels)
 
-    def feed(self, sensor: str, stream: str, frame: Frame, stats: Counter) -> list[Event]:
+    def feed(self, sensor: str, stream: str, frame: Frame, stats: Counter,
+             reorder_s: float = 60.0) -> list[Event]:
         s = self.streams.get((sensor, stream))
         if s is None:
             stats["sensor_not_in_night"] += 1
@@ -105,20 +111,46 @@ class WearerNight:
         if s.origin is None:
             pos = round((frame.first_time_ns - self.start_ns) * s.fs / 1e9)
             s.origin = frame.first_sample - pos
-        start = frame.first_sample - s.origin
-        x = frame.samples
-        if start < s.fed:  # a redelivered or stale frame: the engine already has these samples
-            skip = s.fed - start
-            if skip >= len(x):
-                stats["stale_frame"] += 1
-                return []
-            x, start = x[skip:], s.fed
-        if start > s.fed:  # samples never arrived: missing, reported as signal lost
-            stats["gap_samples"] += start - s.fed
-            x = np.vstack([np.full((start - s.fed, x.shape[1]), np.nan, np.float32), x])
-        s.fed += len(x)
         self.last_frame_wall = time.monotonic()
+        start = frame.first_sample - s.origin
+        if start > s.fed:
+            # Ahead of a missing frame: it waits for it while the waiting samples stay within
+            # reorder_s; beyond that the gap is signal lost.
+            if start not in s.ahead:
+                s.ahead[start] = frame.samples
+                stats["reordered_frames"] += 1
+            if sum(len(v) for v in s.ahead.values()) <= reorder_s * s.fs:
+                return []
+            self._drain_ahead(s, stats, fill_first=True)
+        else:
+            self._accept(s, start, frame.samples, stats)
+            self._drain_ahead(s, stats)
+        return self._maybe_give(s, stream)
+
+    def _drain_ahead(self, s: _Stream, stats: Counter, fill_first: bool = False) -> None:
+        """Accept the frames that waited and now follow on; with ``fill_first`` the gap before
+        the first of them is given up as missing samples (NaN: signal lost)."""
+        if fill_first and s.ahead:
+            first = min(s.ahead)
+            stats["gap_samples"] += first - s.fed
+            width = s.ahead[first].shape[1]
+            self._accept(s, s.fed, np.full((first - s.fed, width), np.nan, np.float32), stats)
+        while s.ahead and min(s.ahead) <= s.fed:
+            k = min(s.ahead)
+            self._accept(s, k, s.ahead.pop(k), stats)
+
+    @staticmethod
+    def _accept(s: _Stream, start: int, x: np.ndarray, stats: Counter) -> None:
+        """Samples starting at channel sample ``start`` (≤ ``s.fed``): the new part is accepted."""
+        skip = s.fed - start
+        if skip >= len(x):  # a redelivered or stale frame: the engine already has these samples
+            stats["stale_frame"] += 1
+            return
+        x = x[skip:] if skip > 0 else x
+        s.fed += len(x)
         s.pending.append(x)
+
+    def _maybe_give(self, s: _Stream, stream: str) -> list[Event]:
         # Samples go to the engine in steps, not per frame (the same events, far fewer calls):
         # EMG every alert step so a cramp in progress is seen within ~1 s, the accelerometer
         # every block, which is when the engine uses it.
@@ -145,6 +177,8 @@ class WearerNight:
 
     def finish(self) -> Analysis:
         for s in self.streams.values():
+            while s.ahead:  # the frames they waited for never came
+                self._drain_ahead(s, Counter(), fill_first=True)
             self._give(s)
         self.engine.finish()
         fed = {ch: s.fed for s in self.streams.values() for ch in s.channels}
@@ -385,7 +419,7 @@ class DetectorService:
             self.nights[wearer] = night
             log.info("night opened for %s at %s", wearer,
                      dt.datetime.fromtimestamp(frame.first_time_ns / 1e9, dt.UTC).isoformat())
-        for ev in night.feed(sensor, stream, frame, self.stats):
+        for ev in night.feed(sensor, stream, frame, self.stats, self.services.service.reorder_s):
             self._announce(wearer, night, ev)
         for alert in night.alerts():
             self._alert(wearer, night, alert)

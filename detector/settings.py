@@ -28,6 +28,9 @@ class ServiceSettings(BaseModel):
     checkpoint_s: float = Field(5.0, gt=0, description="[s] at most this long between checkpoints; "
                                 "frames are acknowledged to the broker only after one")
     checkpoint_frames: int = Field(20000, gt=0, description="[-] or after this many frames")
+    reorder_s: float = Field(60.0, ge=0, description="[s] of a stream's samples that may arrive ahead of a "
+                             "missing earlier frame and wait for it (redelivery after a broker restart "
+                             "reorders frames); a gap still open beyond that is signal lost")
 
 
 class StackSettings(BaseModel):

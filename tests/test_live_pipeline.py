@@ -30,7 +30,7 @@ def _services_file(tmp: Path, mosquitto, influxd, silence: float = 3.0) -> Path:
     p.write_text(f"[mqtt]\nport = {mosquitto.port}\nclient_id = \"det-{tmp.name}\"\n"
                  f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"e2e_{tmp.name[-8:]}\"\n"
                  f"spool_dir = \"{tmp / 'spool'}\"\n"
-                 f"[service]\nnight_close_silence_s = {silence}\ntick_s = 0.5\n"
+                 f"[service]\nnight_close_silence_s = {silence}\ntick_s = 0.5\nreorder_s = 3600\n"
                  f"state_dir = \"{tmp / 'state'}\"\n")
     return p
 
