@@ -18,7 +18,7 @@ import numpy as np
 from detector.advice import DISCLAIMER, AdviceError, LoadedRule, advise
 from detector.config import DetectorConfig
 from detector.engine import Engine
-from detector.events import Event, Match, compare_events
+from detector.events import Event, Match, clamp_to_recording, compare_events
 from detector.summary import summarize
 from ingest.recording import Channel, Recording, RecordingError
 
@@ -131,9 +131,7 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
             if progress:
                 progress(bounds[j] / duration if duration else 1.0)
         engine.finish()
-    for e in engine.events:  # envelope delays can put an edge just outside the recording
-        e.start_s = min(max(0.0, e.start_s), rec.duration_s)
-        e.end_s = min(max(e.start_s, e.end_s), rec.duration_s)
+    clamp_to_recording(engine.events, rec.duration_s)
     events = sorted(engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
     notes += _capability_notes(engine)
     summary = summarize(engine, rec, events)

@@ -404,9 +404,9 @@ class Engine:
         covering = [(s, e) for ch, s, e in self._lms if ch == x.ch and
                     (s - d) * self.frame_s < x.end_s and (e - d) * self.frame_s > x.start_s
                     and (e - s) * self.frame_s >= self.cfg.activation.min_duration_s]
-        return bool(covering) and not (feats["rotation_at_onset"] or feats["upright_at_onset"]
-                                       or self._upright_within(feats["onset_s"] - 5, x.end_s + 5)
-                                       or any(r[0] - 5 <= x.end_s and r[1] + 5 >= feats["onset_s"]
+        t0 = feats["onset_s"]
+        return bool(covering) and not (self._upright_within(t0 - 5, x.end_s + 5)
+                                       or any(r[0] - 5 <= x.end_s and r[1] + 5 >= t0
                                               for r in self.rotations + self._pending_rot))
 
     def _meets_cramp_criteria(self, feats: dict) -> bool:
@@ -442,8 +442,7 @@ class Engine:
             if n_tail:
                 w = n_tail / max(1, seen + n_tail)
                 feats["artifact_fraction"] += w * (float(np.mean(pk.bad > 0)) - feats["artifact_fraction"])
-                feats["fill"] += w * (float(np.mean(pk.on)) - feats["fill"]) if seen else \
-                    float(np.mean(pk.on)) - feats["fill"]
+                feats["fill"] += w * (float(np.mean(pk.on)) - feats["fill"])
                 side = self.channels[i].side
                 if seen * self.frame_s < self.cfg.cramp.coactivation_window_s:
                     for j, other in peeks.items():
@@ -519,8 +518,8 @@ class Engine:
         if has_acc and unseen:  # recordings start with the wearer awake in bed
             prior += unseen * self.cfg.cramp_model.prior_ref
         e_end = min(onset_s + cr.early_window_s, onset_s + max(cr.early_skip_s + 1.0, 0.5 * duration))
-        early = self.movement_intensity(onset_s + cr.early_skip_s, e_end, side) if has_acc else 0.0
-        later = self.movement_intensity(e_end, x.end_s + cr.after_window_s) if has_acc else 0.0
+        early = mi(onset_s + cr.early_skip_s, e_end, side)
+        later = mi(e_end, x.end_s + cr.after_window_s)
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
         twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10], self.frame_s)

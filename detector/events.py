@@ -49,6 +49,14 @@ class Event:
         return d
 
 
+def clamp_to_recording(events: list[Event], duration_s: float) -> None:
+    """Keep every event inside [0, duration_s] (in place): envelope delays can put an edge just
+    outside the recording. Used by the file analysis and the live night alike."""
+    for e in events:
+        e.start_s = min(max(0.0, e.start_s), duration_s)
+        e.end_s = min(max(e.start_s, e.end_s), duration_s)
+
+
 @dataclass
 class CrampAlert:
     """A cramp suspected while it is still going on (live service), before its final decision.

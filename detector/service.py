@@ -33,7 +33,7 @@ from detector.analyze import Analysis, _capability_notes
 from detector.config import DetectorConfig
 from detector.diary import Diary
 from detector.engine import Engine
-from detector.events import CrampAlert, Event
+from detector.events import CrampAlert, Event, clamp_to_recording
 from detector.settings import Services
 from detector.store import InfluxStore, StoreError
 from detector.summary import night_key, summarize
@@ -100,7 +100,8 @@ class WearerNight:
         return cls(wearer, start_ns, Engine(channels, cfg), streams, channels)
 
     def feed(self, sensor: str, stream: str, frame: Frame, stats: Counter,
-             reorder_s: float = 60.0) -> list[Event]:
+             reorder_s: float) -> list[Event]:
+        """Accept one frame; ``reorder_s`` (s of samples) may wait for a missing earlier frame."""
         s = self.streams.get((sensor, stream))
         if s is None:
             stats["sensor_not_in_night"] += 1
@@ -187,6 +188,7 @@ class WearerNight:
         duration = max((s.fed / s.fs for s in self.streams.values()), default=0.0)
         start = dt.datetime.fromtimestamp(self.start_ns / 1e9, dt.UTC)
         rec = Recording(f"live-{self.wearer}", start, duration, self.channels, [])
+        clamp_to_recording(self.engine.events, duration)
         events = sorted(self.engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
         summary = summarize(self.engine, rec, events)
         return Analysis(rec, self.engine.cfg, events, summary, self.engine.sleep.hypnogram(),
