@@ -39,6 +39,7 @@ FEATURE_TEXT = {
     "rotation_after": "position change after the onset",
     "upright_at_onset": "standing at the onset",
     "upright_after": "standing up after the onset",
+    "periodic_before": "a regular series of leg movements leading up to it",
     "artifact_fraction": "share of the interval with artefacts",
     "spectral_shift": "EMG frequency rise over resting",
 }
@@ -70,6 +71,8 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
         Term("twitches_before", f["twitches_before"],
              m.w_twitches if f["twitches_before"] >= m.min_twitches else 0.0),
         Term("artifact_fraction", f["artifact_fraction"], -m.w_artifact * f["artifact_fraction"]),
+        Term("periodic_before", f.get("periodic_before", 0),
+             -m.w_periodic if f.get("periodic_before", 0) >= m.periodic_min and d < 1.5 * lm_max else 0.0),
     ]
     if f.get("spectral_shift") is not None:
         terms.append(Term("spectral_shift", f["spectral_shift"],

@@ -531,6 +531,7 @@ class Engine:
         bad = st.bad.view[s:e]
         return {
             "onset_s": onset_s,
+            "periodic_before": self._periodic_before(onset_s),
             "duration_s": duration,
             "median_ratio": float(np.median(ratio)) if ratio.size else 0.0,
             "peak_ratio": float(ratio.max()) if ratio.size else 0.0,
@@ -550,6 +551,29 @@ class Engine:
             "upright_after": up_after,
             "artifact_fraction": float(np.mean(bad > 0)) if bad.size else 0.0,
         }
+
+    def _periodic_before(self, onset_s: float) -> int:
+        """How many leg movements (either leg; onsets within 5 s counted once, as AASM combines
+        bilateral ones) form a regular series ending at ``onset_s``: intervals of 5-90 s whose
+        longest is at most ``cramp_model.periodic_spread`` times the shortest. 0 if none."""
+        m = self.cfg.cramp_model
+        t_lo = onset_s - 90.0 * (m.periodic_min + 1)
+        onsets = [e.start_s for e in self.events[-400:]
+                  if e.kind == "limb_movement" and t_lo <= e.start_s < onset_s - 3]
+        onsets += [(s - self.emg_stage[ch].fast_delay) * self.frame_s for ch, s, _e in self._lms]
+        merged: list[float] = []
+        for t in sorted(t for t in onsets if t_lo <= t < onset_s - 3):
+            if not merged or t - merged[-1] > 5.0:
+                merged.append(t)
+        chain = merged + [onset_s]
+        n = 0
+        lo, hi = np.inf, 0.0
+        for a, b in zip(chain[-2::-1], chain[::-1], strict=False):
+            gap = b - a
+            if not 5.0 <= gap <= 90.0 or max(hi, gap) > m.periodic_spread * min(lo, gap):
+                break
+            lo, hi, n = min(lo, gap), max(hi, gap), n + 1
+        return n
 
     def _moving_seconds(self, t0: float, t1: float, side: str | None = None) -> float:
         """Seconds in [t0, t1) with movement: accelerometer when present, else EMG activity."""

@@ -10,7 +10,7 @@ and a rotation of the gravity vector.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -203,9 +203,13 @@ def plan_night(opts: NightOptions) -> NightPlan:
             beh = draw_behaviour(rng, opts)
             dur = beh.duration_s
             onset = float(rng.uniform(sol + 600, max(sol + 601, sleep_end - dur - 900)))
-            wakes_up = beh.awake_at_onset or dur >= 15 or rng.random() < 0.5
-            post = float(rng.uniform(90, 300)) if wakes_up else 0.0
-            walk_len = float(rng.uniform(60, 240)) if wakes_up and beh.action == "stand" else 0.0
+            # A cramp is painful by definition (ICSD-3), and the pain wakes the wearer while it
+            # lasts or just after; a short cramp cannot wake them a minute after it has ended.
+            late = dur + float(rng.uniform(0.0, 10.0))
+            if beh.wake_delay_s > late:
+                beh = replace(beh, wake_delay_s=late)
+            post = float(rng.uniform(90, 300))
+            walk_len = float(rng.uniform(60, 240)) if beh.action == "stand" else 0.0
             pre = float(rng.uniform(30, 300)) if beh.awake_at_onset else 0.0
             end_all = onset + max(dur, beh.wake_delay_s) + post + walk_len + 300
             if tl.free(onset - 120 - pre, end_all, 300):
@@ -214,7 +218,7 @@ def plan_night(opts: NightOptions) -> NightPlan:
             continue
         tl.take(onset - 120 - pre, end_all)
         side: Side = SIDES[int(rng.integers(2))]
-        attrs = {"amplitude_ratio": round(beh.size_ratio, 2), "woke": wakes_up} | beh.as_attrs()
+        attrs = {"amplitude_ratio": round(beh.size_ratio, 2)} | beh.as_attrs()
         truth.append(TruthEvent("cramp", onset, onset + dur, side, "", attrs))
         if beh.twitches:  # fasciculation-like twitches in the minute before (Minetto 2009)
             for t in np.sort(rng.uniform(onset - 60, onset - 3, int(rng.integers(3, 9)))):
@@ -223,8 +227,6 @@ def plan_night(opts: NightOptions) -> NightPlan:
         bursts.append(Burst(side, onset, onset + dur, beh.size_ratio, "tonic", float(rng.uniform(0.03, 0.2))))
         if beh.jerk:
             motions.append(Motion((side,), onset, onset + 0.4, float(rng.uniform(0.1, 0.3)), "jerk"))
-        if not wakes_up:
-            continue
         # The pain wakes the wearer (or they are awake already); what they do then.
         w0 = onset - pre if beh.awake_at_onset else onset + beh.wake_delay_s
         act0 = onset + (0.0 if beh.awake_at_onset else beh.wake_delay_s)
@@ -408,7 +410,7 @@ def _plm_series(rng, opts, asleep, tl, bursts, motions, truth) -> None:
         lms: list[tuple[float, float]] = []
         t = t0
         for _k in range(count):
-            dur = float(rng.uniform(0.8, 4.0))
+            dur = _lm_duration(rng)
             if t + dur > b - 30 or not tl.free(t - 3, t + dur + 3):
                 break
             lms.append((t, dur))
@@ -430,11 +432,16 @@ def _plm_series(rng, opts, asleep, tl, bursts, motions, truth) -> None:
                                 {"count": len(lms), "period_s": round(period, 1)}))
 
 
+def _lm_duration(rng: np.random.Generator) -> float:
+    """A sleep leg movement's length: the whole AASM range 0.5-10 s, log-uniform (median 2.2 s)."""
+    return float(np.exp(rng.uniform(np.log(0.5), np.log(10.0))))
+
+
 def _isolated_lms(rng, opts, asleep, tl, bursts, motions, truth) -> None:
     for a, b in asleep:
         n = int(rng.poisson(opts.isolated_lms_per_hour * (b - a) / 3600))
         for t in rng.uniform(a + 30, max(a + 31, b - 30), n):
-            dur = float(rng.uniform(0.6, 6.0))
+            dur = _lm_duration(rng)
             if not tl.free(t - 120, t + dur + 120):
                 continue
             tl.take(t - 5, t + dur + 5)
