@@ -8,7 +8,11 @@ advice, are recomputed from the reviewed events. Times are seconds from the reco
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.advice import LoadedRule, default_rules, evaluate, stored_night_features
 from detector.events import KINDS
@@ -18,6 +22,42 @@ ACTIONS = ("accept", "reject", "relabel", "add")
 
 class ReviewError(ValueError):
     """A review action that cannot be applied; the message says why."""
+
+
+class ReviewRequest(BaseModel):
+    """What the viewer sends for one review action (``POST …/review``); times in seconds from
+    the recording start. Numbers may come as integers (``parseFloat("0.0")`` is 0): they are
+    stored as floats."""
+
+    model_config = ConfigDict(extra="forbid", strict=False)
+    action: Literal["accept", "reject", "relabel", "add"]
+    event: str | None = Field(None, max_length=200, description="event key (not for add)")
+    kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
+    start_s: float | None = Field(None, ge=0, le=7 * 86400)
+    end_s: float | None = Field(None, ge=0, le=7 * 86400)
+    side: Literal["left", "right"] | None = None
+    note: str | None = Field(None, max_length=2000, description="the clinician's comment")
+
+    @field_validator("start_s", "end_s", mode="before")
+    @classmethod
+    def _number(cls, v):
+        # JSON true would otherwise be read as 1.0, and "12" as 12.0.
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise ValueError("must be a number of seconds")
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be finite")
+        return v
+
+
+def parse_review_request(body) -> ReviewRequest:
+    """A validated review request, or ReviewError naming each field that is wrong."""
+    if not isinstance(body, dict):
+        raise ReviewError(f"the review must be a JSON object, not {type(body).__name__}")
+    try:
+        return ReviewRequest.model_validate(body)
+    except ValidationError as exc:
+        raise ReviewError("; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                                    for e in exc.errors())) from None
 
 
 def event_key(e: dict) -> str:

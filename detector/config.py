@@ -104,6 +104,8 @@ class CrampModel(_Section):
     early_ref: float = Field(10.0, gt=0, description="[s] movement intensity early in the contraction that costs w_early")
     w_later: float = Field(1.0, ge=0, description="[-] log-odds per later_ref of movement after the onset: the pain wakes the wearer, who stretches, stands and walks (DOMAIN.md), up to 2.5x")
     later_ref: float = Field(20.0, gt=0, description="[s] movement intensity after the onset (to cramp.after_window_s past the end) that earns w_later")
+    w_no_reaction: float = Field(1.5, ge=0, description="[-] log-odds lost when a contraction shorter than 1.5x activation.max_lm_s is followed by movement below no_reaction_ref: as short as a leg movement, only the pain's reaction (waking, stretching) tells a cramp apart")
+    no_reaction_ref: float = Field(2.0, ge=0, description="[s] movement intensity after the onset below which there was no reaction")
     w_rotation_onset: float = Field(2.5, ge=0, description="[-] log-odds lost for a position change at the onset (the contraction is part of the turn)")
     w_rotation_after: float = Field(0.3, ge=0, description="[-] log-odds for a position change after the onset (relief)")
     w_upright_onset: float = Field(4.0, ge=0, description="[-] log-odds lost for standing at the onset (standing and walking use the calf)")

@@ -34,6 +34,7 @@ FEATURE_TEXT = {
     "prior_intensity": "movement in the minute before",
     "early_intensity": "movement accompanying the onset",
     "later_intensity": "movement after the onset (waking, stretching, walking)",
+    "no_reaction": "no movement after a contraction as short as a leg movement",
     "twitches_before": "twitches before the onset",
     "rotation_at_onset": "position change at the onset",
     "rotation_after": "position change after the onset",
@@ -91,6 +92,10 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
                  m.w_later * min(f["later_intensity"] / m.later_ref, 2.5)
                  * math.exp(-(f["prior_intensity"] + f["lead_in_intensity"] + f["early_intensity"])
                             / m.prior_ref)),
+            # As short as a leg movement, only the wearer's reaction tells a cramp apart: the
+            # pain wakes them (DOMAIN.md). No movement after it at all is evidence against.
+            Term("no_reaction", float(f["later_intensity"]),
+                 -m.w_no_reaction if d < 1.5 * lm_max and f["later_intensity"] < m.no_reaction_ref else 0.0),
             Term("rotation_at_onset", float(f["rotation_at_onset"]),
                  -m.w_rotation_onset * f["rotation_at_onset"]),
             Term("rotation_after", float(f["rotation_after"]), m.w_rotation_after * f["rotation_after"]),

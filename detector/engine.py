@@ -565,7 +565,7 @@ class Engine:
         for t in sorted(t for t in onsets if t_lo <= t < onset_s - 3):
             if not merged or t - merged[-1] > 5.0:
                 merged.append(t)
-        chain = merged + [onset_s]
+        chain = [*merged, onset_s]
         n = 0
         lo, hi = np.inf, 0.0
         for a, b in zip(chain[-2::-1], chain[::-1], strict=False):

@@ -35,7 +35,7 @@ from detector.diary import Diary
 from detector.engine import Engine
 from detector.events import CrampAlert, Event, clamp_to_recording
 from detector.settings import Services
-from detector.store import InfluxStore, StoreError
+from detector.store import InfluxStore, NightConflict, StoreError
 from detector.summary import night_key, summarize
 from ingest.frames import Frame, FrameError, decode
 from ingest.labels import parse_label
@@ -210,7 +210,6 @@ class DetectorService:
         self._outgoing: list[mqtt.MQTTMessageInfo] = []
         self._stop = False
         self._dirty = False
-        self._store_ready = False
         self._last_checkpoint = time.monotonic()
         m = services.mqtt
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
@@ -321,6 +320,7 @@ class DetectorService:
             self._setup_store()
         if self._store_ready:
             self.store.flush_spool()
+            self._retry_unwritten()
         silence = self.services.service.night_close_silence_s
         if not self.client.is_connected():
             return  # no frames can arrive: that is not the wearer's silence
@@ -497,7 +497,6 @@ class DetectorService:
             os.fsync(fh.fileno())
         os.replace(tmp, path)  # atomic: a crash leaves the old or the new checkpoint, never half
         self._dirty = False
-        self._store_ready = False
         self._last_checkpoint = time.monotonic()
         self.stats["checkpoints"] += 1
 
@@ -522,6 +521,47 @@ class DetectorService:
             self.client.ack(mid, qos)
         self._unacked.clear()
 
+    def _write_night(self, wearer: str, key: str, body: dict) -> None:
+        """Store a closed night. One that cannot be stored now waits as a file in the state
+        directory and is written by a later tick; a shorter fragment of a longer stored night is
+        kept apart there (``kept-apart/``), never merged and never replacing it."""
+        try:
+            self.store.write_analysis(wearer, key, body)
+        except NightConflict as exc:
+            self.stats["fragment_kept_apart"] += 1
+            path = self._night_file("kept-apart", wearer, key, body)
+            log.warning("%s: kept apart in %s", exc, path)
+        except StoreError as exc:
+            self.stats["night_write_deferred"] += 1
+            path = self._night_file("unwritten", wearer, key, body)
+            log.error("night %s of %s not stored (%s): kept in %s and retried", key, wearer, exc, path)
+
+    def _night_file(self, folder: str, wearer: str, key: str, body: dict) -> Path:
+        d = Path(self.services.service.state_dir) / folder
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"{wearer}_{key}_{time.time_ns()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"wearer": wearer, "night": key, "analysis": body}))
+        os.replace(tmp, path)
+        return path
+
+    def _retry_unwritten(self) -> None:
+        d = Path(self.services.service.state_dir) / "unwritten"
+        for path in sorted(d.glob("*.json")) if d.is_dir() else []:
+            item = json.loads(path.read_text())
+            try:
+                self.store.write_analysis(item["wearer"], item["night"], item["analysis"])
+            except NightConflict as exc:
+                os.replace(path, self._night_file("kept-apart", item["wearer"], item["night"],
+                                                  item["analysis"]))
+                log.warning("%s: kept apart", exc)
+            except StoreError as exc:
+                log.warning("night %s of %s still not stored: %s", item["night"], item["wearer"], exc)
+                return
+            else:
+                path.unlink()
+                log.info("night %s of %s stored from %s", item["night"], item["wearer"], path.name)
+
     def close_night(self, wearer: str) -> Analysis | None:
         night = self.nights.pop(wearer, None)
         if night is None:
@@ -536,7 +576,7 @@ class DetectorService:
             self._alert(wearer, night, alert)
         key = night_key(analysis.recording.start)
         analysis.advice = self._advice(wearer, key, analysis)
-        self.store.write_analysis(wearer, key, analysis.to_json())
+        self._write_night(wearer, key, analysis.to_json())
         self._dirty = True
         self._checkpoint()
         self.closed.append((wearer, key))

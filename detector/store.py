@@ -14,6 +14,7 @@ import datetime as dt
 import gzip
 import json
 import logging
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,7 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from detector import lineproto
+from detector import lineproto, store_schema
 
 log = logging.getLogger("nightcramp.store")
 
@@ -50,6 +51,10 @@ class StoreSettings(BaseModel):
 
 class StoreError(RuntimeError):
     """The server refused a request (bad data or query); the message includes its answer."""
+
+
+class NightConflict(StoreError):
+    """A night is stored with a longer recording than the one that would replace it."""
 
 
 class InfluxStore:
@@ -250,57 +255,102 @@ class InfluxStore:
         ok = self.write(r, rp=self.s.raw_rp)
         return self.write(e) and ok
 
-    def write_analysis(self, wearer: str, night: str, analysis_json: dict) -> bool:
-        """Events and the night summary of one analysis; re-writing the night replaces it."""
+    def write_analysis(self, wearer: str, night: str, analysis_json: dict, *,
+                       replace_longer: bool = False) -> bool:
+        """Events and the night summary of one analysis; re-writing the night replaces it.
+
+        The new points are written first, under a new version, and the night's summary point
+        (written last) names the version readers use; only then are older versions removed. So a
+        failed or refused write leaves the stored night as it was. A night stored with a longer
+        recording is not replaced by a shorter one (a late fragment) unless ``replace_longer``:
+        NightConflict. True when stored now, False when spooled for later.
+        """
         start_ns = _iso_ns(analysis_json["recording"]["start"])
+        duration = float(analysis_json["recording"]["duration_s"])
+        if not replace_longer:
+            old = next(iter(self.nights(wearer, night)), None)
+            if old is not None and float(old["duration_s"] or 0.0) > duration + 1.0:
+                raise NightConflict(
+                    f"night {night} of {wearer} is stored with {old['duration_s']:.0f} s; a "
+                    f"{duration:.0f}-s recording does not replace it")
+        version = _new_version()
         lines = []
         for e in analysis_json["events"]:
             tags = {"wearer": wearer, "night": night, "kind": e["kind"], "side": e.get("side") or "none",
-                    "channel": e.get("channel") or ""}
-            fields = {"start_s": float(e["start_s"]), "end_s": float(e["end_s"]),
-                      "duration_s": float(e["duration_s"]), "confidence": float(e["confidence"]),
-                      "subtype": e.get("subtype", ""), "features": json.dumps(e.get("features", {}))}
-            lines.append(lineproto.point("event", tags, fields, start_ns + round(e["start_s"] * 1e9)))
+                    "channel": e.get("channel") or "", "v": version}
+            fields = {"start_s": e["start_s"], "end_s": e["end_s"], "duration_s": e["duration_s"],
+                      "confidence": e["confidence"], "subtype": e.get("subtype", ""),
+                      "features": json.dumps(e.get("features", {}))}
+            lines.append(_point("event", tags, fields, start_ns + round(e["start_s"] * 1e9)))
+        lines += _advice_lines(wearer, night, start_ns, analysis_json.get("advice", []), version)
         s = analysis_json["summary"]
-        fields = {k: v for k, v in s.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        fields = {k: s.get(k) for k in store_schema.SUMMARY_FIELDS}
         fields["json"] = json.dumps(s)
         rec = {k: v for k, v in analysis_json["recording"].items() if k != "annotations"}
         fields["recording"] = json.dumps(rec)
         fields["notes"] = json.dumps(analysis_json.get("notes", []))
-        fields["duration_s"] = float(analysis_json["recording"]["duration_s"])
+        fields["duration_s"] = duration
+        fields["version"] = version
+        fields["advice_version"] = version
         if "hypnogram" in analysis_json:  # compact: one digit per epoch (1 wake)
             h = analysis_json["hypnogram"]
             fields["hypnogram"] = json.dumps({"epoch_s": h["epoch_s"], "wake": "".join(map(str, h["wake"]))})
-        lines.append(lineproto.point("night", {"wearer": wearer, "night": night}, fields, start_ns))
-        lines += _advice_lines(wearer, night, start_ns, analysis_json.get("advice", []))
-        try:
-            self.delete_night(wearer, night)
-        except StoreError as exc:
-            # Unreachable: the points below land on the same keys anyway and wait in the spool.
-            log.warning("could not clear night %s of %s before rewriting it: %s", night, wearer, exc)
+        lines.append(_point("night", {"wearer": wearer, "night": night}, fields, start_ns))
         ok = self.write("\n".join(lines))
         if ok:
-            dur_ns = int(float(analysis_json["recording"]["duration_s"]) * 1e9)
+            self._prune(wearer, night, ("event", "advice"), keep=version)
             try:
-                self.build_rollups(wearer, start_ns, start_ns + dur_ns + 10**9)
+                self.build_rollups(wearer, start_ns, start_ns + int(duration * 1e9) + 10**9)
             except StoreError as exc:  # traces still work from the per-frame envelope
                 log.warning("envelope rollups of night %s of %s not built: %s", night, wearer, exc)
         return ok
 
+    def _prune(self, wearer: str, night: str, measurements: tuple[str, ...], keep: str) -> None:
+        """Remove a night's points of versions other than ``keep`` (after the new ones are
+        stored). Failing here only leaves stale points that readers ignore; the next write of the
+        night removes them."""
+        who = f"\"wearer\" = '{_lit(wearer)}' AND \"night\" = '{_lit(night)}'"
+        for m in measurements:
+            try:
+                stale = {r[1] for r in self._rows(f'SHOW TAG VALUES FROM "{m}" WITH KEY = "v" WHERE {who}')}
+                stale.discard(keep)
+                stale.add("")  # points from before versions existed carry no version
+                for v in sorted(stale):
+                    self._q(f"DELETE FROM \"{m}\" WHERE {who} AND \"v\" = '{_lit(v)}'", post=True)
+            except StoreError as exc:
+                log.warning("stale %s points of night %s of %s not removed yet: %s", m, night, wearer, exc)
+
+    def _versions(self, wearer: str, night: str | None = None) -> dict[str, tuple[str, str]]:
+        """night -> (events version, advice version) of a wearer's stored nights."""
+        one = f" AND \"night\" = '{_lit(night)}'" if night else ""
+        out = {}
+        for s in self.query(f"SELECT \"version\", \"advice_version\", \"night\" FROM \"night\" "
+                            f"WHERE \"wearer\" = '{_lit(wearer)}'{one}"):
+            for _, v, av, n in s["values"]:
+                out[n] = (v or "", av if av is not None else (v or ""))
+        return out
+
     def write_advice(self, wearer: str, night: str, advice: list[dict]) -> bool:
-        """Replace a night's advice links (night -> rule ids, with the facts that fired them)."""
+        """Replace a night's advice links (night -> rule ids, with the facts that fired them):
+        new points first, then the night names them, then the old ones go."""
         n = next(iter(self.nights(wearer, night)), None)
         if n is None:
             raise StoreError(f"no stored night {night} for {wearer}")
-        self._q(f"DELETE FROM \"advice\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
-                f"\"night\" = '{_lit(night)}'", post=True)
-        lines = _advice_lines(wearer, night, n["start_ns"], advice)
-        return self.write("\n".join(lines)) if lines else True
+        version = _new_version()
+        lines = _advice_lines(wearer, night, n["start_ns"], advice, version)
+        # Same series and time as the night's point: InfluxDB merges the field into it.
+        lines.append(_point("night", {"wearer": wearer, "night": night}, {"advice_version": version},
+                            n["start_ns"]))
+        ok = self.write("\n".join(lines))
+        if ok:
+            self._prune(wearer, night, ("advice",), keep=version)
+        return ok
 
     def advice(self, wearer: str, night: str) -> list[dict]:
         """A night's stored advice items, see-a-clinician first (as evaluated)."""
+        version = self._versions(wearer, night).get(night, ("", ""))[1]
         res = self.query(f"SELECT * FROM \"advice\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
-                         f"\"night\" = '{_lit(night)}'")
+                         f"\"night\" = '{_lit(night)}' AND \"v\" = '{_lit(version)}'")
         out = []
         for s in res:
             for row in s["values"]:
@@ -311,11 +361,13 @@ class InfluxStore:
 
     def advice_links(self, wearer: str) -> dict[str, list[str]]:
         """Rule ids per night, for every stored night of the wearer."""
+        versions = self._versions(wearer)
         out: dict[str, list[str]] = {}
-        for s in self.query(f"SELECT \"order\", \"rule\", \"night\" FROM \"advice\" "
+        for s in self.query(f"SELECT \"order\", \"rule\", \"night\", \"v\" FROM \"advice\" "
                             f"WHERE \"wearer\" = '{_lit(wearer)}'"):
-            for _, _, rule, night in sorted(s["values"], key=lambda r: r[1]):
-                out.setdefault(night, []).append(rule)
+            for _, _, rule, night, v in sorted(s["values"], key=lambda r: r[1]):
+                if night in versions and (v or "") == versions[night][1]:
+                    out.setdefault(night, []).append(rule)
         return out
 
     def write_diary(self, wearer: str, night: str, part: str, answers: dict) -> bool:
@@ -332,10 +384,10 @@ class InfluxStore:
                 fields[k] = v
             elif isinstance(v, list):
                 fields[k] = ",".join(map(str, v))
-        self._q(f"DELETE FROM \"diary\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
-                f"\"night\" = '{_lit(night)}' AND \"part\" = '{part}'", post=True)
-        return self.write(lineproto.point("diary", {"wearer": wearer, "night": night, "part": part},
-                                          fields, ts))
+        # Same series and time as the last check-in of that part: the point is replaced field by
+        # field, never deleted first (a failed write must not cost the last answers). ``json``
+        # holds every answer and is what is read back.
+        return self.write(_point("diary", {"wearer": wearer, "night": night, "part": part}, fields, ts))
 
     def diaries(self, wearer: str) -> dict[str, dict[str, dict]]:
         """Every stored check-in of a wearer: night -> part -> answers."""
@@ -396,7 +448,7 @@ class InfluxStore:
         tags = {"wearer": wearer, "night": night, "event": review["event"]}
         fields = {k: v for k, v in review.items() if k not in tags and v is not None}
         at = dt.datetime.fromisoformat(review["at"])
-        return self.write(lineproto.point("review", tags, fields, int(at.timestamp() * 1e9)))
+        return self.write(_point("review", tags, fields, int(at.timestamp() * 1e9)))
 
     def reviews(self, wearer: str, night: str) -> list[dict]:
         """A night's review actions, oldest first."""
@@ -406,7 +458,7 @@ class InfluxStore:
             for row in s["values"]:
                 d = {k: v for k, v in zip(s["columns"], row, strict=True) if v is not None}
                 d.pop("time", None)
-                out.append(d)
+                out.append(store_schema.read_back("review", d))
         return sorted(out, key=lambda d: d["at"])
 
     def analysis(self, wearer: str, night: str) -> dict | None:
@@ -419,15 +471,18 @@ class InfluxStore:
                 "advice": self.advice(wearer, night)}
 
     def events(self, wearer: str, night: str) -> list[dict]:
+        """A stored night's events (the version its summary names), in time order."""
+        version = self._versions(wearer, night).get(night, ("", ""))[0]
         res = self.query(f"SELECT * FROM \"event\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
-                         f"\"night\" = '{_lit(night)}'")
+                         f"\"night\" = '{_lit(night)}' AND \"v\" = '{_lit(version)}'")
         out = []
         for s in res:
             cols = s["columns"]
             for row in s["values"]:
                 d = dict(zip(cols, row, strict=True))
+                d.pop("v", None)
                 d["features"] = json.loads(d.get("features") or "{}")
-                out.append(d)
+                out.append(store_schema.read_back("event", d))
         return sorted(out, key=lambda d: (d["start_s"], d["kind"]))
 
     def count_samples(self, wearer: str, stream: str) -> int:
@@ -554,15 +609,25 @@ ROLLUPS = (("env_1s", 10**9), ("env_10s", 10 * 10**9))  # (measurement, bucket n
 _ADVICE_KEYS = ("rule", "title", "text", "level", "evidence", "source", "clinician")
 
 
-def _advice_lines(wearer: str, night: str, start_ns: int, advice: list[dict]) -> list[str]:
+def _advice_lines(wearer: str, night: str, start_ns: int, advice: list[dict], version: str) -> list[str]:
     out = []
     for k, a in enumerate(advice):
-        tags = {"wearer": wearer, "night": night, "rule": a["rule"], "level": a["level"]}
+        tags = {"wearer": wearer, "night": night, "rule": a["rule"], "level": a["level"], "v": version}
         fields = {"order": k, "title": a["title"], "text": a["text"], "evidence": a.get("evidence", ""),
                   "source": a["source"], "clinician": a.get("clinician", ""),
                   "facts": json.dumps(a.get("facts", {}))}
-        out.append(lineproto.point("advice", tags, fields, start_ns))
+        out.append(_point("advice", tags, fields, start_ns))
     return out
+
+
+def _point(measurement: str, tags: dict[str, str], fields: dict, ts_ns: int) -> str:
+    """One line of a declared measurement, its fields in their stored types (store_schema)."""
+    return lineproto.point(measurement, tags, store_schema.coerce(measurement, fields), ts_ns)
+
+
+def _new_version() -> str:
+    """A version id for a night's points: later writes sort after earlier ones."""
+    return f"{time.time_ns():x}{secrets.token_hex(2)}"
 
 
 def _night_ns(night: str) -> int:

@@ -32,7 +32,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
 
 from dashboard.export import events_csv, night_edf
-from dashboard.review import ReviewError, make_review, refresh_advice, reviewed_analysis
+from dashboard.review import ReviewError, make_review, parse_review_request, refresh_advice, reviewed_analysis
 from dashboard.timeline import timeline_svg
 from dashboard.users import Session, Users
 from detector.advice import DISCLAIMER, AdviceError
@@ -302,17 +302,23 @@ def create_app(services: Services, *, users: Users | None = None,
         may_see(s, wearer)
         clinician(s)
         csrf_ok(s, request.headers.get("x-csrf-token"))
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the review must be JSON") from None
+        try:
+            req = parse_review_request(body)
+        except ReviewError as exc:
+            raise HTTPException(422, str(exc)) from None
         a = app.state.store.analysis(wearer, night)
         if a is None:
             raise HTTPException(404, f"no stored night {night} for {wearer}")
         try:
-            r = make_review(body.get("action", ""), s.user.name, event=body.get("event"),
-                            kind=body.get("kind"), start_s=body.get("start_s"), end_s=body.get("end_s"),
-                            side=body.get("side"), note=body.get("note"),
+            r = make_review(req.action, s.user.name, event=req.event, kind=req.kind, start_s=req.start_s,
+                            end_s=req.end_s, side=req.side, note=req.note,
                             duration_s=a["recording"]["duration_s"])
         except ReviewError as exc:
-            raise HTTPException(400, str(exc)) from None
+            raise HTTPException(422, str(exc)) from None
         st: InfluxStore = app.state.store
         st.write_review(wearer, night, r)
         _refresh_advice(st, wearer, night)
