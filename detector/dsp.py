@@ -24,7 +24,7 @@ def detect_mains(x: np.ndarray, *, fs: float, min_ratio: float) -> float:
 
     Compares the Welch power at each candidate line with the median power 3–8 Hz away.
     """
-    x = np.nan_to_num(np.asarray(x, dtype=np.float64))
+    x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if x.size < fs or fs < 2 * 50 * 1.05:
         return 0.0
     nper = int(min(x.size, 2 ** int(np.floor(np.log2(fs * 2)))))

@@ -105,7 +105,7 @@ class EmgFrontEnd:
         return self._run(buf)
 
     def _run(self, x: np.ndarray) -> EmgFrames:
-        nan = np.isnan(x)
+        nan = ~np.isfinite(x)  # inf as well: a sample that cannot be real is a lost one
         clean = np.where(nan, np.float32(0), x) if nan.any() else x
         bp = self.bp(clean)
         notched = self.notch(bp) if self.notch is not None else bp
@@ -123,7 +123,7 @@ class EmgFrontEnd:
         starts, end = edges[:-1], edges[-1]
         lengths = np.diff(edges)
         seg_raw = raw[:end]
-        nan_raw = np.isnan(seg_raw)
+        nan_raw = ~np.isfinite(seg_raw)
         any_nan = bool(nan_raw.any())
         safe_raw = np.where(nan_raw, np.float32(0), seg_raw) if any_nan else seg_raw
         mav = np.add.reduceat(np.abs(nta[:end]), starts) / lengths
@@ -176,7 +176,7 @@ class AccFrontEnd:
         starts, end = edges[:-1], edges[-1]
         lengths = np.diff(edges)[:, None]
         seg = buf[:end]
-        nan = np.isnan(seg).any(axis=1)
+        nan = (~np.isfinite(seg)).any(axis=1)
         safe = np.where(nan[:, None], 0.0, seg)
         s1 = np.add.reduceat(safe, starts, axis=0)
         s2 = np.add.reduceat(safe * safe, starts, axis=0)

@@ -12,6 +12,7 @@ has not redelivered. Malformed input is counted by reason and logged; the servic
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import fnmatch
 import json
 import logging
@@ -35,7 +36,7 @@ from detector.diary import Diary
 from detector.engine import Engine
 from detector.events import CrampAlert, Event, clamp_to_recording
 from detector.settings import Services
-from detector.store import InfluxStore, NightConflict, StoreError
+from detector.store import InfluxStore, NightConflict, SpoolFull, StoreError
 from detector.summary import night_key, summarize
 from ingest.frames import Frame, FrameError, decode
 from ingest.labels import parse_label
@@ -46,6 +47,11 @@ log = logging.getLogger("nightcramp.detect")
 TOPIC_ROOT = "nightcramp/v1"
 _ID = re.compile(r"^[a-z0-9-]{1,32}$")
 _FLUSH_BYTES = 4_000_000
+_GAP_SLICE_S = 30.0  # [s] of a gap's missing samples handed to the engine at once
+
+
+class StateDirBusy(OSError):
+    """Another detector holds the state directory."""
 
 
 @dataclass
@@ -100,8 +106,10 @@ class WearerNight:
         return cls(wearer, start_ns, Engine(channels, cfg), streams, channels)
 
     def feed(self, sensor: str, stream: str, frame: Frame, stats: Counter,
-             reorder_s: float) -> list[Event]:
-        """Accept one frame; ``reorder_s`` (s of samples) may wait for a missing earlier frame."""
+             reorder_s: float, max_night_s: float = 64800.0) -> list[Event]:
+        """Accept one frame; ``reorder_s`` (s of samples) may wait for a missing earlier frame.
+        A frame starting more than ``max_night_s`` after the night's start (a sample counter
+        that jumped, a forged frame) is counted as ``outside_night`` and not merged."""
         s = self.streams.get((sensor, stream))
         if s is None:
             stats["sensor_not_in_night"] += 1
@@ -112,8 +120,16 @@ class WearerNight:
         if s.origin is None:
             pos = round((frame.first_time_ns - self.start_ns) * s.fs / 1e9)
             s.origin = frame.first_sample - pos
-        self.last_frame_wall = time.monotonic()
         start = frame.first_sample - s.origin
+        if start > max_night_s * s.fs:
+            stats["outside_night"] += 1
+            if stats["outside_night"] == 1 or stats["outside_night"] % 1000 == 0:
+                log.warning("%s/%s/%s: a frame %.1f h into the night (sample counter jump?) is kept "
+                            "apart, not analysed (%d so far)", self.wearer, sensor, stream,
+                            start / s.fs / 3600, stats["outside_night"])
+            return []
+        self.last_frame_wall = time.monotonic()
+        events: list[Event] = []
         if start > s.fed:
             # Ahead of a missing frame: it waits for it while the waiting samples stay within
             # reorder_s; beyond that the gap is signal lost.
@@ -122,23 +138,30 @@ class WearerNight:
                 stats["reordered_frames"] += 1
             if sum(len(v) for v in s.ahead.values()) <= reorder_s * s.fs:
                 return []
-            self._drain_ahead(s, stats, fill_first=True)
+            events += self._drain_ahead(s, stats, fill_first=True)
         else:
             self._accept(s, start, frame.samples, stats)
-            self._drain_ahead(s, stats)
-        return self._maybe_give(s, stream)
+            events += self._drain_ahead(s, stats)
+        return events + self._maybe_give(s, stream)
 
-    def _drain_ahead(self, s: _Stream, stats: Counter, fill_first: bool = False) -> None:
+    def _drain_ahead(self, s: _Stream, stats: Counter, fill_first: bool = False) -> list[Event]:
         """Accept the frames that waited and now follow on; with ``fill_first`` the gap before
-        the first of them is given up as missing samples (NaN: signal lost)."""
+        the first of them is given up as missing samples (NaN: signal lost), handed to the
+        engine a slice at a time so memory does not grow with the gap's length."""
+        events: list[Event] = []
         if fill_first and s.ahead:
             first = min(s.ahead)
             stats["gap_samples"] += first - s.fed
             width = s.ahead[first].shape[1]
-            self._accept(s, s.fed, np.full((first - s.fed, width), np.nan, np.float32), stats)
+            step = max(1, int(_GAP_SLICE_S * s.fs))
+            while s.fed < first:
+                n = min(step, first - s.fed)
+                self._accept(s, s.fed, np.full((n, width), np.nan, np.float32), stats)
+                events += self._give(s)
         while s.ahead and min(s.ahead) <= s.fed:
             k = min(s.ahead)
             self._accept(s, k, s.ahead.pop(k), stats)
+        return events
 
     @staticmethod
     def _accept(s: _Stream, start: int, x: np.ndarray, stats: Counter) -> None:
@@ -203,6 +226,7 @@ class DetectorService:
         self.statuses: dict[str, dict[str, dict]] = {}
         self.nights: dict[str, WearerNight] = {}
         self.closed: list[tuple[str, str]] = []
+        self.unwritten: list[dict] = []  # closed nights the store could not take yet
         self._buf: list[str] = []
         self._env: list[str] = []
         self._buf_bytes = 0
@@ -210,6 +234,9 @@ class DetectorService:
         self._outgoing: list[mqtt.MQTTMessageInfo] = []
         self._stop = False
         self._dirty = False
+        self._store_ready = False
+        self.spool_full_since: float | None = None
+        self._lock_fh = None
         self._last_checkpoint = time.monotonic()
         m = services.mqtt
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
@@ -222,9 +249,38 @@ class DetectorService:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
+        self._lock_state_dir()
         self._setup_store()
         self._restore()
         self._connect()
+
+    def _lock_state_dir(self) -> None:
+        """One detector per state directory (its checkpoint and MQTT identity): a second one
+        with the same state_dir refuses to start instead of taking the session back and forth."""
+        d = Path(self.services.service.state_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        fh = (d / "lock").open("a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            fh.close()
+            raise StateDirBusy(f"another detector (pid {holder}) is running with state_dir {d} and MQTT "
+                               f"client id {self.services.mqtt.client_id!r}; stop it, or give this one its "
+                               "own [service] state_dir and [mqtt] client_id") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._lock_fh = fh
+        for tmp in d.glob("*.tmp"):  # left by a crash or a full disk
+            tmp.unlink(missing_ok=True)
+
+    def _unlock_state_dir(self) -> None:
+        if self._lock_fh is not None:
+            self._lock_fh.close()  # closing the file releases the lock
+            self._lock_fh = None
 
     def _setup_store(self) -> None:
         try:
@@ -291,6 +347,7 @@ class DetectorService:
         self._drain_publishes()
         self.client.disconnect()
         self.store.close()
+        self._unlock_state_dir()
 
     def stop(self) -> None:
         self._stop = True
@@ -314,7 +371,8 @@ class DetectorService:
             log.warning("%d events not acknowledged by the broker at shutdown", len(self._outgoing))
 
     def tick(self) -> None:
-        if time.monotonic() - self._last_checkpoint >= self.services.service.checkpoint_s:
+        if (time.monotonic() - self._last_checkpoint >= self.services.service.checkpoint_s
+                or self.spool_full_since is not None):
             self.flush()
         if not self._store_ready:
             self._setup_store()
@@ -340,7 +398,7 @@ class DetectorService:
             self.stats["handler_error"] += 1
         if msg.qos:
             self._unacked.append((msg.mid, msg.qos))
-        if len(self._unacked) >= self.services.service.checkpoint_frames:
+        if len(self._unacked) >= self.services.service.checkpoint_frames and self.spool_full_since is None:
             self.flush()
 
     def handle(self, topic: str, payload: bytes) -> None:
@@ -421,7 +479,8 @@ class DetectorService:
             self.nights[wearer] = night
             log.info("night opened for %s at %s", wearer,
                      dt.datetime.fromtimestamp(frame.first_time_ns / 1e9, dt.UTC).isoformat())
-        for ev in night.feed(sensor, stream, frame, self.stats, self.services.service.reorder_s):
+        for ev in night.feed(sensor, stream, frame, self.stats, self.services.service.reorder_s,
+                             self.services.service.max_night_s):
             self._announce(wearer, night, ev)
         for alert in night.alerts():
             self._alert(wearer, night, alert)
@@ -466,20 +525,53 @@ class DetectorService:
             self._buf_bytes += len(raw_text)
         if env_text:
             self._env.append(env_text)
-        if self._buf_bytes >= _FLUSH_BYTES:
+        # While the disk is full only the tick tries again (not every frame).
+        if self._buf_bytes >= _FLUSH_BYTES and self.spool_full_since is None:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self) -> bool:
         """Store buffered frames (or spool them), checkpoint the open nights, then acknowledge
-        the frames to the broker: anything not acknowledged is redelivered after a crash."""
-        if self._buf or self._env:
-            raw_text, env_text = "\n".join(self._buf), "\n".join(self._env)
-            self._buf, self._env, self._buf_bytes = [], [], 0
-            self.store.write(raw_text, rp=self.store.s.raw_rp)
-            self.store.write(env_text)
-        if self._unacked or self._dirty:
-            self._checkpoint()
+        the frames to the broker: anything not acknowledged is redelivered after a crash.
+
+        The buffers are let go only once the write (or the spool) has them. With InfluxDB down
+        and the disk full, nothing is acknowledged: the service reports ``spool_full`` (log,
+        ``state_dir/status.json``), keeps its buffers and tries again at every tick. False then.
+        """
+        try:
+            if self._buf or self._env:
+                raw_text, env_text = "\n".join(self._buf), "\n".join(self._env)
+                self.store.write(raw_text, rp=self.store.s.raw_rp)
+                self.store.write(env_text)  # same keys again if the raw part is retried: harmless
+                self._buf, self._env, self._buf_bytes = [], [], 0
+            if self._unacked or self._dirty:
+                self._checkpoint()
+        except (SpoolFull, OSError) as exc:
+            if self.spool_full_since is None:
+                self.spool_full_since = time.time()
+                self.stats["spool_full"] += 1
+                self._write_status()
+                log.error("spool_full: %s; frames are no longer acknowledged until there is room", exc)
+            return False
         self._ack()
+        if self.spool_full_since is not None:
+            since, self.spool_full_since = self.spool_full_since, None
+            self._write_status()
+            log.info("spool has room again after %.0f s: acknowledging frames", time.time() - since)
+        return True
+
+    def _write_status(self) -> None:
+        """``state_dir/status.json``: what an operator (``nightcramp stack status``) reads."""
+        d = Path(self.services.service.state_dir)
+        body = {"pid": os.getpid(), "spool_full": self.spool_full_since is not None,
+                "spool_full_since": self.spool_full_since, "open_nights": sorted(self.nights),
+                "stats": dict(self.stats), "at": time.time()}
+        try:
+            tmp = d / "status.json.tmp"
+            tmp.write_text(json.dumps(body))
+            os.replace(tmp, d / "status.json")
+        except OSError as exc:  # the disk may be the one that is full
+            (d / "status.json.tmp").unlink(missing_ok=True)
+            log.warning("status not written: %s", exc)
 
     # ------------------------------------------------------------------ checkpoints
     def _state_path(self):
@@ -490,11 +582,15 @@ class DetectorService:
     def _checkpoint(self) -> None:
         path = self._state_path()
         tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            pickle.dump({"version": 1, "nights": self.nights, "statuses": self.statuses}, fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with tmp.open("wb") as fh:
+                pickle.dump({"version": 1, "nights": self.nights, "statuses": self.statuses,
+                         "unwritten": self.unwritten}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError:
+            tmp.unlink(missing_ok=True)  # the old checkpoint stays whole
+            raise
         os.replace(tmp, path)  # atomic: a crash leaves the old or the new checkpoint, never half
         self._dirty = False
         self._last_checkpoint = time.monotonic()
@@ -514,6 +610,7 @@ class DetectorService:
         for night in self.nights.values():
             night.last_frame_wall = time.monotonic()
         self.statuses = state["statuses"]
+        self.unwritten = state.get("unwritten", [])
         log.info("resumed %d open night(s) from %s", len(self.nights), path)
 
     def _ack(self) -> None:
@@ -522,51 +619,56 @@ class DetectorService:
         self._unacked.clear()
 
     def _write_night(self, wearer: str, key: str, body: dict) -> None:
-        """Store a closed night. One that cannot be stored now waits as a file in the state
-        directory and is written by a later tick; a shorter fragment of a longer stored night is
-        kept apart there (``kept-apart/``), never merged and never replacing it."""
+        """Store a closed night. One that cannot be stored now waits in the checkpoint
+        (``unwritten``) and is written by a later tick; a shorter fragment of a longer stored
+        night is kept apart in ``state_dir/kept-apart/``, never merged and never replacing it."""
         try:
             self.store.write_analysis(wearer, key, body)
         except NightConflict as exc:
-            self.stats["fragment_kept_apart"] += 1
-            path = self._night_file("kept-apart", wearer, key, body)
-            log.warning("%s: kept apart in %s", exc, path)
+            self._keep_apart(wearer, key, body, exc)
         except StoreError as exc:
             self.stats["night_write_deferred"] += 1
-            path = self._night_file("unwritten", wearer, key, body)
-            log.error("night %s of %s not stored (%s): kept in %s and retried", key, wearer, exc, path)
+            self.unwritten.append({"wearer": wearer, "night": key, "analysis": body})
+            log.error("night %s of %s not stored (%s): kept in the checkpoint and retried", key, wearer, exc)
 
-    def _night_file(self, folder: str, wearer: str, key: str, body: dict) -> Path:
-        d = Path(self.services.service.state_dir) / folder
+    def _keep_apart(self, wearer: str, key: str, body: dict, why: Exception) -> None:
+        self.stats["fragment_kept_apart"] += 1
+        d = Path(self.services.service.state_dir) / "kept-apart"
         d.mkdir(parents=True, exist_ok=True)
         path = d / f"{wearer}_{key}_{time.time_ns()}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"wearer": wearer, "night": key, "analysis": body}))
-        os.replace(tmp, path)
-        return path
+        try:
+            tmp.write_text(json.dumps({"wearer": wearer, "night": key, "analysis": body}))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        log.warning("%s: kept apart in %s", why, path)
 
     def _retry_unwritten(self) -> None:
-        d = Path(self.services.service.state_dir) / "unwritten"
-        for path in sorted(d.glob("*.json")) if d.is_dir() else []:
-            item = json.loads(path.read_text())
+        while self.unwritten:
+            item = self.unwritten[0]
             try:
                 self.store.write_analysis(item["wearer"], item["night"], item["analysis"])
             except NightConflict as exc:
-                os.replace(path, self._night_file("kept-apart", item["wearer"], item["night"],
-                                                  item["analysis"]))
-                log.warning("%s: kept apart", exc)
+                try:
+                    self._keep_apart(item["wearer"], item["night"], item["analysis"], exc)
+                except OSError:
+                    return
             except StoreError as exc:
                 log.warning("night %s of %s still not stored: %s", item["night"], item["wearer"], exc)
                 return
             else:
-                path.unlink()
-                log.info("night %s of %s stored from %s", item["night"], item["wearer"], path.name)
+                log.info("night %s of %s stored after waiting", item["night"], item["wearer"])
+            self.unwritten.pop(0)
+            self._dirty = True
 
     def close_night(self, wearer: str) -> Analysis | None:
-        night = self.nights.pop(wearer, None)
-        if night is None:
+        if wearer not in self.nights:
             return None
-        self.flush()
+        if not self.flush():  # the disk is full: the night stays open until its frames are kept
+            return None
+        night = self.nights.pop(wearer)
         analysis = night.finish()
         announced = {e.key() for e in night.live_events}
         for ev in analysis.events:

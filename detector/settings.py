@@ -31,6 +31,9 @@ class ServiceSettings(BaseModel):
     reorder_s: float = Field(60.0, ge=0, description="[s] of a stream's samples that may arrive ahead of a "
                              "missing earlier frame and wait for it (redelivery after a broker restart "
                              "reorders frames); a gap still open beyond that is signal lost")
+    max_night_s: float = Field(64800.0, gt=0, description="[s] frames starting later than this after a "
+                               "night's start (a sample counter that jumped, a forged frame) are counted "
+                               "as outside_night, stored raw and not analysed")
 
 
 class StackSettings(BaseModel):

@@ -14,6 +14,7 @@ import datetime as dt
 import gzip
 import json
 import logging
+import os
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,11 @@ class StoreError(RuntimeError):
     """The server refused a request (bad data or query); the message includes its answer."""
 
 
+class SpoolFull(StoreError):
+    """InfluxDB is unreachable and the spool cannot take more (its disk is full): nothing of
+    the batch was kept, the caller must hold on to it."""
+
+
 class NightConflict(StoreError):
     """A night is stored with a longer recording than the one that would replace it."""
 
@@ -70,6 +76,8 @@ class InfluxStore:
         self._threads: ThreadPoolExecutor | None = None
         if settings.spool_dir:
             Path(settings.spool_dir).mkdir(parents=True, exist_ok=True)
+            for tmp in Path(settings.spool_dir).glob("*.tmp"):  # left by a crash or a full disk
+                tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
         # Queries still running in the pool must finish first: a connection handed back to a
@@ -99,7 +107,8 @@ class InfluxStore:
         """Write line-protocol text; True when stored now, False when spooled for later.
 
         Raises StoreError when the server rejects the data itself (HTTP 400): retrying the same
-        bytes cannot help and they are not spooled.
+        bytes cannot help and they are not spooled. Raises SpoolFull when the server is
+        unreachable and the spool's disk is full: the caller still holds the only copy.
         """
         if not lines:
             return True
@@ -147,8 +156,16 @@ class InfluxStore:
         d = Path(self.s.spool_dir)
         name = f"{time.time_ns():020d}-{rp or 'default'}.lp.gz"
         tmp = d / (name + ".tmp")
-        tmp.write_bytes(body)
-        tmp.rename(d / name)  # atomic: a half-written batch is never sent
+        try:
+            with tmp.open("wb") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.rename(d / name)  # atomic: a half-written batch is never sent
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise SpoolFull(f"InfluxDB unreachable and the spool {d} cannot take "
+                            f"{len(body)} bytes: {exc}") from None
         files = sorted(d.glob("*.lp.gz"))
         total = sum(f.stat().st_size for f in files)
         while files and total > self.s.spool_max_mb * 2**20:

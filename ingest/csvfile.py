@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.labels import channel_table, parse_label, unit_scale, with_aliases
-from ingest.recording import Channel, Recording, RecordingError
+from ingest.recording import Channel, Recording, RecordingError, check_rates
 
 _EMPTY = re.compile(r"(?m)(^|,)(?=,|$)")
 _COL = re.compile(r"^\s*(.*?)\s*\[\s*([^\]]*)\s*\]\s*$")
@@ -31,10 +31,14 @@ def read_csv_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
     """Read a CSV recording; raises RecordingError naming the file and the problem."""
     path = Path(path)
     name = path.name
+    if path.is_dir():
+        raise RecordingError(f"{name}: is a directory, not a recording")
     if not path.is_file():
         raise RecordingError(f"{name}: no such file")
     meta: dict[str, str] = {}
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    if any("\x00" in line for line in lines[:5]):
+        raise RecordingError(f"{name}: not a text file (binary bytes in the first lines)")
     body_at = 0
     for body_at, line in enumerate(lines):  # noqa: B007 - index kept for the header row
         if not line.startswith("#"):
@@ -56,6 +60,11 @@ def read_csv_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
         raise RecordingError(f"{name}: malformed data row: {exc}") from None
     if data.shape[1] != len(header):
         raise RecordingError(f"{name}: {data.shape[1]} values per row but {len(header)} columns")
+    odd_notes = []
+    inf = np.isinf(data)
+    if inf.any():
+        data[inf] = np.nan
+        odd_notes.append(f"{name}: {int(inf.sum())} infinite values read as missing samples")
     fs = _rate(name, meta, header, data)
     start = _start(name, meta.get("start"))
     table = with_aliases(channel_table(), aliases)
@@ -82,10 +91,11 @@ def read_csv_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
         channels.append(Channel(base, parsed.kind, parsed.side, parsed.site, parsed.axis,
                                 fs, unit, len(arr)))
         sources.append(lambda a, b, arr=arr: arr[a:b])
+    check_rates(name, channels)
     notes = [] if meta.get("start") else [
         "start time unknown: the file has no '# start:' line, so times are from the start of the file "
         "and the night's date (1970-01-01) means nothing"]
-    return Recording(name, start, len(data) / fs, channels, sources, [], [], ignored, notes)
+    return Recording(name, start, len(data) / fs, channels, sources, [], [], ignored, odd_notes + notes)
 
 
 def _rate(name: str, meta: dict[str, str], header: list[str], data: np.ndarray) -> float:
@@ -108,7 +118,7 @@ def _rate(name: str, meta: dict[str, str], header: list[str], data: np.ndarray) 
     else:
         raise RecordingError(f"{name}: no sampling rate: add '# fs: <Hz>' or a time_s column")
     if not np.isfinite(fs) or fs <= 0:
-        raise RecordingError(f"{name}: sampling rate {fs} Hz is not positive")
+        raise RecordingError(f"{name}: sampling rate {meta.get('fs', fs)} Hz is not a positive number")
     return fs
 
 

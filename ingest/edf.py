@@ -15,7 +15,7 @@ import edfio
 import numpy as np
 
 from ingest.labels import channel_table, parse_label, unit_scale, with_aliases
-from ingest.recording import Annotation, Channel, Recording, RecordingError
+from ingest.recording import Annotation, Channel, Recording, RecordingError, check_rates
 
 _TAL_ONSET = re.compile(rb"^([+-]\d+(?:\.\d*)?)\x14\x14")
 
@@ -28,14 +28,22 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
     """
     path = Path(path)
     name = path.name
+    if path.is_dir():
+        raise RecordingError(f"{name}: is a directory, not a recording")
     if not path.is_file():
         raise RecordingError(f"{name}: no such file")
     raw = _open(path)
-    start = _start(raw, name)
+    start, start_notes = _start(raw, name)
     if raw.num_data_records <= 0:
         raise RecordingError(f"{name}: the file holds no data records (header says "
                              f"{raw.num_data_records})")
-    record_s = float(raw.data_record_duration)
+    try:
+        record_s = float(raw.data_record_duration)
+    except ValueError:
+        raise RecordingError(f"{name}: data record duration {raw._data_record_duration!r} is not a "
+                             "number") from None
+    if not np.isfinite(record_s) or record_s <= 0:
+        raise RecordingError(f"{name}: data record duration {record_s:g} s is not positive")
     onsets = _record_onsets(raw, name)
     table = with_aliases(channel_table(), aliases)
     channels: list[Channel] = []
@@ -46,15 +54,18 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
         if parsed is None:
             ignored.append(sig.label)
             continue
-        fs = float(sig.sampling_frequency)
+        try:
+            fs = float(sig.sampling_frequency)
+            pmin, pmax = sig.physical_range
+            dmin, dmax = sig.digital_range
+        except ValueError as exc:  # edfio parses header fields when they are first read
+            raise RecordingError(f"{name}: {sig.label}: unreadable header field ({exc})") from None
         if not np.isfinite(fs) or fs <= 0:
             raise RecordingError(f"{name}: {sig.label}: sampling rate {fs!r} Hz is not positive")
         try:
             scale = unit_scale(parsed.kind, sig.physical_dimension, label=sig.label, table=table)
         except ValueError as exc:
             raise RecordingError(f"{name}: {exc}") from None
-        pmin, pmax = sig.physical_range
-        dmin, dmax = sig.digital_range
         if pmax == pmin or dmax == dmin:
             raise RecordingError(f"{name}: {sig.label}: physical or digital range is empty "
                                  f"({pmin}..{pmax}, {dmin}..{dmax})")
@@ -70,6 +81,7 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
         channels.append(Channel(sig.label, parsed.kind, parsed.side, parsed.site, parsed.axis,
                                 fs, sig.physical_dimension.strip(), n, abs(gain)))
         sources.append(src)
+    check_rates(name, channels)
     duration = (onsets[-1] + record_s) if onsets is not None else raw.duration
     gaps: list[tuple[float, float]] = []
     if onsets is not None:
@@ -79,12 +91,19 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
                 gaps.append((float(a), float(b)))
     notes = []
     declared = _declared_records(path)
-    if declared is not None and declared > raw.num_data_records:
+    if declared == -1:
+        notes.append(f"{name}: the header gives the number of data records as -1 (still recording); "
+                     f"{raw.num_data_records} read from the file's length")
+    elif declared is not None and 0 <= declared < raw.num_data_records:
+        notes.append(f"{name}: the header gives {declared} data records but the file holds "
+                     f"{raw.num_data_records}; all are read")
+    elif declared is not None and declared > raw.num_data_records:
         notes.append(f"{name}: file is truncated: {raw.num_data_records} of {declared} data records "
                      f"present; analysing the first {raw.num_data_records * record_s:g} s")
     annotations = [Annotation(float(a.onset), None if a.duration is None else float(a.duration),
                               a.text) for a in _annotations(raw)]
-    return Recording(name, start, float(duration), channels, sources, annotations, gaps, ignored, notes)
+    return Recording(name, start, float(duration), channels, sources, annotations, gaps, ignored,
+                     notes + start_notes)
 
 
 def _declared_records(path: Path) -> int | None:
@@ -116,22 +135,51 @@ def _open(path: Path):
     return raw
 
 
-def _start(raw, name: str) -> dt.datetime:
+def _start(raw, name: str) -> tuple[dt.datetime, list[str]]:
+    """The recording's start (UTC) and notes on how it was read. The header's own date and time
+    fields are used when edfio cannot read the EDF+ start (a damaged time-keeping record, an
+    EDF+ ``Startdate`` it does not parse)."""
+    date_txt = raw._startdate.decode("ascii", "replace").strip()
+    time_txt = raw._starttime.decode("ascii", "replace").strip()
     try:
         start = raw.startdatetime
+        notes: list[str] = []
     except edfio.AnonymizedDateError:
         # EDF+ allows an anonymised start date ("X"); the legacy header field still holds one.
-        legacy = raw._startdate.decode("ascii", "replace").strip()
-        try:
-            day = dt.datetime.strptime(legacy, "%d.%m.%y").date()
-        except ValueError:
-            day = dt.date(1985, 1, 1)
-        start = dt.datetime.combine(day, raw.starttime)
+        day = _edf_date(date_txt) or dt.date(1985, 1, 1)
+        start = dt.datetime.combine(day, _edf_time(name, time_txt))
+        notes = []
+    except (ValueError, IndexError, KeyError):
+        day = _edf_date(date_txt)
+        if day is None:
+            raise RecordingError(f"{name}: header start date {date_txt!r} is not a valid date "
+                                 "(dd.mm.yy)") from None
+        start = dt.datetime.combine(day, _edf_time(name, time_txt))
+        notes = [f"{name}: the EDF+ start (sub-second offset or Startdate) is unreadable; the header's "
+                 f"{date_txt} {time_txt} is used"]
+    return (start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start.astimezone(dt.UTC)), notes
+
+
+def _edf_date(text: str) -> dt.date | None:
+    """An EDF header date dd.mm.yy: years 85-99 are 19yy, 00-84 are 20yy (EDF spec)."""
+    m = re.fullmatch(r"(\d{2})\.(\d{2})\.(\d{2})", text)
+    if m is None:
+        return None
+    d, mo, y = (int(g) for g in m.groups())
+    try:
+        return dt.date(1900 + y if y >= 85 else 2000 + y, mo, d)
     except ValueError:
-        legacy = raw._startdate.decode("ascii", "replace").strip()
-        raise RecordingError(f"{name}: header start date {legacy!r} is not a valid date "
-                             "(dd.mm.yy)") from None
-    return start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start.astimezone(dt.UTC)
+        return None
+
+
+def _edf_time(name: str, text: str) -> dt.time:
+    m = re.fullmatch(r"(\d{2})\.(\d{2})\.(\d{2})", text)
+    try:
+        if m is None:
+            raise ValueError(text)
+        return dt.time(*(int(g) for g in m.groups()))
+    except ValueError:
+        raise RecordingError(f"{name}: header start time {text!r} is not a valid time (hh.mm.ss)") from None
 
 
 def _record_onsets(raw, name: str) -> np.ndarray | None:

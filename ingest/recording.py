@@ -20,6 +20,22 @@ class RecordingError(ValueError):
     """A recording cannot be used; the message names the file and the problem."""
 
 
+# Sampling rates a leg channel may have (Hz): below, EMG cannot hold the 10-100 Hz band that
+# shows muscle activity (nor an accelerometer a movement); above, the header is more likely wrong
+# than the sensor (EMG amplifiers sample at most a few kHz, accelerometers at most 1 kHz).
+RATE_LIMITS_HZ = {"emg": (44.0, 20_000.0), "acc": (1.0, 1_000.0)}
+
+
+def check_rates(name: str, channels: list[Channel]) -> None:
+    """RecordingError naming the channel when a leg channel's rate is outside RATE_LIMITS_HZ."""
+    for c in channels:
+        lo, hi = RATE_LIMITS_HZ[c.kind]
+        if not np.isfinite(c.fs) or not lo <= c.fs <= hi:
+            what = "EMG" if c.kind == "emg" else "acceleration"
+            raise RecordingError(f"{name}: {c.label}: sampling rate {c.fs:g} Hz is outside {lo:g} Hz-"
+                                 f"{hi:g} Hz, the range nightcramp reads for {what} (header or file wrong?)")
+
+
 @dataclass(frozen=True, slots=True)
 class Channel:
     """One leg channel as found in a recording.

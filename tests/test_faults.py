@@ -172,3 +172,52 @@ def test_influxdb_stopped_for_a_minute(rig, offline):
         assert time.monotonic() < deadline, "the spooled night never reached InfluxDB"
         time.sleep(0.5)
     _check(store, offline, json.loads(out.strip().splitlines()[-1]))
+
+
+@pytest.fixture()
+def full_disk_rig(tmp_path, cli):
+    """A rig whose spool lies on a 1-MB tmpfs: far less than the night's frames."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(spool)],
+                       capture_output=True, text=True)
+    if r.returncode:
+        pytest.fail(f"a 1-MB tmpfs for the spool could not be mounted (the test needs root): {r.stderr}")
+    rig = Rig(tmp_path, cli)
+    try:
+        yield rig
+    finally:
+        rig.stop()
+        subprocess.run(["umount", "-l", str(spool)], check=False)
+
+
+def test_disk_full_under_the_spool_while_influxdb_is_down(full_disk_rig, offline):
+    """The detector stays up, stops acknowledging, says spool_full, leaves no temporary files,
+    and once InfluxDB is back stores every sample exactly once and the whole night."""
+    rig = full_disk_rig
+    rig.start_detector()
+    port, data = rig.influx.port, rig.tmp / "influxdb"
+    rig.influx.stop(signal.SIGTERM)
+    pub = rig.publish(speed=900)
+    wait_for_line(rig.logs[0], "spool_full", proc=rig.det)
+    status = json.loads((rig.tmp / "state" / "status.json").read_text())
+    assert status["spool_full"] is True and status["stats"]["spool_full"] == 1
+    assert not list((rig.tmp / "spool").glob("*.tmp"))
+    out, err = pub.communicate(timeout=300)  # the broker keeps what the detector does not acknowledge
+    assert pub.returncode == 0, err
+    assert rig.det.poll() is None, "the service keeps running"
+    rig.influx = start_influxd(data, port)
+    wait_for_line(rig.logs[0], "spool has room again", proc=rig.det)
+    store = rig.wait_night()
+    _check(store, offline, json.loads(out.strip().splitlines()[-1]))
+    assert json.loads((rig.tmp / "state" / "status.json").read_text())["spool_full"] is False
+
+
+def test_a_second_detector_with_the_same_state_refuses_to_start(rig):
+    rig.start_detector()
+    r = subprocess.run([rig.cli, "detect", "--services", str(rig.services)], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode != 0
+    assert f"another detector (pid {rig.det.pid})" in r.stderr and "state_dir" in r.stderr
+    assert rig.det.poll() is None
+    assert "subscribed to frames" in rig.logs[0].read_text()
