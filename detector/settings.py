@@ -47,6 +47,11 @@ class DashboardSettings(BaseModel):
     port: int = Field(18080, gt=0, lt=65536)
     users_db: Path = Field(Path("var/users.sqlite"), description="accounts, assignments, sessions")
     secure_cookies: bool = Field(False, description="set when served over HTTPS")
+    login_max_failures: int = Field(5, ge=1, description="wrong passwords per account or address before "
+                                    "logins are refused for a while")
+    login_lockout_s: float = Field(30.0, gt=0, description="[s] first refusal; doubles with each further "
+                                   "failure, up to 15 min")
+    max_exports: int = Field(2, ge=1, description="EDF+/PDF exports built at once (each reads a whole night)")
 
 
 class Services(BaseModel):

@@ -66,7 +66,10 @@ def browser():
 
 
 def login(browser, site, name: str, *, width: int = 1280):
-    ctx = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+    # bypass_csp: Playwright evaluates wait_for_function predicates with eval, which the CSP forbids
+    # (tests/test_dashboard_security.py runs the pages under the CSP).
+    ctx = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True,
+                              bypass_csp=True)
     page = ctx.new_page()
     page.goto(f"{site['base']}/login")
     shot(page, f"login-{width}px")

@@ -10,8 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import math
+import os
 import secrets
 import tempfile
+import threading
 import time
 from pathlib import Path
 from statistics import mean
@@ -19,6 +22,7 @@ from typing import Annotated
 
 import numpy as np
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -30,16 +34,18 @@ from fastapi.responses import (
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dashboard.export import events_csv, night_edf
 from dashboard.review import ReviewError, make_review, parse_review_request, refresh_advice, reviewed_analysis
 from dashboard.timeline import timeline_svg
 from dashboard.users import Session, Users
+from dashboard.web.security import LoginLimiter, security_headers
 from detector.advice import DISCLAIMER, AdviceError
 from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Evening, Morning, save_checkin
 from detector.events import KINDS
 from detector.settings import Services
-from detector.store import InfluxStore
+from detector.store import InfluxStore, StoreError
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "nc_session"
@@ -80,12 +86,61 @@ def create_app(services: Services, *, users: Users | None = None,
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    d = services.dashboard
+    limiter = LoginLimiter(max_failures=d.login_max_failures, lockout_s=d.login_lockout_s)
+    exports = threading.BoundedSemaphore(d.max_exports)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        response = await call_next(request)
+        for k, v in security_headers(request.url.path).items():
+            response.headers.setdefault(k, v)
+        return response
 
     @app.exception_handler(NeedLogin)
     async def _to_login(request: Request, exc: NeedLogin):
         if request.url.path.startswith("/api/"):
             return JSONResponse({"detail": "log in first"}, status_code=401)
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    def _error(request: Request, status: int, message: str, headers: dict | None = None):
+        """JSON for the API, a page for a browser."""
+        if request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", ""):
+            return JSONResponse({"detail": message}, status_code=status, headers=headers)
+        titles = {400: "That request was not understood", 403: "Not allowed", 404: "Not found",
+                  405: "Not allowed", 422: "That request was not understood", 429: "Too many attempts",
+                  503: "Temporarily unavailable"}
+        s = request.app.state.users.session(request.cookies.get(COOKIE))
+        r = templates.TemplateResponse(request, "error.html", {
+            "s": s, "status": status, "title": titles.get(status, "Something went wrong"),
+            "message": message}, status_code=status)
+        r.headers.update(headers or {})
+        return r
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        return _error(request, exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError):
+        what = "; ".join(f"{'.'.join(str(x) for x in e['loc'][1:]) or 'request'}: {e['msg']}"
+                         for e in exc.errors()[:5])
+        return _error(request, 422, what or "malformed request")
+
+    @app.exception_handler(StoreError)
+    async def _store_down(request: Request, exc: StoreError):
+        return _error(request, 503, "The night database (InfluxDB) cannot be reached just now; "
+                      "try again in a minute.", {"Retry-After": "30"})
+
+    def finite_span(t0: float, t1: float, rec: dict) -> tuple[float, float]:
+        if not (math.isfinite(t0) and math.isfinite(t1)):
+            raise HTTPException(422, "t0 and t1 must be finite numbers of seconds")
+        if t1 <= t0:
+            raise HTTPException(422, "t1 must be after t0")
+        dur = float(rec.get("duration_s") or 0.0)
+        if t0 >= dur + 60:
+            raise HTTPException(422, f"t0 {t0:g} s is after the end of the night ({dur:.0f} s)")
+        return t0, min(t1, dur + 60)
 
     def csrf_ok(s: Session, token: str | None) -> None:
         if not token or not hmac.compare_digest(token, s.csrf):
@@ -118,14 +173,22 @@ def create_app(services: Services, *, users: Users | None = None,
         return r
 
     @app.post("/login")
-    def login(request: Request, name: Annotated[str, Form()], password: Annotated[str, Form()],
-              csrf: Annotated[str, Form()], next: Annotated[str, Form()] = "/"):
+    def login(request: Request, name: Annotated[str, Form(max_length=200)],
+              password: Annotated[str, Form(max_length=1000)],
+              csrf: Annotated[str, Form(max_length=200)], next: Annotated[str, Form(max_length=2000)] = "/"):
         cookie = request.cookies.get(LOGIN_CSRF, "")
         if not cookie or not hmac.compare_digest(cookie, csrf):
             raise HTTPException(403, "missing or wrong CSRF token: reload the login page")
+        address = request.client.host if request.client else "?"
+        wait = limiter.retry_after(name.strip(), address)
+        if wait > 0:
+            raise HTTPException(429, f"Too many wrong passwords: try again in {math.ceil(wait)} s.",
+                                headers={"Retry-After": str(math.ceil(wait))})
         s = app.state.users.login(name.strip(), password)
         if s is None:
+            limiter.failed(name.strip(), address)
             return RedirectResponse("/login?error=1", status_code=303)
+        limiter.succeeded(name.strip(), address)
         local = next.startswith("/") and not next.startswith("//")  # never off-site
         r = RedirectResponse(next if local else "/", status_code=303)
         r.set_cookie(COOKIE, s.token, httponly=True, samesite="lax", secure=app.state.secure,
@@ -161,7 +224,7 @@ def create_app(services: Services, *, users: Users | None = None,
         trend = {k: [r[k] for r in rows] for k in ("night", "cramps", "cramp_min", "awakenings",
                                                     "sleep_efficiency")}
         return page(request, "nights.html", s, wearer=wearer, rows=table, sort=sort, desc=desc,
-                    trend=json.dumps(trend))
+                    trend=trend)
 
     @app.get("/w/{wearer}/{night}", response_class=HTMLResponse)
     def night_page(request: Request, wearer: str, night: str, s: Sess):
@@ -275,23 +338,22 @@ def create_app(services: Services, *, users: Users | None = None,
         return {n: _plain_trace(n, got[n], start_ns, t0, t1, px) for n in names}
 
     @app.get("/api/w/{wearer}/{night}/trace")
-    def trace(wearer: str, night: str, s: Sess, channel: str, t0: float = Query(ge=0),
+    def trace(wearer: str, night: str, s: Sess, channel: str = Query(max_length=200), t0: float = Query(ge=0),
               t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
         """Min/max of one channel over [t0, t1) s in ``px`` buckets (at most 2 values per pixel)."""
         may_see(s, wearer)
-        if t1 <= t0:
-            raise HTTPException(400, "t1 must be after t0")
-        return FastJSON(view_traces(wearer, recording(wearer, night), [channel], t0, t1, px)[channel])
+        rec = recording(wearer, night)
+        t0, t1 = finite_span(t0, t1, rec)
+        return FastJSON(view_traces(wearer, rec, [channel], t0, t1, px)[channel])
 
     @app.get("/api/w/{wearer}/{night}/traces")
-    def traces(wearer: str, night: str, s: Sess, channels: str, t0: float = Query(ge=0),
-               t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+    def traces(wearer: str, night: str, s: Sess, channels: str = Query(max_length=4000),
+               t0: float = Query(ge=0), t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
         """Every listed channel (comma-separated) for one view: one round trip per zoom step,
         the channels' queries run side by side in InfluxDB."""
         may_see(s, wearer)
-        if t1 <= t0:
-            raise HTTPException(400, "t1 must be after t0")
         rec = recording(wearer, night)
+        t0, t1 = finite_span(t0, t1, rec)
         names = [c for c in channels.split(",") if c]
         if not names or len(names) > 32:
             raise HTTPException(400, "list 1 to 32 channels")
@@ -336,9 +398,21 @@ def create_app(services: Services, *, users: Users | None = None,
     @app.get("/w/{wearer}/{night}/export.edf")
     def export_edf(wearer: str, night: str, s: Sess):
         may_see(s, wearer)
+        clinician(s)  # the raw signals of a whole night: for clinicians (docs/dashboard.md)
         a = night_data(wearer, night)
-        tmp = Path(tempfile.mkstemp(suffix=".edf")[1])
-        night_edf(app.state.store, wearer, a, a["events"], tmp)
+        if not exports.acquire(blocking=False):
+            raise HTTPException(503, "other exports are being built: try again in a minute",
+                                headers={"Retry-After": "30"})
+        fd, name = tempfile.mkstemp(suffix=".edf")
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            night_edf(app.state.store, wearer, a, a["events"], tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        finally:
+            exports.release()
         return FileResponse(tmp, media_type="application/octet-stream",
                             filename=f"nightcramp-{wearer}-{night}.edf",
                             background=BackgroundTask(tmp.unlink, missing_ok=True))
@@ -358,7 +432,13 @@ def create_app(services: Services, *, users: Users | None = None,
 
         may_see(s, wearer)
         a = night_data(wearer, night)
-        pdf = night_pdf(wearer, night, a, a["advice"])
+        if not exports.acquire(blocking=False):
+            raise HTTPException(503, "other exports are being built: try again in a minute",
+                                headers={"Retry-After": "30"})
+        try:
+            pdf = night_pdf(wearer, night, a, a["advice"])
+        finally:
+            exports.release()
         return Response(pdf, media_type="application/pdf", headers={
             "Content-Disposition": f'attachment; filename="nightcramp-{wearer}-{night}.pdf"'})
 

@@ -110,7 +110,7 @@
 
   function renderEvents() {
     const tbody = document.querySelector("#events tbody");
-    tbody.innerHTML = "";
+    tbody.replaceChildren();
     for (const e of meta.events) {
       if (e.kind === "limb_movement" && e.status === "detected") continue;  // hundreds a night
       const tr = document.createElement("tr");
@@ -118,10 +118,23 @@
       tr.dataset.status = e.status;
       tr.dataset.kind = e.kind;
       tr.className = e.status;
-      tr.innerHTML = `<td><a href="#" class="jump">${clock(e.start_s)}</a></td><td>${e.kind}</td><td>${e.side || ""}</td>` +
-        `<td>${(e.end_s - e.start_s).toFixed(1)} s</td><td class="status">${e.status}${e.reviewed_by ? " (" + e.reviewed_by + ")" : ""}</td>` +
-        `<td><button class="accept">Accept</button> <button class="reject">Reject</button> ` +
-        `<select class="relabel"><option value="">relabel…</option>${Object.keys(COLORS).map(k => `<option>${k}</option>`).join("")}</select></td>`;
+      // Stored strings go in as text only (never as HTML): a hostile label stays a label.
+      const cell = (text, cls) => { const td = tr.insertCell(); td.textContent = text; if (cls) td.className = cls; return td; };
+      const jump = document.createElement("a");
+      jump.href = "#"; jump.className = "jump"; jump.textContent = clock(e.start_s);
+      tr.insertCell().appendChild(jump);
+      cell(e.kind); cell(e.side || ""); cell(`${(e.end_s - e.start_s).toFixed(1)} s`);
+      cell(e.status + (e.reviewed_by ? ` (${e.reviewed_by})` : ""), "status");
+      const tools = tr.insertCell();
+      for (const [cls, label] of [["accept", "Accept"], ["reject", "Reject"]]) {
+        const b = document.createElement("button"); b.className = cls; b.textContent = label;
+        tools.append(b, " ");
+      }
+      const sel = document.createElement("select"); sel.className = "relabel";
+      for (const k of ["", ...Object.keys(COLORS)]) {
+        const o = document.createElement("option"); o.value = k; o.textContent = k || "relabel…"; sel.appendChild(o);
+      }
+      tools.appendChild(sel);
       tr.querySelector(".jump").onclick = (ev) => { ev.preventDefault(); focusEvent(e); };
       tr.querySelector(".accept").onclick = () => review({action: "accept", event: e.key});
       tr.querySelector(".reject").onclick = () => review({action: "reject", event: e.key});
@@ -194,5 +207,9 @@
     addEventListener("resize", () => plots.forEach((p) => p.u.setSize({width: Math.max(300, p.el.clientWidth), height: p.u.height})));
     await load();
   }
-  init().catch((e) => { root.dataset.state = "error"; root.insertAdjacentHTML("afterbegin", `<p class="error" role="alert">${e.message}</p>`); });
+  init().catch((e) => {
+    root.dataset.state = "error";
+    const p = document.createElement("p"); p.className = "error"; p.setAttribute("role", "alert"); p.textContent = e.message;
+    root.prepend(p);
+  });
 })();
