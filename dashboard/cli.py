@@ -218,7 +218,7 @@ def _simulate_live(args) -> int:
         print(f"  {t_night / 3600:.2f} h of night, {sent['frames']} frames sent", file=sys.stderr)
 
     try:
-        sent = publish_nights(sv.mqtt.host, sv.mqtt.port, opts, n_wearers=args.wearers, speed=args.speed,
+        sent = publish_nights(sv.mqtt, opts, n_wearers=args.wearers, speed=args.speed,
                               frame_s=args.frame_s, truth_dir=args.output, progress=progress)
     except ConnectionRefusedError:
         raise OSError(f"no MQTT broker at {sv.mqtt.host}:{sv.mqtt.port} (start one with "
@@ -234,6 +234,7 @@ def _collect(args) -> int:
     from ingest.ble_profile import load_profile
     from ingest.collector import Collector, Publisher, SensorSpec, connect_ble, connect_replay
     from ingest.frames import topic
+    from ingest.mqtt_client import identity, port_for
     from ingest.names import check_id
     from ingest.outbox import Outbox
 
@@ -243,8 +244,11 @@ def _collect(args) -> int:
     profile = load_profile(args.profile)
     outbox = Outbox(args.outbox or Path(sv.stack.data_dir) / f"outbox-{spec.sensor}.sqlite")
     connect = connect_replay(args.replay, profile, speed=args.speed) if args.replay else connect_ble
-    pub = Publisher(outbox, sv.mqtt.host, sv.mqtt.port, f"nightcramp-collect-{spec.wearer}-{spec.sensor}",
-                    topic(spec.wearer, spec.sensor, "status"), json.dumps({"state": "offline"}))
+    ident = identity(sv.mqtt, spec.wearer)
+    will = topic(spec.wearer, spec.sensor, "status")
+    cid = f"nightcramp-collect-{spec.wearer}-{spec.sensor}"
+    offline = json.dumps({"state": "offline"})
+    pub = Publisher(outbox, sv.mqtt.host, port_for(sv.mqtt, ident), cid, will, offline, identity=ident)
     pub.start()
     col = Collector(spec, profile, outbox, connect)
     print(f"collecting {spec.address} as {spec.wearer}/{spec.sensor} ({len(outbox)} frames waiting in "
@@ -289,17 +293,23 @@ def _detect(args) -> int:
 
 def _request_night_close(sv, wearer: str) -> None:
     """Ask the detector service (over MQTT) to close a wearer's night now."""
-    import paho.mqtt.client as mqtt
-
+    from ingest.mqtt_client import OPERATOR, make_client
     from ingest.names import check_id
 
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    c.connect(sv.mqtt.host, sv.mqtt.port)
+    c, port = make_client(sv.mqtt, OPERATOR)
+    acked: list = []
+    c.on_publish = lambda _c, _u, _mid, rc, _p: acked.append(rc)
+    c.connect(sv.mqtt.host, port)
     c.loop_start()
-    c.publish(f"nightcramp/v1/{check_id(wearer, 'wearer')}/control", json.dumps({"cmd": "close-night"}),
-              qos=1).wait_for_publish(10)
-    c.loop_stop()
-    c.disconnect()
+    try:
+        c.publish(f"nightcramp/v1/{check_id(wearer, 'wearer')}/control", json.dumps({"cmd": "close-night"}),
+                  qos=1).wait_for_publish(10)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    if acked and acked[0].is_failure:
+        raise PermissionError(f"the broker refused the close-night command ({acked[0]}): the operator "
+                              "account (_operator) is missing from the credentials directory")
 
 
 def _night_close(args) -> int:
@@ -349,6 +359,14 @@ def _demo(args) -> int:
     sv = _services(args.services)
     print("1. Local stack (Mosquitto, InfluxDB, the dashboard) on loopback, data under "
           f"{sv.stack.data_dir}/")
+    if sv.mqtt.credentials_dir:  # the simulated wearer's collector needs a broker account
+        from dashboard import broker_auth
+
+        broker_auth.ensure(sv.mqtt.credentials_dir)
+        broker_auth.add_account(sv.mqtt.credentials_dir, "sim-1")
+        running = stack.status(sv).get("mosquitto")
+        if running and running["running"]:
+            broker_auth.reload(running["pid"])
     for name, info in stack.up(sv, args.services).items():
         print(f"   {name} pid {info['pid']} on 127.0.0.1:{info['port']}")
     data = Path(sv.stack.data_dir)
@@ -367,8 +385,7 @@ def _demo(args) -> int:
     opts = NightOptions(hours=args.hours, seed=args.seed)
     print(f"3. Publishing a simulated two-leg {args.hours:g}-hour night (seed {args.seed}) at "
           f"{args.speed:g}x real time as wearer sim-1 …")
-    sent = publish_nights(sv.mqtt.host, sv.mqtt.port, opts, n_wearers=1, speed=args.speed,
-                          truth_dir=data / "demo")
+    sent = publish_nights(sv.mqtt, opts, n_wearers=1, speed=args.speed, truth_dir=data / "demo")
     print(f"   {sent['frames']} frames, {sent['samples']} samples sent; closing the night")
     store = InfluxStore(sv.store)
     _request_night_close(sv, "sim-1")

@@ -46,6 +46,7 @@ class Server:
     port: int
     proc: subprocess.Popen
     log: Path
+    tls_port: int | None = None
 
     @property
     def pid(self) -> int:
@@ -85,8 +86,15 @@ def _tcp_open(port: int) -> bool:
         return False
 
 
-def start_mosquitto(data_dir: Path, port: int | None = None, timeout: float = 15.0) -> Server:
-    """Mosquitto on 127.0.0.1:``port`` with persistence in ``data_dir``."""
+def start_mosquitto(data_dir: Path, port: int | None = None, timeout: float = 15.0, *,
+                    credentials_dir: Path | None = None, tls_port: int | None = None,
+                    tls_bind: str = "127.0.0.1", max_queued_mb: float = 1024.0,
+                    max_packet_kb: int = 1024) -> Server:
+    """Mosquitto on 127.0.0.1:``port`` with persistence in ``data_dir``.
+
+    With ``credentials_dir`` (made by dashboard.broker_auth.ensure): anonymous clients refused,
+    accounts from its password file, the ACL, and a TLS listener on ``tls_bind:tls_port``.
+    Without: anonymous on loopback (tests of other parts, development)."""
     exe = _binary("mosquitto", ("mosquitto", "/usr/sbin/mosquitto"))
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -94,23 +102,29 @@ def start_mosquitto(data_dir: Path, port: int | None = None, timeout: float = 15
     conf = data_dir / "mosquitto.conf"
     # Run as whoever started it: as root, Mosquitto would otherwise switch to its own user, who
     # cannot write persistence into a private data directory (and sessions would not survive).
-    conf.write_text(
-        f"user {getpass.getuser()}\n"
-        f"listener {port} 127.0.0.1\n"
-        "allow_anonymous true\n"
-        "persistence true\n"
-        f"persistence_location {data_dir}/\n"
-        "autosave_interval 5\n"
-        "max_queued_messages 0\n"
-        "max_inflight_messages 0\n"
-        "log_dest stderr\n"
-        "log_type error\nlog_type warning\n"
-    )
+    lines = [f"user {getpass.getuser()}", "per_listener_settings false", f"listener {port} 127.0.0.1"]
+    if credentials_dir:
+        c = Path(credentials_dir).resolve()
+        tls_port = tls_port or free_port()
+        lines += [f"listener {tls_port} {tls_bind}", f"cafile {c / 'ca.pem'}",
+                  f"certfile {c / 'server.pem'}", f"keyfile {c / 'server.key'}", "tls_version tlsv1.2",
+                  "allow_anonymous false", f"password_file {c / 'mqtt.passwd'}", f"acl_file {c / 'mqtt.acl'}"]
+    else:
+        lines.append("allow_anonymous true")
+    lines += [
+        "persistence true", f"persistence_location {data_dir}/", "autosave_interval 5",
+        # Per session: what is queued for a client that is away or slow is bounded in bytes (the
+        # count is free), and so is one packet (frames are a few kB).
+        "max_queued_messages 0", f"max_queued_bytes {int(max_queued_mb * 2**20)}",
+        f"max_packet_size {max_packet_kb * 1024}", "max_inflight_messages 0",
+        "log_dest stderr", "log_type error", "log_type warning",
+    ]
+    conf.write_text("\n".join(lines) + "\n")
     log = data_dir / "mosquitto.log"
     with log.open("ab") as fh:  # the child keeps its own descriptor
         proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=fh,
                                 start_new_session=True)
-    server = Server("mosquitto", port, proc, log)
+    server = Server("mosquitto", port, proc, log, tls_port if credentials_dir else None)
     _wait(lambda: _tcp_open(port), server, timeout)
     return server
 

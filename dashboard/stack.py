@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
+from dashboard import broker_auth
 from dashboard.services import ServiceError, start_dashboard, start_influxd, start_mosquitto
 from detector.settings import Services
 
@@ -39,12 +40,17 @@ def up(services: Services, services_path: Path | None = None) -> dict[str, dict]
     state = {k: v for k, v in status(services).items() if v["running"]}
 
     def save() -> None:  # after each start, so `stack down` finds whatever did start
-        _state_file(services).write_text(json.dumps({k: {x: v[x] for x in ("pid", "port", "log")}
-                                                     for k, v in state.items()}, indent=1))
+        _state_file(services).write_text(json.dumps({k: {x: v[x] for x in ("pid", "port", "log", "tls_port")
+                                                         if x in v} for k, v in state.items()}, indent=1))
 
     if "mosquitto" not in state:
-        m = start_mosquitto(data / "mosquitto", services.mqtt.port)
-        state["mosquitto"] = {"pid": m.pid, "port": m.port, "log": str(m.log)}
+        mq = services.mqtt
+        cdir = broker_auth.ensure(mq.credentials_dir) if mq.credentials_dir else None
+        m = start_mosquitto(data / "mosquitto", mq.port, credentials_dir=cdir, tls_port=mq.tls_port,
+                            tls_bind=mq.tls_bind, max_queued_mb=mq.max_queued_mb,
+                            max_packet_kb=mq.max_packet_kb)
+        state["mosquitto"] = {"pid": m.pid, "port": m.port, "log": str(m.log),
+                              **({"tls_port": m.tls_port} if cdir else {})}
         save()
     if "influxd" not in state:
         port = urlparse(services.store.url).port or 8086

@@ -35,7 +35,14 @@ def add_parsers(sub) -> None:
     pw.set_defaults(func=users_passwd)
     ls = usub.add_parser("list", help="accounts and assignments")
     ls.set_defaults(func=users_list)
-    for p in (add, asg, pw, ls):
+    sen = usub.add_parser("add-sensor", help="a broker account for a wearer's collector (it may publish "
+                          "only that wearer's frames); prints where its secret file is")
+    sen.add_argument("wearer", help="wearer id")
+    sen.set_defaults(func=users_add_sensor)
+    rm = usub.add_parser("remove-sensor", help="delete a wearer's broker account (its collector is refused)")
+    rm.add_argument("wearer", help="wearer id")
+    rm.set_defaults(func=users_remove_sensor)
+    for p in (add, asg, pw, ls, sen, rm):
         p.add_argument("--services", type=Path)
 
 
@@ -90,6 +97,46 @@ def users_list(args) -> int:
         if u.role == "clinician":
             extra = f" sees {', '.join(sorted(users.assigned(u.name))) or 'nobody yet'}"
         print(f"{u.name:20} {u.role:10}{extra}")
+    return 0
+
+
+def _broker_dir(args):
+    from detector.settings import load_services
+
+    sv = load_services(args.services)
+    if not sv.mqtt.credentials_dir:
+        raise ValueError("[mqtt] credentials_dir is not set in the services file: the broker has no accounts")
+    return sv, Path(sv.mqtt.credentials_dir)
+
+
+def _reload_broker(sv) -> str:
+    """Tell the stack's running Mosquitto (if any) to read its accounts again."""
+    from dashboard import broker_auth, stack
+
+    info = stack.status(sv).get("mosquitto")
+    if info and info["running"]:
+        broker_auth.reload(info["pid"])
+        return "; the running broker has reloaded its accounts"
+    return "; the broker uses it from its next start"
+
+
+def users_add_sensor(args) -> int:
+    from dashboard import broker_auth
+
+    sv, cdir = _broker_dir(args)
+    broker_auth.ensure(cdir)
+    path = broker_auth.add_account(cdir, args.wearer)
+    print(f"broker account {args.wearer}: secret in {path} (mode 600; copy it to the collector's "
+          f"credentials directory, with ca.pem for TLS){_reload_broker(sv)}")
+    return 0
+
+
+def users_remove_sensor(args) -> int:
+    from dashboard import broker_auth
+
+    sv, cdir = _broker_dir(args)
+    broker_auth.remove_account(cdir, args.wearer)
+    print(f"broker account {args.wearer} removed{_reload_broker(sv)}")
     return 0
 
 

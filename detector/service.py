@@ -40,6 +40,7 @@ from detector.store import InfluxStore, NightConflict, SpoolFull, StoreError
 from detector.summary import night_key, summarize
 from ingest.frames import Frame, FrameError, decode
 from ingest.labels import parse_label
+from ingest.mqtt_client import DETECTOR, make_client
 from ingest.recording import Channel, Recording
 
 log = logging.getLogger("nightcramp.detect")
@@ -239,8 +240,9 @@ class DetectorService:
         self._lock_fh = None
         self._last_checkpoint = time.monotonic()
         m = services.mqtt
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=m.client_id,
-                                  protocol=mqtt.MQTTv5, manual_ack=True)
+        # Logged in as _detector (ingest/mqtt_client.py): it may read every wearer's frames and
+        # write events, nothing else.
+        self.client, self._port = make_client(m, DETECTOR, client_id=m.client_id, manual_ack=True)
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
@@ -295,7 +297,7 @@ class DetectorService:
         props.SessionExpiryInterval = self.services.mqtt.session_expiry_s
         props.ReceiveMaximum = 65535  # acknowledgements wait for checkpoints
         m = self.services.mqtt
-        self.client.connect(m.host, m.port, keepalive=30, clean_start=False, properties=props)
+        self.client.connect(m.host, self._port, keepalive=30, clean_start=False, properties=props)
 
     def _reconnect(self) -> None:
         """The broker went away: keep trying with backoff; un-acknowledged frames come again."""
@@ -320,7 +322,7 @@ class DetectorService:
             return
         client.subscribe([(f"{TOPIC_ROOT}/+/+/+", 1), (f"{TOPIC_ROOT}/+/control", 1)])
         log.info("connected to MQTT %s:%d (session present: %s)", self.services.mqtt.host,
-                 self.services.mqtt.port, flags.session_present)
+                 self._port, flags.session_present)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # Frames published before the broker granted this are not queued for a new session:

@@ -17,6 +17,19 @@ class MqttSettings(BaseModel):
     port: int = Field(18830, gt=0, lt=65536)
     client_id: str = "nightcramp-detector"
     session_expiry_s: int = Field(86400, ge=3600, description="[s] ≥ 1 h so a restart loses nothing")
+    credentials_dir: Path | None = Field(None, description="account secrets (mqtt-<account>.secret, mode "
+                                         "600), the CA and the broker's password file and ACL; made by "
+                                         "'nightcramp stack up'. None: connect without a password")
+    tls: bool | None = Field(None, description="TLS to the broker; None: only when it is off loopback")
+    tls_port: int = Field(18883, gt=0, lt=65536, description="the broker's TLS listener")
+    tls_bind: str = Field("0.0.0.0", description="address of the TLS listener (the plain one stays on "
+                          "loopback)")
+    ca_file: Path | None = Field(None, description="CA certificate of the broker; default "
+                                 "<credentials_dir>/ca.pem")
+    max_queued_mb: float = Field(1024.0, gt=0, description="[MB] per client session the broker queues "
+                                 "while its client is away or slow (the detector's, mostly); beyond it "
+                                 "new QoS 1 messages are dropped, and the collectors' outboxes keep them")
+    max_packet_kb: int = Field(1024, gt=0, description="[kB] largest MQTT packet the broker accepts")
 
 
 class ServiceSettings(BaseModel):

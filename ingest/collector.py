@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 from ingest.ble_profile import DeviceProfile, PacketError
 from ingest.clock import ClockMap, Unwrapper
 from ingest.frames import encode, topic
+from ingest.mqtt_client import Identity, apply_identity
 from ingest.outbox import Outbox
 
 log = logging.getLogger("nightcramp.collect")
@@ -53,9 +54,12 @@ class Publisher:
     """Sends the outbox over MQTT in order; a frame leaves the outbox only on its PUBACK."""
 
     def __init__(self, outbox: Outbox, host: str, port: int, client_id: str, will_topic: str,
-                 will_payload: str, max_inflight: int = 500) -> None:
+                 will_payload: str, max_inflight: int = 500, identity: Identity | None = None) -> None:
+        """``identity``: the wearer's broker account and TLS (ingest.mqtt_client.identity)."""
         self.outbox = outbox
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        if identity is not None:
+            apply_identity(self.client, identity)
         self.client.will_set(will_topic, will_payload, qos=1, retain=True)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.reconnect_delay_set(0.2, 5)
@@ -66,6 +70,7 @@ class Publisher:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.sent = 0
+        self.refused = 0
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=30)
@@ -75,9 +80,18 @@ class Publisher:
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             row = self._inflight.pop(mid, None)
-        if row is not None:
-            self.outbox.done(row)
-            self.sent += 1
+        if row is None:
+            return
+        if reason_code.is_failure:
+            # Refused (not authorized, quota): the frame stays in the outbox; sending it again
+            # cannot help until the account is fixed, so say so once.
+            self.refused += 1
+            if self.refused == 1:
+                log.error("the broker refused a frame (%s): it stays in the outbox; check this "
+                          "collector's account ('nightcramp users add-sensor')", reason_code)
+            return
+        self.outbox.done(row)
+        self.sent += 1
 
     def _run(self) -> None:
         last = 0

@@ -20,6 +20,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ingest.frames import encode, topic
+from ingest.mqtt_client import make_client
 from ingest.simulate import NightOptions, NightPlan, plan_night, render
 from ingest.simulate.render import BLOCK_S
 from ingest.simulate.writer import truth_json
@@ -82,15 +83,21 @@ class PubAcks:
     """Counts PUBACKs. Messages published while the broker is away are queued by the client and
     sent again when it reconnects; each is acknowledged once."""
 
-    def __init__(self, client: mqtt.Client) -> None:
+    def __init__(self, client: mqtt.Client, who: str = "") -> None:
         self.sent = 0
         self.acked = 0
+        self.refused = 0
+        self.reason = ""
+        self.who = who
         self._lock = threading.Lock()
         client.on_publish = self._on_publish
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
             self.acked += 1
+            if reason_code.is_failure:
+                self.refused += 1
+                self.reason = str(reason_code)
 
     def publish(self, client: mqtt.Client, t: str, payload, retain: bool = False) -> None:
         with self._lock:
@@ -101,10 +108,18 @@ class PubAcks:
         """Until at most ``backlog`` messages wait for their PUBACK."""
         deadline = time.monotonic() + timeout
         while self.sent - self.acked > backlog:
+            self._check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the broker did not acknowledge {self.sent - self.acked} frames "
                                    f"within {timeout:g} s")
             time.sleep(0.02)
+        self._check()
+
+    def _check(self) -> None:
+        if self.refused:
+            who = self.who or "this client"
+            raise PermissionError(f"the broker refused {self.refused} messages of {who} ({self.reason}): "
+                                  f"does its account exist? 'nightcramp users add-sensor {who}' makes it")
 
 
 def wearers(n: int, opts: NightOptions) -> list[list[VirtualSensor]]:
@@ -116,30 +131,46 @@ def wearers(n: int, opts: NightOptions) -> list[list[VirtualSensor]]:
     return out
 
 
-def publish_nights(host: str, port: int, opts: NightOptions, *, n_wearers: int = 1, speed: float = 60.0,
+def publish_nights(mqtt_settings, opts: NightOptions, *, n_wearers: int = 1, speed: float = 60.0,
                    frame_s: float | None = None, truth_dir: Path | None = None, progress=None) -> dict:
-    """Publish ``n_wearers`` simulated nights at ``speed`` x real time; returns counts sent."""
+    """Publish ``n_wearers`` simulated nights at ``speed`` x real time; returns counts sent.
+
+    Each wearer's sensors publish over a connection of their own, logged in as that wearer (the
+    broker lets a collector publish only under its own wearer id; ingest/mqtt_client.py)."""
     frame_s = frame_s or max(0.1, min(10.0, speed / 100.0))
     groups = wearers(n_wearers, opts)
     if truth_dir:
         truth_dir.mkdir(parents=True, exist_ok=True)
         for g in groups:
             (truth_dir / f"{g[0].wearer}.truth.json").write_text(json.dumps(truth_json(g[0].plan), indent=1))
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"nightcramp-sim-{time.time_ns()}",
-                         protocol=mqtt.MQTTv5)
-    client.max_inflight_messages_set(200)
-    client.max_queued_messages_set(0)
-    client.reconnect_delay_set(0.2, 5)
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 3600  # frames in flight survive a broker restart
-    client.connect(host, port, keepalive=30, clean_start=True, properties=props)
-    client.loop_start()
+    conns: dict[str, tuple[mqtt.Client, PubAcks]] = {}
+    try:
+        for g in groups:
+            w = g[0].wearer
+            client, port = make_client(mqtt_settings, w, client_id=f"nightcramp-sim-{w}-{time.time_ns()}")
+            client.max_inflight_messages_set(200)
+            client.max_queued_messages_set(0)
+            client.reconnect_delay_set(0.2, 5)
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = 3600  # frames in flight survive a broker restart
+            client.connect(mqtt_settings.host, port, keepalive=30, clean_start=True, properties=props)
+            client.loop_start()
+            conns[w] = (client, PubAcks(client, w))
+        return _publish_all(groups, conns, speed, frame_s, progress)
+    finally:
+        for client, _ in conns.values():
+            client.loop_stop()
+            client.disconnect()
+
+
+def _publish_all(groups, conns, speed: float, frame_s: float, progress) -> dict:
     sent = {"frames": 0, "samples": 0}
-    acks = PubAcks(client)
     for g in groups:
         for vs in g:
+            client, acks = conns[vs.wearer]
             acks.publish(client, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), retain=True)
-    acks.wait()
+    for _, acks in conns.values():
+        acks.wait()
     gens = [(vs, vs.frames(frame_s)) for g in groups for vs in g]
     heads = [(vs, next(gen, None), gen) for vs, gen in gens]
     wall0 = time.monotonic()
@@ -152,6 +183,7 @@ def publish_nights(host: str, port: int, opts: NightOptions, *, n_wearers: int =
         delay = t_night / speed - (time.monotonic() - wall0)
         if delay > 0:
             time.sleep(delay)
+        client, acks = conns[vs.wearer]
         acks.publish(client, topic(vs.wearer, vs.sensor, stream), payload)
         sent["frames"] += 1
         sent["samples"] += int.from_bytes(payload[32:34], "little") * payload[4]
@@ -159,12 +191,13 @@ def publish_nights(host: str, port: int, opts: NightOptions, *, n_wearers: int =
         if progress and sent["frames"] % 500 == 0:
             progress(sent, t_night)
         acks.wait(backlog=5000)
-    acks.wait()  # every frame has its PUBACK
+    for _, acks in conns.values():
+        acks.wait()  # every frame has its PUBACK
     for g in groups:
         for vs in g:
+            client, acks = conns[vs.wearer]
             acks.publish(client, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status("offline")),
                          retain=True)
-    acks.wait()
-    client.loop_stop()
-    client.disconnect()
+    for _, acks in conns.values():
+        acks.wait()
     return sent

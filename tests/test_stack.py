@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import time
 
 import httpx
+import paho.mqtt.client as mqtt
 
 from dashboard.services import free_port
+from detector.settings import load_services
 
 
 def _services(tmp_path, dash_port: int):
     p = tmp_path / "services.toml"
-    p.write_text(f"[mqtt]\nport = {free_port()}\n[store]\nurl = \"http://127.0.0.1:{free_port()}\"\n"
+    p.write_text(f"[mqtt]\nport = {free_port()}\ntls_port = {free_port()}\n"
+                 f"credentials_dir = \"{tmp_path / 'secrets'}\"\n"
+                 f"[store]\nurl = \"http://127.0.0.1:{free_port()}\"\n"
                  f"[dashboard]\nport = {dash_port}\nusers_db = \"{tmp_path / 'users.sqlite'}\"\n"
                  f"[stack]\ndata_dir = \"{tmp_path / 'var'}\"\n")
     return p
@@ -33,6 +38,23 @@ def test_stack_up_status_down(tmp_path, cli):
         health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()
         assert health == {"ok": True, "influxdb": True}
         assert run(cli, "stack", "status", "--services", str(sv)).stdout.count("running") == 3
+        # The broker refuses strangers; accounts are made by the stack and by users add-sensor.
+        mq = load_services(sv).mqtt
+        anon = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        refused = []
+        anon.on_connect = lambda c, u, f, rc, p: refused.append(rc)
+        anon.connect("127.0.0.1", mq.port)
+        anon.loop_start()
+        deadline = time.monotonic() + 10
+        while not refused and time.monotonic() < deadline:
+            time.sleep(0.02)
+        anon.loop_stop()
+        anon.disconnect()
+        assert refused and refused[0].is_failure
+        r = run(cli, "users", "add-sensor", "w-7", "--services", str(sv))
+        assert r.returncode == 0 and "mqtt-w-7.secret" in r.stdout and "reloaded" in r.stdout, r.stderr
+        secret = (tmp_path / "secrets" / "mqtt-w-7.secret")
+        assert secret.stat().st_mode & 0o777 == 0o600 and secret.read_text().strip() not in r.stdout
     finally:
         down = run(cli, "stack", "down", "--services", str(sv))
     assert down.returncode == 0 and "mosquitto, influxd, dashboard" in down.stdout
