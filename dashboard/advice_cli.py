@@ -101,8 +101,9 @@ def add_parsers(sub) -> None:
 def _store(path: Path | None, *, create: bool = False):
     from detector.settings import load_services
     from detector.store import InfluxStore, StoreError
+    from detector.store_accounts import settings_for
 
-    store = InfluxStore(load_services(path).store)
+    store = InfluxStore(settings_for(load_services(path).store, "dashboard"))
     try:
         if create:  # the first check-in may come before the first night
             store.setup()

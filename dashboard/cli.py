@@ -351,6 +351,7 @@ def _demo(args) -> int:
     from dashboard import stack
     from dashboard.report import text_summary
     from detector.store import InfluxStore
+    from detector.store_accounts import settings_for
     from detector.summary import night_key
     from ingest.live import publish_nights
     from ingest.simulate import NightOptions, plan_night
@@ -387,7 +388,7 @@ def _demo(args) -> int:
           f"{args.speed:g}x real time as wearer sim-1 …")
     sent = publish_nights(sv.mqtt, opts, n_wearers=1, speed=args.speed, truth_dir=data / "demo")
     print(f"   {sent['frames']} frames, {sent['samples']} samples sent; closing the night")
-    store = InfluxStore(sv.store)
+    store = InfluxStore(settings_for(sv.store, "dashboard"))
     _request_night_close(sv, "sim-1")
     night = night_key(opts.start)
     deadline = time.monotonic() + 300

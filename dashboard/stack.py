@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-from dashboard import broker_auth
+from dashboard import broker_auth, influx_auth
 from dashboard.services import ServiceError, start_dashboard, start_influxd, start_mosquitto
 from detector.settings import Services
 
@@ -53,10 +53,13 @@ def up(services: Services, services_path: Path | None = None) -> dict[str, dict]
                               **({"tls_port": m.tls_port} if cdir else {})}
         save()
     if "influxd" not in state:
-        port = urlparse(services.store.url).port or 8086
-        i = start_influxd(data / "influxdb", port)
+        st = services.store
+        port = urlparse(st.url).port or 8086
+        i = start_influxd(data / "influxdb", port, auth=bool(st.credentials_dir))
         state["influxd"] = {"pid": i.pid, "port": i.port, "log": str(i.log)}
         save()
+        if st.credentials_dir:  # users first: the services log in as their own
+            influx_auth.provision(st.url, Path(st.credentials_dir), st.database, st.raw_rp, st.raw_retention)
     if "dashboard" not in state:
         d = start_dashboard(data, services.dashboard.host, services.dashboard.port, services_path)
         state["dashboard"] = {"pid": d.pid, "port": d.port, "log": str(d.log)}

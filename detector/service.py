@@ -37,6 +37,7 @@ from detector.engine import Engine
 from detector.events import CrampAlert, Event, clamp_to_recording
 from detector.settings import Services
 from detector.store import InfluxStore, NightConflict, SpoolFull, StoreError
+from detector.store_accounts import settings_for
 from detector.summary import night_key, summarize
 from ingest.frames import Frame, FrameError, decode
 from ingest.labels import parse_label
@@ -222,7 +223,7 @@ class WearerNight:
 class DetectorService:
     def __init__(self, services: Services, cfg: DetectorConfig, store: InfluxStore | None = None) -> None:
         self.services, self.cfg = services, cfg
-        self.store = store or InfluxStore(services.store)
+        self.store = store or InfluxStore(settings_for(services.store, "detector"))
         self.stats: Counter = Counter()
         self.statuses: dict[str, dict[str, dict]] = {}
         self.nights: dict[str, WearerNight] = {}

@@ -15,6 +15,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,11 @@ class StoreSettings(BaseModel):
     database: str = Field("nightcramp", description="database (bucket mapped to it on 2.x/3.x)")
     auth: Literal["none", "basic", "token"] = "none"
     username: str = ""
-    password: str = ""
+    password: str = Field("", description="better: password_file")
+    password_file: Path | None = Field(None, description="file (mode 600) with the password for basic auth")
+    credentials_dir: Path | None = Field(None, description="where the stack keeps each program's InfluxDB "
+                                         "secret (influx-<user>.secret); with it, auth is on and each "
+                                         "program logs in as its own user (docs/operations.md)")
     token: str = ""
     raw_rp: str = Field("raw", description="retention policy for raw samples")
     raw_retention: str = Field("30d", description="how long raw samples are kept (InfluxQL duration)")
@@ -67,7 +72,12 @@ class InfluxStore:
     def __init__(self, settings: StoreSettings, client: httpx.Client | None = None) -> None:
         self.s = settings
         headers = {"Authorization": f"Token {settings.token}"} if settings.auth == "token" else {}
-        auth = (settings.username, settings.password) if settings.auth == "basic" else None
+        password = settings.password
+        if settings.auth == "basic" and settings.password_file and not password:
+            from ingest.mqtt_client import read_secret  # the same rules for every secret file
+
+            password = read_secret(Path(settings.password_file))
+        auth = (settings.username, password) if settings.auth == "basic" else None
         self.http = client or httpx.Client(base_url=settings.url, timeout=settings.timeout_s,
                                            headers=headers, auth=auth)
         self.spooled_dropped = 0
@@ -89,13 +99,26 @@ class InfluxStore:
 
     # ------------------------------------------------------------------ basics
     def setup(self) -> None:
-        """Create the database and the raw-sample retention policy (idempotent)."""
+        """Create the database and the raw-sample retention policy (idempotent). A user without
+        admin rights (the stack's service accounts) finds them made by the stack and changes
+        nothing."""
         db, rp = self.s.database, self.s.raw_rp
-        self._q(f'CREATE DATABASE "{db}"', post=True, db=None)
-        existing = {r[0] for r in self._rows(f'SHOW RETENTION POLICIES ON "{db}"')}
-        verb = "ALTER" if rp in existing else "CREATE"
-        self._q(f'{verb} RETENTION POLICY "{rp}" ON "{db}" DURATION {self.s.raw_retention} '
-                "REPLICATION 1", post=True, db=None)
+        try:
+            policies = {r[0]: r[1] for r in self._rows(f'SHOW RETENTION POLICIES ON "{db}"')}
+        except StoreError:
+            policies = None  # no such database yet
+        if policies is None:
+            self._q(f'CREATE DATABASE "{db}"', post=True, db=None)
+            policies = {}
+        if rp not in policies:
+            self._q(f'CREATE RETENTION POLICY "{rp}" ON "{db}" DURATION {self.s.raw_retention} '
+                    "REPLICATION 1", post=True, db=None)
+        elif _duration_ns(policies[rp]) != _duration_ns(self.s.raw_retention):
+            try:
+                self._q(f'ALTER RETENTION POLICY "{rp}" ON "{db}" DURATION {self.s.raw_retention}',
+                        post=True, db=None)
+            except StoreError as exc:  # not an admin: the stack's setting stays
+                log.warning("raw retention stays %s (%s)", policies[rp], exc)
 
     def ping(self) -> bool:
         try:
@@ -666,6 +689,16 @@ def _raw_buckets(t: np.ndarray, v: np.ndarray, t0_ns: int, bucket: int) -> dict:
 def _re(label: str) -> str:
     """A channel label as a literal inside an InfluxQL /regex/."""
     return "".join("\\" + ch if ch in "\\.+*?()|[]{}^$/" else ch for ch in label)
+
+
+def _duration_ns(text: str) -> int:
+    """An InfluxQL duration (``30d``, ``720h0m0s``) in ns; 0 for infinite or unreadable."""
+    units = {"ns": 1, "u": 10**3, "µ": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9,
+             "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
+    total = 0
+    for num, unit in re.findall(r"(\d+)(ns|ms|u|µ|s|m|h|d|w)", str(text)):
+        total += int(num) * units[unit]
+    return total
 
 
 def _lit(s: str) -> str:

@@ -19,6 +19,7 @@ def _services(tmp_path, dash_port: int):
     p.write_text(f"[mqtt]\nport = {free_port()}\ntls_port = {free_port()}\n"
                  f"credentials_dir = \"{tmp_path / 'secrets'}\"\n"
                  f"[store]\nurl = \"http://127.0.0.1:{free_port()}\"\n"
+                 f"credentials_dir = \"{tmp_path / 'secrets'}\"\n"
                  f"[dashboard]\nport = {dash_port}\nusers_db = \"{tmp_path / 'users.sqlite'}\"\n"
                  f"[stack]\ndata_dir = \"{tmp_path / 'var'}\"\n")
     return p
@@ -51,6 +52,10 @@ def test_stack_up_status_down(tmp_path, cli):
         anon.loop_stop()
         anon.disconnect()
         assert refused and refused[0].is_failure
+        # InfluxDB as well: strangers get 401, the dashboard's own user reads.
+        st = load_services(sv).store
+        assert httpx.get(f"{st.url}/query", params={"q": "SHOW DATABASES"}).status_code == 401
+        assert (tmp_path / "secrets" / "influx-nc_dashboard.secret").stat().st_mode & 0o777 == 0o600
         r = run(cli, "users", "add-sensor", "w-7", "--services", str(sv))
         assert r.returncode == 0 and "mqtt-w-7.secret" in r.stdout and "reloaded" in r.stdout, r.stderr
         secret = (tmp_path / "secrets" / "mqtt-w-7.secret")

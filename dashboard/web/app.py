@@ -46,6 +46,7 @@ from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Evening, 
 from detector.events import KINDS
 from detector.settings import Services
 from detector.store import InfluxStore, StoreError
+from detector.store_accounts import settings_for
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "nc_session"
@@ -81,7 +82,7 @@ def create_app(services: Services, *, users: Users | None = None,
                store: InfluxStore | None = None) -> FastAPI:
     app = FastAPI(title="nightcramp", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.users = users or Users(services.dashboard.users_db)
-    app.state.store = store or InfluxStore(services.store)
+    app.state.store = store or InfluxStore(settings_for(services.store, "dashboard"))
     app.state.secure = services.dashboard.secure_cookies
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta)
