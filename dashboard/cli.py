@@ -90,6 +90,10 @@ def _parser() -> argparse.ArgumentParser:
     col.add_argument("--replay", type=Path, help="replay a packet capture instead of a radio")
     col.add_argument("--speed", type=float, default=1.0, help="with --replay: times real time")
     col.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    col.add_argument("--drain-s", type=float, default=60.0, help="on stopping, wait up to this long for "
+                     "the detector to confirm the last frames stored (the rest stay in the outbox)")
+    col.add_argument("--resend-s", type=float, default=30.0, help="a frame the broker took but the "
+                     "detector has not confirmed stored after this long is sent again")
     col.add_argument("--services", type=Path)
     col.set_defaults(func=_collect)
 
@@ -248,7 +252,9 @@ def _collect(args) -> int:
     will = topic(spec.wearer, spec.sensor, "status")
     cid = f"nightcramp-collect-{spec.wearer}-{spec.sensor}"
     offline = json.dumps({"state": "offline"})
-    pub = Publisher(outbox, sv.mqtt.host, port_for(sv.mqtt, ident), cid, will, offline, identity=ident)
+    # End to end: a frame leaves the outbox only once the detector has stored it.
+    pub = Publisher(outbox, sv.mqtt.host, port_for(sv.mqtt, ident), cid, will, offline, identity=ident,
+                    ack_topic=topic(spec.wearer, spec.sensor, "ack"), resend_s=args.resend_s)
     pub.start()
     col = Collector(spec, profile, outbox, connect)
     print(f"collecting {spec.address} as {spec.wearer}/{spec.sensor} ({len(outbox)} frames waiting in "
@@ -264,9 +270,12 @@ def _collect(args) -> int:
         await col.run(stop)
 
     asyncio.run(main())
-    pub.drain(30)
+    if not pub.drain(args.drain_s):
+        print(f"{len(outbox)} frames not yet confirmed stored by the detector stay in {outbox.path} and "
+              "are sent again next time", file=sys.stderr)
     pub.stop()
-    print(json.dumps({"stats": col.stats, "sent": pub.sent, "waiting": len(outbox)}))
+    print(json.dumps({"stats": col.stats, "sent": pub.sent, "confirmed": pub.confirmed,
+                      "broker_connects": pub.connects, "resent": pub.resent, "waiting": len(outbox)}))
     return 0
 
 

@@ -50,6 +50,19 @@ TOPIC_ROOT = "nightcramp/v1"
 _ID = re.compile(r"^[a-z0-9-]{1,32}$")
 _FLUSH_BYTES = 4_000_000
 _GAP_SLICE_S = 30.0  # [s] of a gap's missing samples handed to the engine at once
+_MAX_ACK_RANGES = 32  # stored ranges kept and published per sensor stream
+_MAX_ACK_SENSORS = 10_000
+
+
+def _merge_ranges(ranges: list[list[int]]) -> list[list[int]]:
+    """Sample ranges [a, b) sorted and joined where they touch or overlap."""
+    out: list[list[int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
 
 
 class StateDirBusy(OSError):
@@ -229,6 +242,9 @@ class DetectorService:
         self.nights: dict[str, WearerNight] = {}
         self.closed: list[tuple[str, str]] = []
         self.unwritten: list[dict] = []  # closed nights the store could not take yet
+        # (wearer, sensor) -> stream -> stored sample ranges [a, b), what acknowledgements say
+        self.stored_ranges: dict[tuple[str, str], dict[str, list[list[int]]]] = {}
+        self._fresh: list[tuple[str, str, str, int, int]] = []  # buffered, not yet stored
         self._buf: list[str] = []
         self._env: list[str] = []
         self._buf_bytes = 0
@@ -355,9 +371,9 @@ class DetectorService:
     def stop(self) -> None:
         self._stop = True
 
-    def _publish(self, topic: str, payload: str) -> None:
+    def _publish(self, topic: str, payload: str, retain: bool = False) -> None:
         """QoS 1 publish of an event; kept until the broker has it, so shutdown can wait."""
-        self._outgoing.append(self.client.publish(topic, payload, qos=1))
+        self._outgoing.append(self.client.publish(topic, payload, qos=1, retain=retain))
         if len(self._outgoing) > 1000:
             self._outgoing = [m for m in self._outgoing if not m.is_published()]
 
@@ -427,6 +443,8 @@ class DetectorService:
             self._status(wearer, sensor, payload)
         elif stream in ("emg", "acc"):
             self._frame(wearer, sensor, stream, payload)
+        elif stream == "ack":
+            return  # our own acknowledgements to the collectors
         else:
             self.stats["bad_topic"] += 1
 
@@ -475,6 +493,7 @@ class DetectorService:
         self.stats["frames"] += 1
         raw_text, env_text = self.store.frame_lines(wearer, sensor, stream, labels, frame.raw, frame.scale,
                                                     frame.rate_hz, frame.first_sample, frame.first_time_ns)
+        self._fresh.append((wearer, sensor, stream, frame.first_sample, frame.first_sample + len(frame.raw)))
         self._buffer(raw_text, env_text)
         night = self.nights.get(wearer)
         if night is None:
@@ -556,11 +575,34 @@ class DetectorService:
                 log.error("spool_full: %s; frames are no longer acknowledged until there is room", exc)
             return False
         self._ack()
+        self._confirm_stored()
         if self.spool_full_since is not None:
             since, self.spool_full_since = self.spool_full_since, None
             self._write_status()
             log.info("spool has room again after %.0f s: acknowledging frames", time.time() - since)
         return True
+
+    def _confirm_stored(self) -> None:
+        """Tell each sensor which of its sample ranges are stored (in InfluxDB or its spool),
+        retained on ``nightcramp/v1/<wearer>/<sensor>/ack``: its collector then lets go of
+        those frames (docs/mqtt-frames.md)."""
+        if not self._fresh:
+            return
+        touched = set()
+        for wearer, sensor, stream, a, b in self._fresh:
+            self.stored_ranges.setdefault((wearer, sensor), {}).setdefault(stream, []).append([a, b])
+            touched.add((wearer, sensor))
+        self._fresh = []
+        if len(self.stored_ranges) > _MAX_ACK_SENSORS:  # bounded: sensors not heard of for long go
+            for k in list(self.stored_ranges)[:len(self.stored_ranges) - _MAX_ACK_SENSORS]:
+                del self.stored_ranges[k]
+        for key in touched:
+            streams = self.stored_ranges[key]
+            for stream, rs in streams.items():
+                streams[stream] = _merge_ranges(rs)[-_MAX_ACK_RANGES:]
+            self.stored_ranges[key] = self.stored_ranges.pop(key)  # most recent last
+            self._publish(f"{TOPIC_ROOT}/{key[0]}/{key[1]}/ack", json.dumps({"stored": streams}), retain=True)
+        self.stats["acks_published"] += len(touched)
 
     def _write_status(self) -> None:
         """``state_dir/status.json``: what an operator (``nightcramp stack status``) reads."""
@@ -588,7 +630,8 @@ class DetectorService:
         try:
             with tmp.open("wb") as fh:
                 pickle.dump({"version": 1, "nights": self.nights, "statuses": self.statuses,
-                         "unwritten": self.unwritten}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                         "unwritten": self.unwritten, "stored_ranges": self.stored_ranges}, fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError:
@@ -614,6 +657,7 @@ class DetectorService:
             night.last_frame_wall = time.monotonic()
         self.statuses = state["statuses"]
         self.unwritten = state.get("unwritten", [])
+        self.stored_ranges = state.get("stored_ranges", {})
         log.info("resumed %d open night(s) from %s", len(self.nights), path)
 
     def _ack(self) -> None:

@@ -51,10 +51,16 @@ class _StreamState:
 
 
 class Publisher:
-    """Sends the outbox over MQTT in order; a frame leaves the outbox only on its PUBACK."""
+    """Sends the outbox over MQTT in order.
+
+    With ``ack_topic`` (end to end, what ``nightcramp collect`` uses) a frame leaves the outbox
+    only when the detector says it has stored it (``nightcramp/v1/<wearer>/<sensor>/ack``); on
+    every reconnect the frames not yet confirmed are sent again, so a broker that died before
+    saving them loses nothing. Without it a frame leaves on its PUBACK."""
 
     def __init__(self, outbox: Outbox, host: str, port: int, client_id: str, will_topic: str,
-                 will_payload: str, max_inflight: int = 500, identity: Identity | None = None) -> None:
+                 will_payload: str, max_inflight: int = 500, identity: Identity | None = None,
+                 ack_topic: str | None = None, resend_s: float = 30.0) -> None:
         """``identity``: the wearer's broker account and TLS (ingest.mqtt_client.identity)."""
         self.outbox = outbox
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
@@ -64,18 +70,45 @@ class Publisher:
         self.client.max_inflight_messages_set(max_inflight)
         self.client.reconnect_delay_set(0.2, 5)
         self.client.on_publish = self._on_publish
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_ack
         self.host, self.port, self.max_inflight = host, port, max_inflight
+        self.ack_topic = ack_topic
+        self.resend_s = resend_s  # unconfirmed this long after its PUBACK: sent again
+        self.resent = 0
         self._inflight: dict[int, int] = {}  # mid -> outbox row
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._resend = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.sent = 0
         self.refused = 0
+        self.confirmed = 0  # frames the detector confirmed stored
+        self.connects = 0
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         self._thread.start()
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connect refused: %s (this collector's account?)", reason_code)
+            return
+        if self.ack_topic:
+            client.subscribe(self.ack_topic, qos=1)
+        self.connects += 1
+        self._resend.set()  # whatever the broker may have lost goes again
+
+    def _on_ack(self, client, userdata, msg) -> None:
+        try:
+            body = json.loads(msg.payload)
+            ranges = {s: [(int(a), int(b)) for a, b in body["stored"][s]] for s in body["stored"]}
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable acknowledgement on %s", msg.topic)
+            return
+        for stream, rs in ranges.items():
+            self.confirmed += self.outbox.stored(stream, rs)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         with self._lock:
@@ -90,21 +123,31 @@ class Publisher:
                 log.error("the broker refused a frame (%s): it stays in the outbox; check this "
                           "collector's account ('nightcramp users add-sensor')", reason_code)
             return
-        self.outbox.done(row)
+        self.outbox.sent(row, keep_frames=self.ack_topic is not None)
         self.sent += 1
 
     def _run(self) -> None:
         last = 0
+        next_check = time.monotonic() + self.resend_s
         while not self._stop.is_set():
             if not self.client.is_connected():
-                last = 0  # after a reconnect, send again whatever was not acknowledged
-                with self._lock:
-                    self._inflight.clear()
                 time.sleep(0.1)
                 continue
+            if self._resend.is_set():
+                # After a (re)connect, send again whatever was not confirmed.
+                self._resend.clear()
+                last = 0
+                with self._lock:
+                    self._inflight.clear()
             with self._lock:
                 room = self.max_inflight - len(self._inflight)
             rows = self.outbox.pending(after=last, limit=max(0, room)) if room > 0 else []
+            if self.ack_topic and not rows and room > 0 and time.monotonic() >= next_check:
+                # Acknowledged by the broker long ago and still not confirmed stored: lost on the
+                # way (a restarted broker, a detector that was not subscribed yet). Again.
+                next_check = time.monotonic() + min(self.resend_s, 5.0)
+                rows = self.outbox.unconfirmed_since(time.time() - self.resend_s, limit=room)
+                self.resent += len(rows)
             if not rows:
                 time.sleep(0.02)
                 continue
@@ -112,10 +155,10 @@ class Publisher:
                 info = self.client.publish(t, payload, qos=1, retain=retain)
                 with self._lock:
                     self._inflight[info.mid] = row
-                last = row
+                last = max(last, row)
 
     def drain(self, timeout: float = 60.0) -> bool:
-        """Wait until the outbox is empty (every frame acknowledged)."""
+        """Wait until the outbox is empty (every frame acknowledged, end to end when on)."""
         deadline = time.monotonic() + timeout
         while len(self.outbox) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -179,7 +222,8 @@ class Collector:
         self.clock.observe(t_us, arrival_ns)
         fs = self.profile.streams[stream].fs
         frame = encode(stream, fs, st.counter, self.clock.utc_ns(t_us), [p.scale] * p.raw.shape[1], p.raw)
-        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, stream), frame)
+        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, stream), frame,
+                        frame=(stream, st.counter, int(p.raw.shape[0])))
         st.counter += n
         self.stats["packets"] += 1
 

@@ -1,14 +1,20 @@
-"""A durable outbox: frames wait in SQLite until the broker has acknowledged them (PUBACK).
+"""A durable outbox: frames wait in SQLite until they are safe.
 
-The collector puts every frame here before publishing it; a frame is deleted only when its
-PUBACK arrives, so a collector killed at any moment resumes by sending what is left (the
-detector's storage keys make a frame sent twice harmless).
+The collector puts every frame here before publishing it. Safe means, end to end, that the
+detector has stored it: the detector publishes per sensor and stream which sample ranges it has
+stored (docs/mqtt-frames.md, ``…/ack``) and the covered frames are deleted then
+(:meth:`Outbox.stored`). A frame the broker acknowledged (PUBACK) is only marked ``sent``: a
+broker that dies before saving it loses nothing, because the collector sends every unconfirmed
+frame again when it reconnects. Without a detector's acknowledgements (``end_to_end`` off in the
+publisher) a frame is deleted on its PUBACK. A collector killed at any moment resumes by
+sending what is left; the detector's storage keys make a frame sent twice harmless.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 
@@ -21,12 +27,22 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")  # a put survives a power cut
         self._db.execute("CREATE TABLE IF NOT EXISTS outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, "
                          "topic TEXT NOT NULL, payload BLOB NOT NULL, retain INTEGER NOT NULL DEFAULT 0)")
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(outbox)")}
+        for col, decl in (("sent", "INTEGER NOT NULL DEFAULT 0"), ("stream", "TEXT"), ("first", "INTEGER"),
+                          ("n", "INTEGER"), ("sent_at", "REAL")):
+            if col not in cols:  # an outbox from before end-to-end acknowledgements
+                self._db.execute(f"ALTER TABLE outbox ADD COLUMN {col} {decl}")
+        self._db.execute("CREATE INDEX IF NOT EXISTS outbox_frames ON outbox (stream, first)")
         self._lock = threading.Lock()
 
-    def put(self, topic: str, payload: bytes, retain: bool = False) -> int:
+    def put(self, topic: str, payload: bytes, retain: bool = False, *,
+            frame: tuple[str, int, int] | None = None) -> int:
+        """Keep a message; ``frame`` = (stream, first sample counter, samples) for a frame."""
+        stream, first, n = frame if frame else (None, None, None)
         with self._lock:
-            return self._db.execute("INSERT INTO outbox (topic, payload, retain) VALUES (?, ?, ?)",
-                                    (topic, payload, int(retain))).lastrowid
+            return self._db.execute("INSERT INTO outbox (topic, payload, retain, stream, first, n) "
+                                    "VALUES (?, ?, ?, ?, ?, ?)",
+                                    (topic, payload, int(retain), stream, first, n)).lastrowid
 
     def pending(self, after: int = 0, limit: int = 1000) -> list[tuple[int, str, bytes, bool]]:
         with self._lock:
@@ -37,6 +53,40 @@ class Outbox:
     def done(self, row_id: int) -> None:
         with self._lock:
             self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def sent(self, row_id: int, *, keep_frames: bool) -> None:
+        """The broker has it: a frame waits for the detector's acknowledgement when
+        ``keep_frames``; anything else (statuses) is done."""
+        with self._lock:
+            if keep_frames:
+                self._db.execute("UPDATE outbox SET sent = 1, sent_at = ? WHERE id = ? AND "
+                                 "stream IS NOT NULL", (time.time(), row_id))
+                self._db.execute("DELETE FROM outbox WHERE id = ? AND stream IS NULL", (row_id,))
+            else:
+                self._db.execute("DELETE FROM outbox WHERE id = ?", (row_id,))
+
+    def stored(self, stream: str, ranges: list[tuple[int, int]]) -> int:
+        """Delete the frames of ``stream`` inside any of the stored sample ranges [a, b);
+        returns how many went."""
+        gone = 0
+        with self._lock:
+            for a, b in ranges:
+                gone += self._db.execute("DELETE FROM outbox WHERE stream = ? AND first >= ? AND "
+                                         "first + n <= ?", (stream, int(a), int(b))).rowcount
+        return gone
+
+    def unconfirmed_since(self, before: float, limit: int = 1000) -> list[tuple[int, str, bytes, bool]]:
+        """Frames the broker acknowledged before ``before`` (UNIX s) and the detector has not
+        confirmed: lost on the way (a broker restarted without them, a detector not subscribed)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, topic, payload, retain FROM outbox WHERE sent = 1 AND "
+                                    "sent_at < ? ORDER BY id LIMIT ?", (before, limit)).fetchall()
+        return [(i, t, bytes(p), bool(r)) for i, t, p, r in rows]
+
+    def unconfirmed(self) -> int:
+        """Frames the broker acknowledged that the detector has not confirmed yet."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent = 1").fetchone()[0]
 
     def __len__(self) -> int:
         with self._lock:

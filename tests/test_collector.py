@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import paho.mqtt.client as mqtt
 
-from dashboard.services import free_port
+from dashboard.services import free_port, start_mosquitto
+from detector.settings import load_services
+from detector.store import InfluxStore
 from ingest.ble_profile import decode_v1, load_profile
 from ingest.ble_replay import read_capture
 from ingest.collector import Collector, Publisher, SensorSpec, connect_replay
 from ingest.frames import decode
 from ingest.outbox import Outbox
+from tests.live_helpers import start_detector, wait_for_line
 
 CAPTURE = Path(__file__).parent / "data" / "ble-capture-left-shank.txt"
 PROFILE = load_profile("nightcramp-leg-v1")
@@ -116,19 +121,75 @@ def test_silent_link_triggers_the_watchdog_and_a_reconnect(tmp_path):
     assert col.stats["watchdog"] >= 1 and col.stats["reconnects"] >= 1
 
 
-def test_collect_command_replays_a_capture(tmp_path, mosquitto, cli):
-    import subprocess
-
+def _collect_services(tmp_path, mqtt_port: int, influx_port: int) -> Path:
     services = tmp_path / "services.toml"
-    services.write_text(f"[mqtt]\nport = {mosquitto.port}\n[stack]\ndata_dir = \"{tmp_path}\"\n")
+    services.write_text(f"[mqtt]\nport = {mqtt_port}\nclient_id = \"det-{tmp_path.name}\"\n"
+                        f"[store]\nurl = \"http://127.0.0.1:{influx_port}\"\n"
+                        f"database = \"col_{tmp_path.name[-8:]}\"\n"
+                        f"spool_dir = \"{tmp_path / 'spool'}\"\n"
+                        f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\ncheckpoint_s = 0.5\ntick_s = 0.2\n"
+                        f"night_close_silence_s = 3600\n[stack]\ndata_dir = \"{tmp_path}\"\n")
+    return services
+
+
+def _collect_cmd(cli, services, seconds: float = 2.0, speed: float = 50.0) -> subprocess.Popen:
+    return subprocess.Popen([cli, "collect", "--wearer", "w-7", "--sensor", "left-shank", "--address",
+                             "AA:BB:CC:DD:EE:01", "--side", "L", "--replay", str(CAPTURE),
+                             "--speed", str(speed), "--seconds", str(seconds), "--resend-s", "2",
+                             "--services", str(services)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _capture_samples(stream: str) -> int:
+    """Samples (x channels) of a stream in the capture: what must be stored, each once."""
+    return sum(decode_v1(p).raw.size for p in read_capture(CAPTURE)[stream])
+
+
+def test_collect_command_replays_a_capture_and_frames_leave_once_stored(tmp_path, mosquitto, influxd, cli):
+    """End to end: the collector lets go of a frame only when the detector has stored it."""
+    services = _collect_services(tmp_path, mosquitto.port, influxd.port)
+    det = start_detector(cli, services, tmp_path / "detector.log")
+    store = InfluxStore(load_services(services).store)
     sink = Sink(mosquitto.port)
-    r = subprocess.run([cli, "collect", "--wearer", "w-7", "--sensor", "left-shank", "--address",
-                        "AA:BB:CC:DD:EE:01", "--side", "L", "--replay", str(CAPTURE), "--speed", "50",
-                        "--seconds", "2", "--services", str(services)], capture_output=True, text=True,
-                       timeout=120)
-    time.sleep(0.3)
-    sink.close()
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["stats"]["packets"] == 449 and out["stats"]["lost_packets"] == 1 and out["waiting"] == 0
-    assert (len(sink.frames("emg")), len(sink.frames("acc"))) == (299, 150)
+    try:
+        col = _collect_cmd(cli, services)
+        out_text, err = col.communicate(timeout=120)
+        assert col.returncode == 0, err
+        out = json.loads(out_text.strip().splitlines()[-1])
+        assert out["stats"]["packets"] == 449 and out["stats"]["lost_packets"] == 1
+        assert out["waiting"] == 0 and out["confirmed"] == 449  # every frame confirmed stored
+        assert (len(sink.frames("emg")), len(sink.frames("acc"))) >= (299, 150)
+        acks = [m for m in sink.msgs if m.topic.endswith("/ack")]
+        assert acks and "emg" in json.loads(acks[-1].payload)["stored"]
+        assert store.count_samples("w-7", "emg") == _capture_samples("emg")
+    finally:
+        sink.close()
+        store.close()
+        det.send_signal(signal.SIGTERM)
+        det.wait(30)
+
+
+def test_a_broker_killed_mid_night_loses_no_frame_end_to_end(tmp_path, influxd, cli):
+    """Mosquitto SIGKILLed while frames flow (it loses what it acknowledged but had not saved):
+    the collector sends every unconfirmed frame again and the detector stores each once."""
+    mosq = start_mosquitto(tmp_path / "mosquitto")
+    services = _collect_services(tmp_path, mosq.port, influxd.port)
+    det = start_detector(cli, services, tmp_path / "detector.log")
+    store = InfluxStore(load_services(services).store)
+    try:
+        col = _collect_cmd(cli, services, seconds=9.0, speed=4.0)  # the capture once (7.5 s)
+        wait_for_line(tmp_path / "detector.log", "night opened for w-7", proc=det)
+        mosq.stop(signal.SIGKILL)  # no time to save anything
+        mosq = start_mosquitto(tmp_path / "mosquitto", mosq.port)
+        out_text, err = col.communicate(timeout=180)
+        assert col.returncode == 0, err
+        out = json.loads(out_text.strip().splitlines()[-1])
+        assert out["waiting"] == 0 and out["broker_connects"] >= 2, out  # it saw the broker go
+        assert out["stats"]["packets"] == 449, out
+        assert store.count_samples("w-7", "emg") == _capture_samples("emg"), (out, err[-2000:])
+        assert store.count_samples("w-7", "acc") == _capture_samples("acc")
+    finally:
+        store.close()
+        det.send_signal(signal.SIGTERM)
+        det.wait(30)
+        mosq.stop()
