@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     col.add_argument("--outbox", type=Path, help="SQLite outbox (default var/outbox-<sensor>.sqlite)")
     col.add_argument("--replay", type=Path, help="replay a packet capture instead of a radio")
     col.add_argument("--speed", type=float, default=1.0, help="with --replay: times real time")
+    col.add_argument("--replay-loss", type=float, default=0.0, help="with --replay: share of packets the "
+                     "radio loses (0-1)")
     col.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     col.add_argument("--drain-s", type=float, default=60.0, help="on stopping, wait up to this long for "
                      "the detector to confirm the last frames stored (the rest stay in the outbox)")
@@ -247,7 +249,8 @@ def _collect(args) -> int:
                       args.side)
     profile = load_profile(args.profile)
     outbox = Outbox(args.outbox or Path(sv.stack.data_dir) / f"outbox-{spec.sensor}.sqlite")
-    connect = connect_replay(args.replay, profile, speed=args.speed) if args.replay else connect_ble
+    connect = (connect_replay(args.replay, profile, speed=args.speed, loss=args.replay_loss) if args.replay
+               else connect_ble)
     ident = identity(sv.mqtt, spec.wearer)
     will = topic(spec.wearer, spec.sensor, "status")
     cid = f"nightcramp-collect-{spec.wearer}-{spec.sensor}"

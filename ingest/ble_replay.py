@@ -29,20 +29,32 @@ def read_capture(path: Path) -> dict[str, list[bytes]]:
     return out
 
 
+def kept_packets(packets: list[bytes], loss: float, stream: str) -> list[bytes]:
+    """The packets a radio losing ``loss`` of them delivers (the same ones every time)."""
+    if loss <= 0:
+        return packets
+    import numpy as np
+
+    rng = np.random.default_rng(sum(stream.encode()))
+    return [p for p, u in zip(packets, rng.random(len(packets)), strict=True) if u >= loss]
+
+
 class ReplayBackend(BaseBleakClient):
     """Replays ``capture`` for ``profile`` at ``speed`` x the sensor clock.
 
     ``silence_after_s``: stop notifying after this much sensor time while staying "connected"
-    (what a stalled link looks like). ``battery_pct`` is what the Battery Level reads.
+    (what a stalled link looks like). ``battery_pct`` is what the Battery Level reads. ``loss``:
+    the share of packets the radio drops (chosen by :func:`kept_packets`, reproducible).
     """
 
     def __init__(self, address_or_ble_device, *, disconnected_callback=None, timeout: float = 10.0,
                  capture: Path, profile: DeviceProfile, speed: float = 1.0,
-                 silence_after_s: float | None = None, battery_pct: int = 87, **kwargs: Any) -> None:
+                 silence_after_s: float | None = None, battery_pct: int = 87, loss: float = 0.0,
+                 **kwargs: Any) -> None:
         super().__init__(address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout)
         self.profile, self.speed, self.silence_after_s = profile, speed, silence_after_s
         self.battery_pct = battery_pct
-        self.packets = read_capture(capture)
+        self.packets = {k: kept_packets(v, loss, k) for k, v in read_capture(capture).items()}
         self.writes: list[tuple[str, bytes]] = []
         self._connected = False
         self._tasks: list[asyncio.Task] = []

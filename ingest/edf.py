@@ -42,7 +42,8 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
     except ValueError:
         raise RecordingError(f"{name}: data record duration {raw._data_record_duration!r} is not a "
                              "number") from None
-    if not np.isfinite(record_s) or record_s <= 0:
+    # EDF+ allows 0 for files holding annotations only (no signal needs a rate).
+    if not np.isfinite(record_s) or record_s < 0 or (record_s == 0 and raw.signals):
         raise RecordingError(f"{name}: data record duration {record_s:g} s is not positive")
     onsets = _record_onsets(raw, name)
     table = with_aliases(channel_table(), aliases)

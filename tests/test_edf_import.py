@@ -75,7 +75,9 @@ def test_file_loads_or_is_rejected_clearly(path: Path):
         return
     r, labels, dims = info
     try:
-        idx = next((i for i, d in enumerate(dims) if d.strip().lower() in ("uv", "µv", "mv")), None)
+        # A voltage channel at a rate EMG can have (ingest.recording.RATE_LIMITS_HZ).
+        idx = next((i for i, d in enumerate(dims) if d.strip().lower() in ("uv", "µv", "mv")
+                    and 44 <= r.getSampleFrequency(i) <= 20_000), None)
         if idx is None:
             return
         rec2 = read_edf_recording(path, aliases={labels[idx]: "EMG L-TibAnt"})
