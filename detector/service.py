@@ -474,9 +474,15 @@ class DetectorService:
         try:
             frame = decode(payload)
         except FrameError as exc:
-            reason = str(exc).split(":")[0].split(" (")[0]
-            self.stats[f"malformed: {reason}"] += 1
-            log.warning("malformed frame on %s/%s/%s: %s", wearer, sensor, stream, exc)
+            # The message's wording up to its first value: a bounded set of keys, whatever comes.
+            reason = re.split(r"[\d'\"\[(:,]", str(exc))[0].strip() or "other"
+            key = f"malformed: {reason}"
+            if key not in self.stats and sum(k.startswith("malformed: ") for k in self.stats) >= 20:
+                key = "malformed: other"
+            self.stats[key] += 1
+            if self.stats[key] <= 10 or self.stats[key] % 1000 == 0:  # the log stays readable too
+                log.warning("malformed frame on %s/%s/%s: %s (%d so far)", wearer, sensor, stream, exc,
+                            self.stats[key])
             return
         if frame.stream != stream:
             self.stats["stream_mismatch"] += 1

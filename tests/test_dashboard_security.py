@@ -57,6 +57,8 @@ def site(tmp_path_factory, influxd):
     for a in evil.get("advice", []):
         a.update(title=HOSTILE, text=HOSTILE, source=HOSTILE, evidence=HOSTILE)
     store.write_analysis("w-evil", night, evil)
+    # A night key that is markup as well (keys come from the store: the nights page must cope).
+    store.write_analysis("w-evil", '2026-11-20"</script><script>window.__xss=3</script>', evil)
     store.write_review("w-evil", night, {"event": "added:x", "action": "add", "kind": "cramp",
                                          "start_s": 10.0, "end_s": 40.0, "side": "left", "note": HOSTILE,
                                          "by": "dr-a", "at": "2026-11-25T08:00:00+00:00"})

@@ -195,5 +195,5 @@ def test_malformed_frames_are_counted_and_the_service_keeps_running(tmp_path, mo
     stats = json.loads(err.strip().splitlines()[-1])["stats"]
     assert "malformed frame on w-x/s-1/emg: truncated" in err
     assert stats.get("malformed: truncated", 0) >= 2
-    assert stats.get("malformed: unknown frame version 9", 0) == 1
+    assert stats.get("malformed: unknown frame version", 0) == 1  # keys without values: bounded
     assert stats.get("bad_id", 0) == 1
