@@ -145,19 +145,27 @@ def detector_kill(rig: Rig, args) -> dict:
 
 
 def collector_kill(rig: Rig, args) -> dict:
-    rig.detector()
-    col = rig.collector(speed=1.0)
-    rig.wait_log(rig.logs[0], "night opened", rig.dets[0])
-    time.sleep(5.0)
+    """Killed with frames in its outbox the detector has not confirmed (the detector is away),
+    then started again without a radio: what it had accepted is sent and stored."""
+    det = rig.detector()  # its session exists: the broker keeps its frames while it is away
+    det.send_signal(signal.SIGTERM)
+    det.wait(30)
+    col = rig.collector(speed=4.0)
+    time.sleep(CAPTURE_S / 4.0 + 3.0)  # the capture is in, the frames wait for confirmation
     col.send_signal(signal.SIGKILL)
     col.wait(10)
-    return _finish(rig, rig.collector(speed=2.0))  # started again on the same outbox
+    rig.detector()
+    again = subprocess.Popen([CLI, "collect", "--wearer", "w-1", "--sensor", "left-shank", "--address",
+                              "AA:BB:CC:DD:EE:01", "--side", "L", "--seconds", "0.01", "--resend-s", "3",
+                              "--drain-s", "300", "--services", str(rig.services)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return _finish(rig, again)
 
 
 def disk_full(rig: Rig, args) -> dict:
     spool = rig.tmp / "spool"
     spool.mkdir(exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(spool)], capture_output=True,
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(spool)], capture_output=True,
                        text=True)
     if r.returncode:
         raise RuntimeError(f"needs root to mount a small tmpfs: {r.stderr.strip()}")
@@ -165,7 +173,7 @@ def disk_full(rig: Rig, args) -> dict:
     rig.detector()
     port = rig.influx.port
     rig.influx.stop()
-    col = rig.collector(speed=2.0)
+    col = rig.collector(speed=1.0)
     rig.wait_log(rig.logs[0], "spool_full", rig.dets[0])
     time.sleep(5.0)
     rig.influx = start_influxd(rig.tmp / "influxdb", port)
@@ -213,6 +221,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--outage-s", type=float, default=60.0)
     ap.add_argument("--only", help="comma-separated fault names: " + ", ".join(FAULTS))
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "faults.json")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(FAULTS)
     rows = []
@@ -238,8 +247,8 @@ def main() -> int:
                   f"waiting {out.get('waiting')}", flush=True)
     for label, why in NOT_RUN.items():
         print(f"{label:30} not run here: {why}")
-    out = ROOT / "bench" / "out" / "faults.json"
-    out.parent.mkdir(exist_ok=True)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1))
     print(f"written {out}")
     return 0 if all(r["lost"] == 0 and r["duplicated"] == 0 for r in rows) else 1
