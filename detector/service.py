@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import fnmatch
+import heapq
 import json
 import logging
 import os
@@ -242,6 +243,7 @@ class DetectorService:
         self.nights: dict[str, WearerNight] = {}
         self.closed: list[tuple[str, str]] = []
         self.unwritten: list[dict] = []  # closed nights the store could not take yet
+        self.recent: dict[str, dict] = {}  # wearer -> the night closed last (late frames reopen it)
         # (wearer, sensor) -> stream -> stored sample ranges [a, b), what acknowledgements say
         self.stored_ranges: dict[tuple[str, str], dict[str, list[list[int]]]] = {}
         self._fresh: list[tuple[str, str, str, int, int]] = []  # buffered, not yet stored
@@ -503,6 +505,8 @@ class DetectorService:
         self._buffer(raw_text, env_text)
         night = self.nights.get(wearer)
         if night is None:
+            night = self._reopen(wearer, frame.first_time_ns)
+        if night is None:
             night = WearerNight.open(wearer, frame.first_time_ns, self.statuses[wearer], self.cfg)
             self.nights[wearer] = night
             log.info("night opened for %s at %s", wearer,
@@ -512,6 +516,46 @@ class DetectorService:
             self._announce(wearer, night, ev)
         for alert in night.alerts():
             self._alert(wearer, night, alert)
+
+    def _reopen(self, wearer: str, t_ns: int) -> WearerNight | None:
+        """A frame from inside a night closed shortly before (a collector's outbox flushed after an
+        outage, frames the broker held back): that night is opened again from its stored frames,
+        so the late ones join it and closing it again re-analyses the whole night."""
+        closed = self.recent.get(wearer)
+        silence_ns = int(self.services.service.night_close_silence_s * 1e9)
+        if closed is None or not closed["start_ns"] <= t_ns < closed["end_ns"] + silence_ns:
+            return None
+        del self.recent[wearer]
+        night = WearerNight.open(wearer, closed["start_ns"], self.statuses[wearer], self.cfg)
+        stats: Counter = Counter()
+        n = 0
+        try:
+            self.flush()  # the late frames' own samples are in the store before it is read
+            # Both streams by time, as they came: neither waits in the engine for the other.
+            span = (closed["start_ns"], closed["end_ns"] + 10**9)
+            def tagged(stream: str):
+                for sensor, first, t, fs, labels, scales, raw in self.store.raw_frames(wearer, stream, *span):
+                    yield t, stream, sensor, first, fs, labels, scales, raw
+
+            for t, stream, sensor, first, fs, labels, scales, raw in heapq.merge(
+                    tagged("emg"), tagged("acc"), key=lambda f: f[0]):
+                want = self.statuses[wearer].get(sensor, {}).get("channels", {}).get(stream, [])
+                if sorted(want) != labels:
+                    continue
+                order = [labels.index(lab) for lab in want]
+                fr = Frame(stream, float(fs), first, t, tuple(scales[k] for k in order), raw[:, order])
+                night.feed(sensor, stream, fr, stats, float("inf"), self.services.service.max_night_s)
+                n += 1
+        except StoreError as exc:
+            log.error("late frames for %s: the stored night could not be read (%s); they start a new "
+                      "fragment, kept apart when it closes", wearer, exc)
+            return None
+        self.nights[wearer] = night
+        night.live_events = list(night.engine.events)  # announced when the night first closed
+        self.stats["nights_reopened"] += 1
+        log.info("night %s of %s reopened for late frames (%d stored frames read again)", closed["night"],
+                 wearer, n)
+        return night
 
     def _announce(self, wearer: str, night: WearerNight, ev: Event) -> None:
         night.live_events.append(ev)
@@ -636,7 +680,8 @@ class DetectorService:
         try:
             with tmp.open("wb") as fh:
                 pickle.dump({"version": 1, "nights": self.nights, "statuses": self.statuses,
-                         "unwritten": self.unwritten, "stored_ranges": self.stored_ranges}, fh,
+                         "unwritten": self.unwritten, "stored_ranges": self.stored_ranges,
+                         "recent": self.recent}, fh,
                         protocol=pickle.HIGHEST_PROTOCOL)
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -664,6 +709,7 @@ class DetectorService:
         self.statuses = state["statuses"]
         self.unwritten = state.get("unwritten", [])
         self.stored_ranges = state.get("stored_ranges", {})
+        self.recent = state.get("recent", {})
         log.info("resumed %d open night(s) from %s", len(self.nights), path)
 
     def _ack(self) -> None:
@@ -730,6 +776,8 @@ class DetectorService:
         for alert in night.engine.watch():
             self._alert(wearer, night, alert)
         key = night_key(analysis.recording.start)
+        self.recent[wearer] = {"night": key, "start_ns": night.start_ns,
+                               "end_ns": night.start_ns + int(analysis.recording.duration_s * 1e9)}
         analysis.advice = self._advice(wearer, key, analysis)
         self._write_night(wearer, key, analysis.to_json())
         self._dirty = True

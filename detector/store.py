@@ -556,6 +556,29 @@ class InfluxStore:
                 out[series["tags"]["channel"]] = (np.concatenate(ts), np.concatenate(vs))
         return out
 
+    def raw_frames(self, wearer: str, stream: str, t0_ns: int, t1_ns: int,
+                   chunk_ns: int = 600 * 10**9):
+        """The stored frames of a wearer's stream in [t0, t1), as transmitted, oldest first, read
+        ``chunk_ns`` at a time: (sensor, first sample, time ns, rate Hz, labels, scales, raw
+        (n, channels)). To analyse a stored night again (late frames reopen it)."""
+        for a in range(t0_ns, t1_ns, chunk_ns):
+            src = f"\"{self.s.raw_rp}\".\"{stream}\""
+            q = (f"SELECT \"data\", \"enc\", \"first\", \"fs\", \"scale\" FROM {src} "
+                 f"WHERE \"wearer\" = '{_lit(wearer)}' AND time >= {a} AND time < {min(t1_ns, a + chunk_ns)} "
+                 "GROUP BY \"sensor\", \"channel\"")
+            frames: dict[tuple[str, int], dict] = {}
+            for series in self.query(q):
+                sensor, label = series["tags"]["sensor"], series["tags"]["channel"]
+                for t, data, enc, first, fs, scale in series.get("values", []):
+                    x = np.frombuffer(base64.b64decode(data), "<i2" if enc == "i16" else "<f4")
+                    f = frames.setdefault((sensor, int(first)), {"t": t, "fs": fs, "cols": {}})
+                    f["cols"][label] = (x, scale)
+            for (sensor, first), f in sorted(frames.items(), key=lambda kv: (kv[1]["t"], kv[0])):
+                labels = sorted(f["cols"])
+                n = min(len(f["cols"][lab][0]) for lab in labels)
+                raw = np.stack([f["cols"][lab][0][:n] for lab in labels], axis=1)
+                yield sensor, first, f["t"], f["fs"], labels, [f["cols"][lab][1] for lab in labels], raw
+
     def _frame_ns(self, wearer: str, channel: str, stream: str) -> int:
         """Duration of a channel's frames (ns), from its last stored raw frame; 1 s if unknown."""
         k = (wearer, channel, stream)

@@ -1,0 +1,75 @@
+"""Frames that arrive after their night was closed (a collector's outbox flushed after an
+outage) reopen that night: it is analysed again from its stored frames plus the late ones,
+and the stored night is the whole night (a real InfluxDB; the service's handler is called with
+the frames' bytes as the broker would deliver them)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from detector.config import DetectorConfig
+from detector.service import DetectorService, WearerNight
+from detector.settings import load_services
+from ingest.frames import decode, topic
+from ingest.live import VirtualSensor
+from ingest.simulate import NightOptions, plan_night
+
+CFG = DetectorConfig()
+
+
+def _frames():
+    plan = plan_night(NightOptions(hours=0.25, seed=8, fs_emg=250.0, fs_acc=25.0, cramps_per_night=0.0))
+    sensors = [VirtualSensor("w-1", "left-shank", "L", plan), VirtualSensor("w-1", "right-shank", "R", plan)]
+    out = []
+    for vs in sensors:
+        out += [(vs.sensor, stream, payload, t) for stream, payload, t in vs.frames(5.0)]
+    out.sort(key=lambda f: f[3])
+    return sensors, out
+
+
+def _key(e) -> tuple:
+    return (e["kind"], round(e["start_s"], 3), round(e["end_s"], 3), e.get("side") or "none")
+
+
+def test_late_frames_reopen_the_closed_night_and_it_is_stored_whole(tmp_path, influxd):
+    services = tmp_path / "services.toml"
+    services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"late\"\n"
+                        f"spool_dir = \"{tmp_path / 'spool'}\"\n"
+                        f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\n"
+                        "night_close_silence_s = 600\n")
+    sensors, frames = _frames()
+    # The whole night in one go, as the reference.
+    statuses = {vs.sensor: vs.status() for vs in sensors}
+    whole = WearerNight.open("w-1", decode(frames[0][2]).first_time_ns, statuses, CFG)
+    for sensor, stream, payload, _ in frames:
+        whole.feed(sensor, stream, decode(payload), Counter(), 3600.0)
+    ref = whole.finish()
+
+    svc = DetectorService(load_services(services), CFG)
+    svc._lock_state_dir()
+    svc.store.setup()
+    try:
+        for vs in sensors:
+            svc.handle(topic("w-1", vs.sensor, "status"), json.dumps(vs.status()).encode())
+        cut = int(len(frames) * 0.7)
+        for sensor, stream, payload, _ in frames[:cut]:
+            svc.handle(topic("w-1", sensor, stream), payload)
+        first = svc.close_night("w-1")
+        assert first.recording.duration_s < ref.recording.duration_s - 60
+        night = first.recording.start.date().isoformat()
+        assert svc.store.nights("w-1")[0]["duration_s"] == first.recording.duration_s
+        for sensor, stream, payload, _ in frames[cut:]:  # the outbox flushed after an outage
+            svc.handle(topic("w-1", sensor, stream), payload)
+        assert svc.stats["nights_reopened"] == 1
+        again = svc.close_night("w-1")
+        assert again.recording.duration_s == ref.recording.duration_s
+        stored = svc.store.nights("w-1")
+        assert len(stored) == 1 and stored[0]["night"] == night
+        assert stored[0]["duration_s"] == ref.recording.duration_s
+        want = sorted(_key(e.to_json(ref.recording.start)) for e in ref.events)
+        assert sorted(_key(e) for e in svc.store.events("w-1", night)) == want
+        assert svc.stats["fragment_kept_apart"] == 0
+    finally:
+        svc._unlock_state_dir()
+        svc.store.close()
