@@ -91,6 +91,27 @@ def influxd(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture()
+def make_store(influxd, tmp_path, request):
+    """``make_store(prefix)``: a store on the session's InfluxDB with a database of this test's
+    own (spool in tmp_path, quick retries), closed after the test."""
+    from detector.store import InfluxStore, StoreSettings
+
+    made = []
+
+    def make(prefix: str = "t"):
+        name = request.node.name.replace("[", "_").replace("]", "_").replace("-", "_")[:40]
+        s = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{influxd.port}", database=f"{prefix}_{name}",
+                                      spool_dir=tmp_path / "spool", backoff_s=0.01, retries=1))
+        s.setup()
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()
+
+
 @pytest.fixture(scope="session")
 def mosquitto(tmp_path_factory):
     """A real Mosquitto on a free loopback port for the whole session."""

@@ -61,3 +61,16 @@ def close_night_and_wait(cli: str, services: Path, store: InfluxStore, wearer: s
     while not store.nights(wearer):
         assert time.monotonic() < deadline, f"the night of {wearer} was not stored in {timeout} s"
         time.sleep(0.2)
+
+
+def virtual_night(hours: float = 0.25, seed: int = 8):
+    """A short two-sensor night of virtual sensors: (sensors, [(sensor, stream, frame bytes,
+    night time s)] in time order), 5-s frames, 250/25 Hz, no cramps."""
+    from ingest.live import VirtualSensor
+    from ingest.simulate import NightOptions, plan_night
+
+    plan = plan_night(NightOptions(hours=hours, seed=seed, fs_emg=250.0, fs_acc=25.0, cramps_per_night=0.0))
+    sensors = [VirtualSensor("w-1", "left-shank", "L", plan), VirtualSensor("w-1", "right-shank", "R", plan)]
+    out = [(vs.sensor, stream, payload, t) for vs in sensors for stream, payload, t in vs.frames(5.0)]
+    out.sort(key=lambda f: f[3])
+    return sensors, out

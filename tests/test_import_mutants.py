@@ -36,17 +36,29 @@ def _ns(data: bytes) -> int:
     return int(data[252:256].decode().strip())
 
 
-def _sig_field(data: bytes, which: str, k: int, text: str) -> bytes:
-    """Replace field ``which`` of signal ``k`` in the per-signal header."""
-    widths = [("label", 16), ("transducer", 80), ("dimension", 8), ("pmin", 8), ("pmax", 8),
-              ("dmin", 8), ("dmax", 8), ("prefilter", 80), ("spr", 8), ("reserved", 32)]
+_SIGNAL_FIELDS = [("label", 16), ("transducer", 80), ("dimension", 8), ("pmin", 8), ("pmax", 8),
+                  ("dmin", 8), ("dmax", 8), ("prefilter", 80), ("spr", 8), ("reserved", 32)]
+
+
+def _sig_place(data: bytes, which: str, k: int) -> tuple[int, int]:
+    """(offset, width) of field ``which`` of signal ``k`` in the per-signal header."""
     ns = _ns(data)
     off = 256
-    for name, w in widths:
+    for name, w in _SIGNAL_FIELDS:
         if name == which:
-            return _field(data, off + k * w, w, text)
+            return off + k * w, w
         off += ns * w
     raise KeyError(which)
+
+
+def _sig_field(data: bytes, which: str, k: int, text: str) -> bytes:
+    """Replace field ``which`` of signal ``k`` in the per-signal header."""
+    return _field(data, *_sig_place(data, which, k), text)
+
+
+def _sig(data: bytes, which: str, k: int) -> str:
+    off, w = _sig_place(data, which, k)
+    return data[off:off + w].decode("ascii").strip()
 
 
 def _header_bytes(data: bytes) -> int:
@@ -96,17 +108,6 @@ EDF_MUTATIONS: dict[str, Callable[[bytes], bytes]] = {
     "data-all-max": lambda d: d[:_header_bytes(d)] + b"\xff" * (len(d) - _header_bytes(d)),
 }
 
-
-def _sig(data: bytes, which: str, k: int) -> str:
-    widths = [("label", 16), ("transducer", 80), ("dimension", 8), ("pmin", 8), ("pmax", 8),
-              ("dmin", 8), ("dmax", 8), ("prefilter", 80), ("spr", 8), ("reserved", 32)]
-    ns = _ns(data)
-    off = 256
-    for name, w in widths:
-        if name == which:
-            return data[off + k * w:off + (k + 1) * w].decode("ascii").strip()
-        off += ns * w
-    raise KeyError(which)
 
 
 CSV_HEAD = "# nightcramp-csv/1\n# start: 2026-11-24T22:30:00Z\n"

@@ -12,20 +12,9 @@ from detector.config import DetectorConfig
 from detector.service import DetectorService, WearerNight
 from detector.settings import load_services
 from ingest.frames import decode, topic
-from ingest.live import VirtualSensor
-from ingest.simulate import NightOptions, plan_night
+from tests.live_helpers import virtual_night
 
 CFG = DetectorConfig()
-
-
-def _frames():
-    plan = plan_night(NightOptions(hours=0.25, seed=8, fs_emg=250.0, fs_acc=25.0, cramps_per_night=0.0))
-    sensors = [VirtualSensor("w-1", "left-shank", "L", plan), VirtualSensor("w-1", "right-shank", "R", plan)]
-    out = []
-    for vs in sensors:
-        out += [(vs.sensor, stream, payload, t) for stream, payload, t in vs.frames(5.0)]
-    out.sort(key=lambda f: f[3])
-    return sensors, out
 
 
 def _key(e) -> tuple:
@@ -38,7 +27,7 @@ def test_late_frames_reopen_the_closed_night_and_it_is_stored_whole(tmp_path, in
                         f"spool_dir = \"{tmp_path / 'spool'}\"\n"
                         f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\n"
                         "night_close_silence_s = 600\n")
-    sensors, frames = _frames()
+    sensors, frames = virtual_night()
     # The whole night in one go, as the reference.
     statuses = {vs.sensor: vs.status() for vs in sensors}
     whole = WearerNight.open("w-1", decode(frames[0][2]).first_time_ns, statuses, CFG)

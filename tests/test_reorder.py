@@ -11,20 +11,14 @@ from collections import Counter
 from detector.config import DetectorConfig
 from detector.service import WearerNight
 from ingest.frames import decode
-from ingest.live import VirtualSensor
-from ingest.simulate import NightOptions, plan_night
+from tests.live_helpers import virtual_night
 
 CFG = DetectorConfig()
 
 
 def _frames():
-    plan = plan_night(NightOptions(hours=0.25, seed=8, fs_emg=250.0, fs_acc=25.0, cramps_per_night=0.0))
-    sensors = [VirtualSensor("w-1", "left-shank", "L", plan), VirtualSensor("w-1", "right-shank", "R", plan)]
-    out = []
-    for vs in sensors:
-        out += [(vs.sensor, stream, decode(payload), t) for stream, payload, t in vs.frames(5.0)]
-    out.sort(key=lambda f: f[3])
-    return {vs.sensor: vs.status() for vs in sensors}, out
+    sensors, frames = virtual_night()
+    return {vs.sensor: vs.status() for vs in sensors}, [(s, st, decode(p), t) for s, st, p, t in frames]
 
 
 def _night(statuses, frames, reorder_s: float, *, with_duration: bool = False):

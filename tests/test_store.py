@@ -13,13 +13,8 @@ from detector.store import InfluxStore, StoreError, StoreSettings
 
 
 @pytest.fixture()
-def store(influxd, tmp_path, request):
-    db = "t_" + request.node.name.replace("[", "_").replace("]", "_").replace("-", "_")[:40]
-    s = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{influxd.port}", database=db,
-                                  spool_dir=tmp_path / "spool", backoff_s=0.01, retries=1))
-    s.setup()
-    yield s
-    s.close()
+def store(make_store):
+    return make_store("t")
 
 
 def test_setup_is_idempotent_and_creates_the_raw_policy(store):

@@ -12,19 +12,14 @@ import numpy as np
 import pytest
 
 from detector import store_schema
-from detector.store import InfluxStore, NightConflict, StoreError, StoreSettings
+from detector.store import NightConflict, StoreError
 from detector.store_schema import MEASUREMENTS, SUMMARY_FIELDS, SchemaError, coerce
 from detector.summary import summarize
 
 
 @pytest.fixture()
-def store(influxd, tmp_path, request):
-    db = "s_" + request.node.name.replace("[", "_").replace("]", "_").replace("-", "_")[:40]
-    s = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{influxd.port}", database=db,
-                                  spool_dir=tmp_path / "spool", backoff_s=0.01, retries=1))
-    s.setup()
-    yield s
-    s.close()
+def store(make_store):
+    return make_store("s")
 
 
 def _field_types(store, measurement: str, rp: str | None = None) -> dict[str, str]:
