@@ -21,6 +21,10 @@ class Unwrapper:
     def __call__(self, value: int) -> int:
         if self.last is not None and value < self.last and self.last - value > self.mod // 2:
             self.base += self.mod
+        elif self.last is not None and value > self.last and value - self.last > self.mod // 2:
+            # A value from before the last wrap (a late or repeated packet): behind, not a
+            # whole turn ahead. The position stays where it was.
+            return self.base - self.mod + value
         self.last = value
         return self.base + value
 

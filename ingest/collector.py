@@ -48,6 +48,26 @@ class _StreamState:
     next_seq: int | None = None
     counter: int = 0
     per_packet: int = 0
+    last_arrival_ns: int = 0
+
+    def dump(self) -> str:
+        return json.dumps({"seq": [self.seq.last, self.seq.base], "clock": [self.clock.last, self.clock.base],
+                           "next_seq": self.next_seq, "counter": self.counter, "per_packet": self.per_packet,
+                           "last_arrival_ns": self.last_arrival_ns})
+
+    @classmethod
+    def load(cls, text: str) -> _StreamState:
+        d = json.loads(text)
+        st = cls(next_seq=d["next_seq"], counter=d["counter"], per_packet=d["per_packet"],
+                 last_arrival_ns=d.get("last_arrival_ns", 0))
+        st.seq.last, st.seq.base = d["seq"]
+        st.clock.last, st.clock.base = d["clock"]
+        return st
+
+
+# A packet sequence number this far behind the expected one is not a repeat but a sensor that
+# started again (its counters reset): the stream is picked up where the wall clock says.
+RESYNC_PACKETS = 256
 
 
 class Publisher:
@@ -180,7 +200,9 @@ class Collector:
         self.spec, self.profile, self.outbox = spec, profile, outbox
         self.connect = connect
         self.silence_s, self.backoff_max_s = silence_s, backoff_max_s
-        self.streams = {s: _StreamState() for s in profile.streams}
+        saved = outbox.stream_states()
+        self.streams = {s: _StreamState.load(saved[s]) if s in saved else _StreamState()
+                        for s in profile.streams}
         self.clock = ClockMap()
         self.stats = {"packets": 0, "lost_packets": 0, "bad_packets": 0, "reconnects": 0, "watchdog": 0}
         self._last_packet = time.monotonic()
@@ -214,17 +236,32 @@ class Collector:
             lost = seq - st.next_seq
             self.stats["lost_packets"] += lost
             st.counter += lost * (st.per_packet or n)  # the detector sees these samples missing
+        elif st.next_seq is not None and seq < st.next_seq - RESYNC_PACKETS:
+            # The sensor started again (its sequence and clock reset): carry on with the counter
+            # where the time since the last packet puts it, and learn its new clock.
+            fs_now = self.profile.streams[stream].fs
+            elapsed = max(0.0, (arrival_ns - st.last_arrival_ns) / 1e9) if st.last_arrival_ns else 0.0
+            skipped = max(0, round(elapsed * fs_now) - n)
+            st.counter += skipped
+            self.stats["sensor_restarts"] = self.stats.get("sensor_restarts", 0) + 1
+            log.warning("%s %s: packet sequence went back from %d to %d: the sensor restarted; %d samples "
+                        "missing", self.spec.sensor, stream, st.next_seq, seq, skipped)
+            st.seq, st.clock = Unwrapper(16), Unwrapper(32)
+            seq, t_us = st.seq(p.seq), st.clock(p.t_us)
+            self.clock = ClockMap()
         elif st.next_seq is not None and seq < st.next_seq:
             self.stats["bad_packets"] += 1  # a stale repeat
             return
         st.next_seq = seq + 1
         st.per_packet = n
+        st.last_arrival_ns = arrival_ns
         self.clock.observe(t_us, arrival_ns)
         fs = self.profile.streams[stream].fs
         frame = encode(stream, fs, st.counter, self.clock.utc_ns(t_us), [p.scale] * p.raw.shape[1], p.raw)
-        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, stream), frame,
-                        frame=(stream, st.counter, int(p.raw.shape[0])))
+        first = st.counter
         st.counter += n
+        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, stream), frame,
+                        frame=(stream, first, int(p.raw.shape[0])), state=st.dump())
         self.stats["packets"] += 1
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -33,16 +33,37 @@ class Outbox:
             if col not in cols:  # an outbox from before end-to-end acknowledgements
                 self._db.execute(f"ALTER TABLE outbox ADD COLUMN {col} {decl}")
         self._db.execute("CREATE INDEX IF NOT EXISTS outbox_frames ON outbox (stream, first)")
+        # The collector's per-stream counters, saved with each frame: a restarted collector
+        # continues the sensor's sample counter instead of starting again at 0.
+        self._db.execute("CREATE TABLE IF NOT EXISTS stream_state (stream TEXT PRIMARY KEY, "
+                         "state TEXT NOT NULL)")
         self._lock = threading.Lock()
 
     def put(self, topic: str, payload: bytes, retain: bool = False, *,
-            frame: tuple[str, int, int] | None = None) -> int:
-        """Keep a message; ``frame`` = (stream, first sample counter, samples) for a frame."""
+            frame: tuple[str, int, int] | None = None, state: str | None = None) -> int:
+        """Keep a message; ``frame`` = (stream, first sample counter, samples) for a frame, and
+        ``state`` (JSON) the collector's state of that stream after it, saved in the same
+        transaction (a crash keeps both or neither)."""
         stream, first, n = frame if frame else (None, None, None)
         with self._lock:
-            return self._db.execute("INSERT INTO outbox (topic, payload, retain, stream, first, n) "
-                                    "VALUES (?, ?, ?, ?, ?, ?)",
-                                    (topic, payload, int(retain), stream, first, n)).lastrowid
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("INSERT INTO outbox (topic, payload, retain, stream, first, n) "
+                                       "VALUES (?, ?, ?, ?, ?, ?)",
+                                       (topic, payload, int(retain), stream, first, n)).lastrowid
+                if state is not None and stream is not None:
+                    self._db.execute("INSERT OR REPLACE INTO stream_state (stream, state) VALUES (?, ?)",
+                                     (stream, state))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return row
+
+    def stream_states(self) -> dict[str, str]:
+        """stream -> the JSON state saved with its last frame."""
+        with self._lock:
+            return dict(self._db.execute("SELECT stream, state FROM stream_state").fetchall())
 
     def pending(self, after: int = 0, limit: int = 1000) -> list[tuple[int, str, bytes, bool]]:
         with self._lock:

@@ -59,3 +59,45 @@ def test_frame_times_increase_across_the_sensor_clock_wrap(tmp_path):
     times = np.array([f.first_time_ns for f in frames])
     assert np.all(np.diff(times) > 0)
     assert abs(np.diff(times)[0] - 100_000_000) < 1_000  # 100 samples at 1 kHz
+
+
+def _feed(col, packets, k0: int, t0: int) -> None:
+    for k, p in enumerate(packets, start=k0):  # one packet every 100 ms, 3 ms after sampling
+        col.on_packet("emg", bytearray(p), arrival_ns=t0 + k * 100_000_000 + 3_000_000)
+
+
+def test_a_restarted_collector_continues_the_sample_counter(tmp_path):
+    """Killed and started again on the same outbox, the collector goes on counting where it
+    stopped: the detector would otherwise take the new frames for old ones and drop them."""
+    packets = read_capture(Path(__file__).parent / "data" / "ble-capture-left-shank.txt")["emg"]
+    t0 = 1_764_000_000 * 10**9
+    ob = Outbox(tmp_path / "o.sqlite")
+    spec, profile = SensorSpec("w-1", "s-1", "x", "L"), load_profile("nightcramp-leg-v1")
+    _feed(Collector(spec, profile, ob, None), packets[:100], 0, t0)
+    again = Collector(spec, profile, ob, None)  # a new process, the same outbox
+    _feed(again, packets[100:200], 100, t0)
+    frames = [decode(p) for _, _, p, _ in ob.pending(limit=1000)]
+    ob.close()
+    firsts = [f.first_sample for f in frames]
+    assert firsts == sorted(firsts) and len(set(firsts)) == len(firsts) == 200
+    assert firsts[100] == firsts[99] + frames[99].raw.shape[0]  # no restart at 0
+    assert np.all(np.diff([f.first_time_ns for f in frames]) > 0)
+
+
+def test_a_sensor_that_restarts_is_followed_not_dropped(tmp_path):
+    """The sensor's sequence and clock start again at 0: its packets are new ones (not stale
+    repeats), and the counter jumps by the time the sensor was away."""
+    packets = read_capture(Path(__file__).parent / "data" / "ble-capture-left-shank.txt")["emg"]
+    t0 = 1_764_000_000 * 10**9
+    ob = Outbox(tmp_path / "o.sqlite")
+    col = Collector(SensorSpec("w-1", "s-1", "x", "L"), load_profile("nightcramp-leg-v1"), ob, None)
+    _feed(col, packets[:280], 0, t0)
+    _feed(col, packets[:50], 300, t0)  # rebooted 2 s later: sequence numbers from the start again
+    frames = [decode(p) for _, _, p, _ in ob.pending(limit=1000)]
+    ob.close()
+    assert len(frames) == 330 and col.stats["sensor_restarts"] == 1
+    firsts = [f.first_sample for f in frames]
+    assert firsts == sorted(firsts)
+    gap = firsts[280] - (firsts[279] + frames[279].raw.shape[0])
+    assert 1500 <= gap <= 2500  # about the 2 s the sensor was away, at 1 kHz
+    assert np.all(np.diff([f.first_time_ns for f in frames]) > 0)
