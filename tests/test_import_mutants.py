@@ -21,7 +21,8 @@ from ingest.open import open_recording
 from ingest.recording import RecordingError
 from ingest.simulate import NightOptions, plan_night, write_night
 
-EDF_DIR = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "edf"
+from .conftest import EDF_DIR  # ../shared/testdata/edf, found from a scratch clone as well
+
 PUBLIC = ["edfio-testdata/short_psg.edf", "edfio-testdata/test_subsecond.bdf",
           "pyedflib-testdata/test_generator.bdf", "mne-testing-data-edf/test_reduced.edf",
           "edfize-testdata/simulated-01.edf", "wfdb-testdata/test_edfann.edf"]
