@@ -724,7 +724,11 @@ class DetectorService:
         try:
             self.store.write_analysis(wearer, key, body)
         except NightConflict as exc:
-            self._keep_apart(wearer, key, body, exc)
+            try:
+                self._keep_apart(wearer, key, body, exc)
+            except OSError as err:  # no room even for that: it waits in the checkpoint instead
+                log.error("fragment of night %s of %s not kept apart (%s): retried later", key, wearer, err)
+                self.unwritten.append({"wearer": wearer, "night": key, "analysis": body})
         except StoreError as exc:
             self.stats["night_write_deferred"] += 1
             self.unwritten.append({"wearer": wearer, "night": key, "analysis": body})
