@@ -61,6 +61,7 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
         span = max(lm_max - cfg.cramp.min_duration_s, 1e-3)
         dur = -m.w_duration_short * (lm_max - d) / span
     ratio = max(float(f["median_ratio"]), 1e-3)
+    lm_like = d < 1.5 * lm_max  # as short as a leg movement (WASM: bilateral ones up to 15 s)
     terms = [
         Term("duration_s", d, m.duration_offset + dur),
         Term("median_ratio", ratio, m.w_level * _clip(math.log2(ratio / m.level_ref_ratio), -1.5, 1.0)),
@@ -73,7 +74,7 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
              m.w_twitches if f["twitches_before"] >= m.min_twitches else 0.0),
         Term("artifact_fraction", f["artifact_fraction"], -m.w_artifact * f["artifact_fraction"]),
         Term("periodic_before", f.get("periodic_before", 0),
-             -m.w_periodic if f.get("periodic_before", 0) >= m.periodic_min and d < 1.5 * lm_max else 0.0),
+             -m.w_periodic if f.get("periodic_before", 0) >= m.periodic_min and lm_like else 0.0),
     ]
     if f.get("spectral_shift") is not None:
         terms.append(Term("spectral_shift", f["spectral_shift"],
@@ -95,7 +96,7 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
             # As short as a leg movement, only the wearer's reaction tells a cramp apart: the
             # pain wakes them (DOMAIN.md). No movement after it at all is evidence against.
             Term("no_reaction", float(f["later_intensity"]),
-                 -m.w_no_reaction if d < 1.5 * lm_max and f["later_intensity"] < m.no_reaction_ref else 0.0),
+                 -m.w_no_reaction if lm_like and f["later_intensity"] < m.no_reaction_ref else 0.0),
             Term("rotation_at_onset", float(f["rotation_at_onset"]),
                  -m.w_rotation_onset * f["rotation_at_onset"]),
             Term("rotation_after", float(f["rotation_after"]), m.w_rotation_after * f["rotation_after"]),

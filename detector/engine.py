@@ -558,8 +558,7 @@ class Engine:
         longest is at most ``cramp_model.periodic_spread`` times the shortest. 0 if none."""
         m = self.cfg.cramp_model
         t_lo = onset_s - 90.0 * (m.periodic_min + 1)
-        onsets = [e.start_s for e in self.events[-400:]
-                  if e.kind == "limb_movement" and t_lo <= e.start_s < onset_s - 3]
+        onsets = [e.start_s for e in self.events[-400:] if e.kind == "limb_movement"]
         onsets += [(s - self.emg_stage[ch].fast_delay) * self.frame_s for ch, s, _e in self._lms]
         merged: list[float] = []
         for t in sorted(t for t in onsets if t_lo <= t < onset_s - 3):
