@@ -133,10 +133,7 @@ class WearerNight:
         if abs(frame.rate_hz - s.fs) > 1e-6 * s.fs:
             stats["rate_changed"] += 1
             return []
-        if s.origin is None:
-            pos = round((frame.first_time_ns - self.start_ns) * s.fs / 1e9)
-            s.origin = frame.first_sample - pos
-        start = frame.first_sample - s.origin
+        start = self._position(s, frame)
         if start > max_night_s * s.fs:
             stats["outside_night"] += 1
             if stats["outside_night"] == 1 or stats["outside_night"] % 1000 == 0:
@@ -159,6 +156,29 @@ class WearerNight:
             self._accept(s, start, frame.samples, stats)
             events += self._drain_ahead(s, stats)
         return events + self._maybe_give(s, stream)
+
+    def _position(self, s: _Stream, frame: Frame) -> int:
+        """The frame's first sample on this night's sample axis: its counter, from the origin the
+        stream's first frame set by its time."""
+        if s.origin is None:
+            pos = round((frame.first_time_ns - self.start_ns) * s.fs / 1e9)
+            s.origin = frame.first_sample - pos
+        return frame.first_sample - s.origin
+
+    def placed_time_ns(self, sensor: str, stream: str, frame: Frame, tolerance_s: float,
+                       max_night_s: float) -> int | None:
+        """Where the frame's samples belong in time (UTC ns) when the sender's clock disagrees
+        with its counter by more than ``tolerance_s`` (a wall clock that stepped mid-night): the
+        time its counter gives on this night's axis, which is also where the analysis puts it.
+        None when the frame's own time agrees, or the frame does not join this night."""
+        s = self.streams.get((sensor, stream))
+        if s is None or abs(frame.rate_hz - s.fs) > 1e-6 * s.fs:
+            return None
+        start = self._position(s, frame)
+        if not -max_night_s * s.fs <= start <= max_night_s * s.fs:
+            return None
+        t_ns = self.start_ns + round(start * 1e9 / s.fs)
+        return t_ns if abs(t_ns - frame.first_time_ns) > tolerance_s * 1e9 else None
 
     def _drain_ahead(self, s: _Stream, stats: Counter, fill_first: bool = False) -> list[Event]:
         """Accept the frames that waited and now follow on; with ``fill_first`` the gap before
@@ -499,10 +519,6 @@ class DetectorService:
             self.stats["channel_count_mismatch"] += 1
             return
         self.stats["frames"] += 1
-        raw_text, env_text = self.store.frame_lines(wearer, sensor, stream, labels, frame.raw, frame.scale,
-                                                    frame.rate_hz, frame.first_sample, frame.first_time_ns)
-        self._fresh.append((wearer, sensor, stream, frame.first_sample, frame.first_sample + len(frame.raw)))
-        self._buffer(raw_text, env_text)
         night = self.nights.get(wearer)
         if night is None:
             night = self._reopen(wearer, frame.first_time_ns)
@@ -511,6 +527,22 @@ class DetectorService:
             self.nights[wearer] = night
             log.info("night opened for %s at %s", wearer,
                      dt.datetime.fromtimestamp(frame.first_time_ns / 1e9, dt.UTC).isoformat())
+        svc = self.services.service
+        placed = night.placed_time_ns(sensor, stream, frame, svc.clock_tolerance_s, svc.max_night_s)
+        if placed is not None:
+            # The samples are stored where the analysis puts them, so the viewer, the events and
+            # a re-analysis of the stored night agree; the same frame again lands on the same key.
+            self.stats["clock_mismatch_frames"] += 1
+            if (k := self.stats["clock_mismatch_frames"]) in (1, 10, 100) or k % 1000 == 0:
+                log.warning("%s/%s/%s: frame time %+.1f s from where its sample counter puts it (the "
+                            "sender's clock stepped?): stored at the counter's time (%d such frames)",
+                            wearer, sensor, stream, (frame.first_time_ns - placed) / 1e9,
+                            self.stats["clock_mismatch_frames"])
+        raw_text, env_text = self.store.frame_lines(wearer, sensor, stream, labels, frame.raw, frame.scale,
+                                                    frame.rate_hz, frame.first_sample,
+                                                    frame.first_time_ns if placed is None else placed)
+        self._fresh.append((wearer, sensor, stream, frame.first_sample, frame.first_sample + len(frame.raw)))
+        self._buffer(raw_text, env_text)
         for ev in night.feed(sensor, stream, frame, self.stats, self.services.service.reorder_s,
                              self.services.service.max_night_s):
             self._announce(wearer, night, ev)

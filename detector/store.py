@@ -81,6 +81,7 @@ class InfluxStore:
         self.http = client or httpx.Client(base_url=settings.url, timeout=settings.timeout_s,
                                            headers=headers, auth=auth)
         self.spooled_dropped = 0
+        self._spool_seq: int | None = None  # the name (ns) of the newest spooled batch
         self._keys: dict[tuple[str, str, str, str], tuple[str, str]] = {}
         self._frame_len: dict[tuple[str, str, str], int] = {}
         self._threads: ThreadPoolExecutor | None = None
@@ -177,7 +178,12 @@ class InfluxStore:
             self.spooled_dropped += 1
             return
         d = Path(self.s.spool_dir)
-        name = f"{time.time_ns():020d}-{rp or 'default'}.lp.gz"
+        # Named in write order even if the wall clock steps back: batches are replayed in name order.
+        if self._spool_seq is None:
+            self._spool_seq = max((int(f.name.split("-", 1)[0]) for f in d.glob("*.lp.gz")
+                                   if f.name.split("-", 1)[0].isdigit()), default=0)
+        self._spool_seq = max(self._spool_seq + 1, time.time_ns())
+        name = f"{self._spool_seq:020d}-{rp or 'default'}.lp.gz"
         tmp = d / (name + ".tmp")
         try:
             with tmp.open("wb") as fh:
@@ -689,7 +695,8 @@ def _point(measurement: str, tags: dict[str, str], fields: dict, ts_ns: int) -> 
 
 
 def _new_version() -> str:
-    """A version id for a night's points: later writes sort after earlier ones."""
+    """A fresh version id for a night's points; readers take the one the night's summary names
+    (never the "latest", which a wall clock that stepped back would get wrong)."""
     return f"{time.time_ns():x}{secrets.token_hex(2)}"
 
 

@@ -7,7 +7,9 @@ follows the sensor crystal's drift.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 
 
 class Unwrapper:
@@ -49,3 +51,27 @@ class ClockMap:
 
     def utc_ns(self, sensor_us: int) -> int:
         return sensor_us * 1000 + self.offset_ns
+
+
+class SteadyWall:
+    """UTC ns that run on the monotonic clock from one reading of the wall clock.
+
+    A step of the wall clock (an NTP correction, a clock set by hand, a laptop's suspend) does not
+    move it, so the frames of a night keep one time base; ``step_ns()`` says how far the wall
+    clock has moved away since the anchor. ``anchor()`` takes the wall clock again (a new night).
+    """
+
+    def __init__(self, wall_ns: Callable[[], int] = time.time_ns,
+                 mono_ns: Callable[[], int] = time.monotonic_ns) -> None:
+        self._wall, self._mono = wall_ns, mono_ns
+        self.anchor()
+
+    def anchor(self) -> None:
+        self._w0, self._m0 = self._wall(), self._mono()
+
+    def now_ns(self) -> int:
+        return self._w0 + self._mono() - self._m0
+
+    def step_ns(self) -> int:
+        """Wall clock minus this clock (ns): 0 until the wall clock steps."""
+        return self._wall() - self.now_ns()

@@ -3,9 +3,11 @@
 For one sensor: connect with bleak (retrying with backoff), read the battery, subscribe to the
 EMG and ACC notifications, decode each packet with the device profile's decoder, keep a running
 sample counter per stream (a jump in the packet sequence advances it by the lost samples, so
-the gap reaches the detector as missing data), map the sensor clock to UTC with drift tracking,
-and put each frame in the SQLite outbox. A publisher thread sends the outbox in order and
-deletes a frame only on its PUBACK. A silence watchdog reconnects when notifications stop while
+the gap reaches the detector as missing data), map the sensor clock to UTC with drift tracking
+(arrival times from a monotonic clock anchored to the wall clock once per night, so a wall-clock
+step mid-night moves no frame), and put each frame in the SQLite outbox. A publisher thread sends
+the outbox in order and deletes a frame only when the detector's acknowledgement says it is
+stored (docs/mqtt-frames.md). A silence watchdog reconnects when notifications stop while
 the link claims to be up. The sensor's status (battery, link) is published retained, and
 "offline" is its Last Will.
 """
@@ -25,7 +27,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from ingest.ble_profile import DeviceProfile, PacketError
-from ingest.clock import ClockMap, Unwrapper
+from ingest.clock import ClockMap, SteadyWall, Unwrapper
 from ingest.frames import encode, topic
 from ingest.mqtt_client import Identity, apply_identity
 from ingest.outbox import Outbox
@@ -68,6 +70,8 @@ class _StreamState:
 # A packet sequence number this far behind the expected one is not a repeat but a sensor that
 # started again (its counters reset): the stream is picked up where the wall clock says.
 RESYNC_PACKETS = 256
+CLOCK_STEP_NS = 1_000_000_000  # a wall-clock jump larger than this is reported as a step
+NEW_NIGHT_SILENCE_S = 1800.0  # after this long without packets the wall clock is read again
 
 
 class Publisher:
@@ -204,6 +208,9 @@ class Collector:
         self.streams = {s: _StreamState.load(saved[s]) if s in saved else _StreamState()
                         for s in profile.streams}
         self.clock = ClockMap()
+        self.wall = SteadyWall()
+        self._wall_step_ns = 0  # the wall clock's step already reported
+        self._last_arrival_mono: float | None = None  # monotonic s of the last packet
         self.stats = {"packets": 0, "lost_packets": 0, "bad_packets": 0, "reconnects": 0, "watchdog": 0}
         self._last_packet = time.monotonic()
         self._disconnected = asyncio.Event()
@@ -220,7 +227,12 @@ class Collector:
 
     def on_packet(self, stream: str, data: bytearray, arrival_ns: int | None = None) -> None:
         """Decode one notification into a frame in the outbox (bleak callback path)."""
-        arrival_ns = arrival_ns or time.time_ns()
+        if arrival_ns is None:
+            now = time.monotonic()
+            if self._last_arrival_mono is None or now - self._last_arrival_mono > NEW_NIGHT_SILENCE_S:
+                self._new_time_base()
+            self._last_arrival_mono = now
+            arrival_ns = self.wall.now_ns()
         self._last_packet = time.monotonic()
         try:
             p = self.profile.decoder(data)
@@ -264,6 +276,23 @@ class Collector:
                         frame=(stream, first, int(p.raw.shape[0])), state=st.dump())
         self.stats["packets"] += 1
 
+    def _new_time_base(self) -> None:
+        """After a long silence (a new night) the wall clock is taken again, steps and all."""
+        self.wall.anchor()
+        self._wall_step_ns = 0
+        self.clock = ClockMap()
+
+    def check_wall_clock(self) -> None:
+        """Report a step of the wall clock once: frames keep the night's time base."""
+        step = self.wall.step_ns()
+        if abs(step - self._wall_step_ns) > CLOCK_STEP_NS:
+            self.stats["clock_steps"] = self.stats.get("clock_steps", 0) + 1
+            log.warning("%s: the wall clock stepped by %+.1f s (now %+.1f s from this night's time base); "
+                        "frames keep the night's time base until the sensor has been silent for %.0f min",
+                        self.spec.sensor, (step - self._wall_step_ns) / 1e9, step / 1e9,
+                        NEW_NIGHT_SILENCE_S / 60)
+            self._wall_step_ns = step
+
     async def run(self, stop: asyncio.Event) -> None:
         """Connect, stream, and reconnect with backoff until ``stop`` is set."""
         delay = 0.5
@@ -285,6 +314,7 @@ class Collector:
                 self._last_packet = time.monotonic()
                 while not stop.is_set() and not self._disconnected.is_set():
                     await asyncio.sleep(0.1)
+                    self.check_wall_clock()
                     if time.monotonic() - self._last_packet > self.silence_s:
                         self.stats["watchdog"] += 1
                         log.warning("%s: no notifications for %.1f s while connected: reconnecting",

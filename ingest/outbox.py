@@ -98,10 +98,12 @@ class Outbox:
 
     def unconfirmed_since(self, before: float, limit: int = 1000) -> list[tuple[int, str, bytes, bool]]:
         """Frames the broker acknowledged before ``before`` (UNIX s) and the detector has not
-        confirmed: lost on the way (a broker restarted without them, a detector not subscribed)."""
+        confirmed: lost on the way (a broker restarted without them, a detector not subscribed).
+        A frame sent "in the future" is due as well: the wall clock has stepped back since."""
         with self._lock:
             rows = self._db.execute("SELECT id, topic, payload, retain FROM outbox WHERE sent = 1 AND "
-                                    "sent_at < ? ORDER BY id LIMIT ?", (before, limit)).fetchall()
+                                    "(sent_at < ? OR sent_at > ?) ORDER BY id LIMIT ?",
+                                    (before, time.time() + 1.0, limit)).fetchall()
         return [(i, t, bytes(p), bool(r)) for i, t, p, r in rows]
 
     def unconfirmed(self) -> int:
