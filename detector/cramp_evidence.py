@@ -61,13 +61,15 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
         span = max(lm_max - cfg.cramp.min_duration_s, 1e-3)
         dur = -m.w_duration_short * (lm_max - d) / span
     ratio = max(float(f["median_ratio"]), 1e-3)
+    gap = float(f.get("onset_gap_s", 0.0))
     lm_like = d < 1.5 * lm_max  # as short as a leg movement (WASM: bilateral ones up to 15 s)
     terms = [
         Term("duration_s", d, m.duration_offset + dur),
         Term("median_ratio", ratio, m.w_level * _clip(math.log2(ratio / m.level_ref_ratio), -1.5, 1.0)),
         Term("fill", f["fill"], m.w_fill * (f["fill"] - m.fill_ref)),
-        Term("onset_gap_s", f.get("onset_gap_s", 0.0),
-             -m.w_onset_gap * min(f.get("onset_gap_s", 0.0) / m.onset_gap_ref, 2.0)),
+        # A dip shorter than the AASM offset time does not end a movement: no pause at all.
+        Term("onset_gap_s", gap, -m.w_onset_gap * min(gap / m.onset_gap_ref, 2.0)
+             if gap >= cfg.activation.offset_quiet_s else 0.0),
         Term("coactivation", f["coactivation"],
              -m.w_coactivation * max(0.0, f["coactivation"] - m.coactivation_ref)),
         Term("twitches_before", f["twitches_before"],
@@ -90,7 +92,7 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
             # Movement after the onset is evidence only when the onset came out of stillness:
             # a wearer who was already moving, or moved with the onset, simply goes on moving.
             Term("later_intensity", f["later_intensity"],
-                 m.w_later * min(f["later_intensity"] / m.later_ref, 2.5)
+                 m.w_later * min(f["later_intensity"] / m.later_ref, m.later_cap)
                  * math.exp(-(f["prior_intensity"] + f["lead_in_intensity"] + f["early_intensity"])
                             / m.prior_ref)),
             # As short as a leg movement, only the wearer's reaction tells a cramp apart: the
