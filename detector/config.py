@@ -59,7 +59,7 @@ class Cramp(_Section):
     on_above_uV: float = Field(1.5, gt=0, description="[µV] sustained activity must also exceed resting by this much")
     off_ratio: float = Field(1.4, gt=1, description="[-] sustained activity ends below this multiple of resting (residual tension stays under it)")
     off_hold_s: float = Field(2.0, gt=0, description="[s] time below the off level that ends sustained activity (rides over waxing/waning)")
-    min_duration_s: float = Field(4.0, gt=0, description="[s] shortest sustained activity considered a cramp (Delphi consensus: seconds to ~10 min; the 1-s median shortens a 5-s contraction by ~1 s)")
+    min_duration_s: float = Field(3.0, gt=0, description="[s] shortest sustained activity weighed as a possible cramp (Delphi consensus: seconds to ~10 min); a 5-s cramp at 2-3x resting, with its rise and fall, stays above on_ratio for only ~3.5-4 s, and the 1-s median shortens it further")
     red_flag_s: float = Field(600.0, gt=0, description="[s] a cramp longer than this is flagged for a clinician (DOMAIN red flags)")
     prior_window_s: float = Field(60.0, gt=0, description="[s] look-back for movement before onset (a cramp often starts out of quiet sleep, DOMAIN.md); weighed as cramp_model.prior_intensity; before the recording began the wearer counts as awake and moving (cramp_model.prior_ref per window)")
     lead_in_s: float = Field(8.0, gt=0, description="[s] the seconds just before onset searched for movement leading into it (a voluntary contraction is preceded by movement)")
