@@ -91,7 +91,8 @@ def add_parsers(sub) -> None:
     a.add_argument("--night", help="night date YYYY-MM-DD (with --wearer; default: the latest stored)")
     a.add_argument("--explain", action="store_true", help="every rule: fired or not, and the facts read")
     a.add_argument("--json", action="store_true", help="print the advice list as JSON")
-    a.add_argument("--rules", type=Path, help="rule file (default config/advice.toml)")
+    a.add_argument("--rules", type=Path,
+                   help="rule file (default advice.toml on the configuration search path)")
     a.add_argument("--features", action="store_true", help="list the features conditions may use")
     a.add_argument("--services", type=Path)
     a.set_defaults(func=advice_command)

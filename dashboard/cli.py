@@ -51,7 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true",
                      help="print the analysis object (schema nightcramp.analysis/1)")
     out.add_argument("--csv", action="store_true", help="print the events table as CSV")
-    a.add_argument("--config", type=Path, help="detector configuration TOML (default config/detector.toml)")
+    a.add_argument("--config", type=Path,
+                   help="detector configuration TOML (default detector.toml on the configuration search "
+                   "path: $NIGHTCRAMP_CONFIG_DIR, ~/.config/nightcramp, the shipped defaults)")
     a.add_argument("--alias", action="append", default=[], metavar="LABEL=NAME",
                    help="map a file's label to a leg channel, e.g. 'Leg 1=EMG L-TibAnt' (repeatable)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -78,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--frame-s", type=float, default=None,
                    help="with --live: seconds of samples per MQTT frame (default: 0.1 s like a real sensor, "
                    "longer when --speed is high: speed/100, at most 10 s)")
-    s.add_argument("--services", type=Path, help="services TOML (default config/services.toml)")
+    s.add_argument("--services", type=Path,
+                   help="services TOML (default services.toml on the configuration search path)")
 
     col = sub.add_parser("collect", help="run the BLE collector for one sensor (BLE in, MQTT out)")
     col.add_argument("--wearer", required=True, help="pseudonymous wearer id")
@@ -100,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
     col.set_defaults(func=_collect)
 
     det = sub.add_parser("detect", help="run the detector service (MQTT in, InfluxDB out)")
-    det.add_argument("--services", type=Path, help="services TOML (default config/services.toml)")
+    det.add_argument("--services", type=Path,
+                     help="services TOML (default services.toml on the configuration search path)")
     det.add_argument("--config", type=Path, help="detector configuration TOML")
     det.add_argument("-v", "--verbose", action="store_true")
     det.set_defaults(func=_detect)

@@ -21,9 +21,14 @@ import rule_engine
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary
+from ingest.paths import config_file
 
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_RULES = ROOT / "config" / "advice.toml"
+DEFAULT_RULES: Path | None = None  # a fixed rule file; None: advice.toml where ingest.paths finds it
+
+
+def rules_path() -> Path:
+    """The rule file in use: ``advice.toml`` from the configuration search path (ingest.paths)."""
+    return DEFAULT_RULES or config_file("advice.toml")
 
 DISCLAIMER = ("nightcramp is not a medical device. This is general information with its sources, "
               "not a diagnosis or medical advice. If you are worried, or something is new or severe, "
@@ -247,8 +252,10 @@ def neutral_features() -> dict:
     return f
 
 
-def load_rules(path: Path = DEFAULT_RULES) -> list[LoadedRule]:
-    """Read and check a rule file; raises AdviceError naming the rule and the problem."""
+def load_rules(path: Path | None = None) -> list[LoadedRule]:
+    """Read and check a rule file (default ``rules_path()``); raises AdviceError naming the rule
+    and the problem."""
+    path = path or rules_path()
     try:
         doc = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
@@ -423,12 +430,13 @@ def _plain(v):
 
 
 def default_rules() -> list[LoadedRule]:
-    """config/advice.toml, loaded once per change of the file."""
+    """The rules of ``rules_path()``, loaded once per change of the file."""
+    path = rules_path()
     try:
-        st = DEFAULT_RULES.stat()
+        st = path.stat()
     except FileNotFoundError:
-        raise AdviceError(f"{DEFAULT_RULES}: advice rule file not found") from None
-    return _cached_rules(str(DEFAULT_RULES), st.st_mtime_ns, st.st_size)
+        raise AdviceError(f"{path}: advice rule file not found") from None
+    return _cached_rules(str(path), st.st_mtime_ns, st.st_size)
 
 
 @functools.lru_cache(maxsize=4)

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ingest.paths import config_dir
+from ingest.paths import config_file
 
 
 class _Section(BaseModel):
@@ -191,7 +191,7 @@ class ConfigError(ValueError):
 
 
 def default_config_path() -> Path:
-    return config_dir() / "detector.toml"
+    return config_file("detector.toml")
 
 
 def load_config(path: str | Path | None = None) -> DetectorConfig:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from detector.config import load_toml_model
 from detector.store import StoreSettings
-from ingest.paths import config_dir
+from ingest.paths import config_file
 
 
 class MqttSettings(BaseModel):
@@ -82,4 +82,4 @@ class Services(BaseModel):
 
 def load_services(path: str | Path | None = None) -> Services:
     """Load config/services.toml (or ``path``); ConfigError names the file and the keys."""
-    return load_toml_model(Path(path) if path else config_dir() / "services.toml", Services)
+    return load_toml_model(Path(path) if path else config_file("services.toml"), Services)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ingest.paths import config_dir
+from ingest.paths import config_file
 
 _HEAD = struct.Struct("<BBHIfBB")  # version, flags, seq, t_us, scale, channels, samples
 MAX_PACKET = 244  # ATT payload with a 247-byte MTU
@@ -92,7 +92,7 @@ class DeviceProfile:
 
 def load_profile(name: str, directory: Path | None = None) -> DeviceProfile:
     """Load ``config/sensors/<name>.toml``; ValueError names the file and the problem."""
-    path = (directory or config_dir() / "sensors") / f"{name}.toml"
+    path = directory / f"{name}.toml" if directory else config_file(f"sensors/{name}.toml")
     if not path.exists():
         raise ValueError(f"{path}: no such device profile")
     with path.open("rb") as fh:

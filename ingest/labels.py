@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from ingest.paths import config_dir
+from ingest.paths import config_file
 
 Kind = Literal["emg", "acc"]
 Side = Literal["left", "right"]
@@ -52,7 +52,7 @@ def _table(path: Path) -> dict:
 
 def channel_table(path: Path | None = None) -> dict:
     """The alias and unit table (``config/channels.toml`` unless ``path`` is given)."""
-    return _table(path or config_dir() / "channels.toml")
+    return _table(path or config_file("channels.toml"))
 
 
 def with_aliases(table: dict, aliases: dict[str, str] | None) -> dict:

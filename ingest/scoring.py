@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.paths import config_dir
+from ingest.paths import config_file
 from ingest.recording import RecordingError
 
 STAGES = ("wake", "n1", "n2", "n3", "rem")
@@ -57,7 +57,7 @@ class Scoring:
 
 
 def scoring_table(path: Path | None = None, section: str = "noxturnal") -> dict[str, str]:
-    p = path or config_dir() / "scoring.toml"
+    p = path or config_file("scoring.toml")
     try:
         with p.open("rb") as fh:
             table = tomllib.load(fh).get(section, {})

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from detector.advice import (
-    DEFAULT_RULES,
     DISCLAIMER,
     AdviceError,
     evaluate,
@@ -18,6 +17,7 @@ from detector.advice import (
     load_rules,
     neutral_features,
     night_features,
+    rules_path,
 )
 from detector.diary import Diary, Evening, Morning
 
@@ -72,7 +72,7 @@ def _extra(tmp_path, when: str, **replace) -> Path:
 
 
 def test_the_shipped_rules_load():
-    rules = load_rules(DEFAULT_RULES)
+    rules = load_rules(rules_path())
     assert len(rules) >= 25
     assert len({r.rule.id for r in rules}) == len(rules)
 
@@ -149,7 +149,7 @@ def test_night_features_from_summary_history_and_diary():
 
 
 def test_rules_fire_with_the_facts_that_made_them(tmp_path):
-    rules = load_rules(DEFAULT_RULES)
+    rules = load_rules(rules_path())
     f = neutral_features() | {"cramps": 1.0, "cramp_nights_30": 1.0, "medications": ("diuretic",),
                               "fluids_l": 1.0, "diary_evening": True}
     items = {a.rule: a for a in evaluate(rules, f)}
@@ -179,7 +179,7 @@ def test_advice_command_explains_every_rule(tmp_path, cli, night_analysis):
     p.write_text(json.dumps(night_analysis.to_json()))
     r = subprocess.run([cli, "advice", "--analysis", str(p), "--explain"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    n_rules = len(load_rules(DEFAULT_RULES))
+    n_rules = len(load_rules(rules_path()))
     assert r.stdout.count("\n        when ") == n_rules
     assert "FIRED stretch-before-bed" in r.stdout and "   -   long-cramp" in r.stdout
     assert DISCLAIMER in " ".join(r.stdout.split())

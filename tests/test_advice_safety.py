@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.advice import (
-    DEFAULT_RULES,
     ENUMS,
     FEATURES,
     RED_FLAGS,
@@ -23,11 +22,12 @@ from detector.advice import (
     format_advice,
     load_rules,
     neutral_features,
+    rules_path,
     safety_problems,
 )
 
-RULES = load_rules(DEFAULT_RULES)
-RAW = tomllib.loads(DEFAULT_RULES.read_text())["rule"]
+RULES = load_rules(rules_path())
+RAW = tomllib.loads(rules_path().read_text())["rule"]
 # Named medicines; "medicines" in general may be mentioned (e.g. as a diary topic).
 DRUGS = re.compile(r"\b(quinine|magnesium|relaxants?|supplements?|statins?|diuretics?|water tablets?|"
                    r"inhalers?)\b", re.I)
