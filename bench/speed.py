@@ -115,6 +115,17 @@ def main() -> int:
             res["memory_10h_2khz_peak_rss_mb"] = rss
             res["memory_10h_file_mb"] = big.stat().st_size / 2**20
 
+    # The command line's start: --help against a bare interpreter (both as subprocesses).
+    cli = str(Path(sys.executable).parent / "nightcramp")
+    def sub(cmd):
+        return lambda: subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    reps = max(5, args.repeat)
+    res["python_pass_s"] = median_time(sub([sys.executable, "-c", "pass"]), reps)
+    res["cli_help_s"] = median_time(sub([cli, "--help"]), reps)
+    res["cli_analyze_help_s"] = median_time(sub([cli, "analyze", "--help"]), reps)
+    res["ratio_help_to_python"] = res["cli_help_s"] / res["python_pass_s"]
+    res["ratio_analyze_help_to_python"] = res["cli_analyze_help_s"] / res["python_pass_s"]
+
     res["python"] = sys.version.split()[0]
     res["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +147,9 @@ def main() -> int:
         print(f"  10-h night, 2 EMG at 2 kHz + 6 ACC at 100 Hz ({res['memory_10h_file_mb']:.0f} MB file): "
               f"peak RSS {res['memory_10h_2khz_peak_rss_mb']:.0f} MB (goal <= 1536 MB), "
               f"{res['memory_10h_2khz_wall_s']:.1f} s")
+    print(f"  nightcramp --help {res['cli_help_s']:.2f} s, analyze --help {res['cli_analyze_help_s']:.2f} s; "
+          f"python -c pass {res['python_pass_s']:.2f} s -> {res['ratio_help_to_python']:.1f}x / "
+          f"{res['ratio_analyze_help_to_python']:.1f}x (goal <= 0.3 s and <= 3x)")
     print(f"written {args.out}")
     return 0
 

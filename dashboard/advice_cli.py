@@ -9,19 +9,10 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from dashboard.review import refresh_advice
-from detector.advice import (
-    DISCLAIMER,
-    FEATURES,
-    default_rules,
-    evaluate,
-    explain,
-    format_advice,
-    load_rules,
-    night_features,
-)
-from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, save_checkin
-from detector.summary import night_key
+from detector.diary_answers import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING
+
+# The advice engine, the store and the diary's models are imported by the commands that use them:
+# building the parser (``nightcramp --help``) stays quick.
 
 YES_NO = {"yes": True, "y": True, "no": False, "n": False}
 
@@ -144,6 +135,11 @@ def _ask(questions) -> dict:
 
 
 def diary_command(args) -> int:
+    from dashboard.review import refresh_advice
+    from detector.advice import format_advice
+    from detector.diary import save_checkin
+    from detector.summary import night_key
+
     night = args.night or night_key(dt.datetime.now(dt.UTC))
     dt.date.fromisoformat(night)  # a clear error for a bad date
     with _store(args.services, create=args.part != "show") as store:
@@ -173,6 +169,19 @@ def diary_command(args) -> int:
 
 
 def advice_command(args) -> int:
+    from dashboard.review import refresh_advice
+    from detector.advice import (
+        DISCLAIMER,
+        FEATURES,
+        default_rules,
+        evaluate,
+        explain,
+        format_advice,
+        load_rules,
+        night_features,
+    )
+    from detector.summary import night_key
+
     rules = load_rules(args.rules) if args.rules else default_rules()
     if args.features:
         for name, (t, nullable, meaning) in FEATURES.items():

@@ -7,12 +7,17 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dashboard.advice_cli import add_parsers as add_advice_parsers
 from dashboard.scoring_cli import add_scoring_parser
 from dashboard.web_cli import add_parsers as add_web_parsers
-from detector.config import ConfigError, DetectorConfig, load_config
-from ingest.recording import RecordingError
+
+if TYPE_CHECKING:
+    from detector.config import DetectorConfig
+
+# Each command imports what it needs when it runs (numpy, scipy, pydantic, FastAPI …): building
+# the parser stays quick, so `nightcramp --help` answers at once.
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from detector.config import ConfigError
+    from ingest.recording import RecordingError
+
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:  # output piped into head and the like: not an error
@@ -43,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nightcramp", description="Sleep-related leg cramps, leg "
                                 "movements and night awakenings from leg EMG and acceleration.")
+    p.add_argument("--version", action="version", version=f"nightcramp {_version()}")
     sub = p.add_subparsers(metavar="COMMAND")
 
     a = sub.add_parser("analyze", help="analyse a recording (EDF, EDF+, BDF, CSV)")
@@ -138,7 +147,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nightcramp")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _config(path: Path | None) -> DetectorConfig:
+    from detector.config import load_config
+
     return load_config(path) if path else load_config()
 
 

@@ -103,3 +103,23 @@ def test_alias_option_maps_a_psg_label(cli):
     assert "squarewave" in obj["recording"]["ignored_channels"]
     r = run(cli, "analyze", EDF_DIR / "pyedflib-testdata" / "test_generator.edf", "--alias", "noise")
     assert r.returncode == 2 and "expected LABEL=NAME" in r.stderr
+
+
+def test_help_and_version_answer_without_loading_the_engine(cli):
+    import sys
+
+    probe = "\n".join([
+        "import sys",
+        "import dashboard.cli",
+        "for argv in (['--help'], ['analyze', '--help'], ['advice', '--help'],",
+        "             ['diary', 'evening', '--help']):",
+        "    try:",
+        "        dashboard.cli.main(argv)",
+        "    except SystemExit:",
+        "        pass",
+        "heavy = ('numpy', 'scipy', 'pydantic', 'fastapi', 'rule_engine', 'httpx', 'paho', 'edfio')",
+        "print('LOADED', [m for m in heavy if m in sys.modules])"])
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert "usage: nightcramp" in r.stdout and "LOADED []" in r.stdout, r.stdout[-500:] + r.stderr[-500:]
+    r = run(cli, "--version")
+    assert r.returncode == 0 and r.stdout.strip().startswith("nightcramp 0.")
