@@ -54,7 +54,8 @@ def text_summary(a: Analysis | dict) -> str:
                  for c in cramps]
         lines.append(f"Cramps: {len(cramps)} — " + "; ".join(parts))
         if s["cramps_over_red_flag"]:
-            lines.append(f"  ! {s['cramps_over_red_flag']} cramp(s) lasted longer than 10 minutes: "
+            lines.append(f"  ! {s['cramps_over_red_flag']} cramp(s) lasted longer than "
+                         f"{s.get('red_flag_s', 600.0) / 60:g} minutes: "
                          "worth showing to a clinician")
     else:
         lines.append("Cramps: none found")

@@ -121,9 +121,16 @@ def apply_reviews(events: list[dict], reviews: list[dict]) -> list[dict]:
     return sorted(out.values(), key=lambda e: (e["start_s"], e["kind"]))
 
 
-def reviewed_summary(summary: dict, events: list[dict], *, red_flag_s: float = 600.0) -> dict:
+def reviewed_summary(summary: dict, events: list[dict]) -> dict:
     """The night's summary with every event-derived count taken from the reviewed events
-    (rejected ones left out); sleep measures stay as detected."""
+    (rejected ones left out); sleep measures stay as detected. Long cramps are counted against
+    the red-flag duration the night was analysed with (``red_flag_s`` in its summary; nights
+    stored before it was recorded: the configured default)."""
+    red_flag_s = summary.get("red_flag_s")
+    if red_flag_s is None:
+        from detector.config import Cramp
+
+        red_flag_s = Cramp.model_fields["red_flag_s"].default
     live = [e for e in events if e.get("status") != "rejected"]
 
     def of(kind: str) -> list[dict]:

@@ -28,7 +28,7 @@ class SchemaError(ValueError):
 
 _SUMMARY_FLOATS = ("time_in_bed_s", "sleep_onset_s", "sleep_onset_latency_s", "final_wake_s",
                    "total_sleep_time_s", "waso_s", "sleep_efficiency", "cramp_total_s",
-                   "cramp_longest_s", "plms_index_per_h", "signal_lost_s")
+                   "cramp_longest_s", "red_flag_s", "plms_index_per_h", "signal_lost_s")
 _SUMMARY_INTS = ("awakenings", "awakenings_after_cramp", "cramps", "cramps_left", "cramps_right",
                  "cramps_over_red_flag", "sustained_activity", "limb_movements", "plm_series",
                  "plm_series_in_wake", "plms", "rollovers", "bed_exits", "artifacts")

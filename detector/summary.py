@@ -84,6 +84,7 @@ def summarize(engine, rec, events) -> dict:
         "cramp_total_s": round(float(sum(durations)), 1),
         "cramp_longest_s": round(float(max(durations)), 1) if durations else 0.0,
         "cramps_over_red_flag": sum(1 for d in durations if d > cfg.cramp.red_flag_s),
+        "red_flag_s": cfg.cramp.red_flag_s,
         "cramp_definition": (f"sustained calf/foot EMG at >= {cfg.cramp.on_ratio:g}x the wearer's resting "
                              f"level for >= {cfg.cramp.min_duration_s:g} s whose evidence (duration, level, "
                              "plateau, one-sidedness, movement before, at and after the onset, twitches) "

@@ -44,6 +44,27 @@ def test_nothing_reviewed_leaves_the_summary_counts():
     assert {k: s[k] for k in SUMMARY} == SUMMARY and not s["reviewed"]
 
 
+def test_long_cramps_are_counted_against_the_nights_own_red_flag_duration():
+    """A night analysed with cramp.red_flag_s = 300: its 400-s cramp is a red flag in the
+    analysis and stays one on the dashboard (reviewed or not)."""
+    from detector.analyze import analyze_recording
+    from detector.config import DetectorConfig
+    from ingest.simulate import NightOptions, plan_night, render_recording
+
+    rec = render_recording(plan_night(NightOptions(hours=1.0, seed=3, fs_emg=500.0, fs_acc=25.0,
+                                                   cramps_per_night=0.0)))
+    cfg = DetectorConfig()
+    short = cfg.model_copy(update={"cramp": cfg.cramp.model_copy(update={"red_flag_s": 300.0})})
+    a = analyze_recording(rec, short)
+    summary = a.to_json()["summary"]
+    assert summary["red_flag_s"] == 300.0
+    cramp = {"kind": "cramp", "start_s": 1000.0, "end_s": 1400.0, "side": "left", "channel": "EMG L-Gastroc"}
+    s = reviewed_summary(summary, apply_reviews([cramp], []))
+    assert s["cramps_over_red_flag"] == 1
+    old = {k: v for k, v in summary.items() if k != "red_flag_s"}  # stored before the field existed
+    assert reviewed_summary(old, apply_reviews([cramp], []))["cramps_over_red_flag"] == 0  # 600-s default
+
+
 @pytest.mark.parametrize(("kw", "message"), [
     ({"action": "delete", "event": "x"}, "action 'delete'"),
     ({"action": "relabel", "event": "x", "kind": "yawn"}, "kind 'yawn'"),
