@@ -199,7 +199,10 @@ def _run(rec, cfg, *, quiet: bool):
               file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
         def progress(frac: float) -> None:
             bar.update(round(100 * frac) - bar.n)
-        return analyze_recording(rec, cfg, progress=progress)
+        analysis = analyze_recording(rec, cfg, progress=progress)
+    from detector.advice import with_advice
+
+    return with_advice(analysis)
 
 
 def _services(path: Path | None):

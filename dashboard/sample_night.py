@@ -4,6 +4,7 @@ trials."""
 
 from __future__ import annotations
 
+from detector.advice import with_advice
 from detector.analyze import analyze_recording
 from detector.config import DetectorConfig
 from detector.store import InfluxStore
@@ -42,7 +43,7 @@ def store_simulated_night(store: InfluxStore, wearer: str, opts: NightOptions, *
                 if progress:
                     progress(sensor, t / plan.duration_s)
     flush()
-    a = analyze_recording(render_recording(plan), DetectorConfig())
+    a = with_advice(analyze_recording(render_recording(plan), DetectorConfig()))
     night = night_key(a.recording.start)
     if not store.write_analysis(wearer, night, a.to_json()):
         raise OSError("InfluxDB refused the night's analysis")

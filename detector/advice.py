@@ -21,6 +21,7 @@ import rule_engine
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary
+from detector.disclaimer import DISCLAIMER
 from ingest.paths import config_file
 
 DEFAULT_RULES: Path | None = None  # a fixed rule file; None: advice.toml where ingest.paths finds it
@@ -30,9 +31,7 @@ def rules_path() -> Path:
     """The rule file in use: ``advice.toml`` from the configuration search path (ingest.paths)."""
     return DEFAULT_RULES or config_file("advice.toml")
 
-DISCLAIMER = ("nightcramp is not a medical device. This is general information with its sources, "
-              "not a diagnosis or medical advice. If you are worried, or something is new or severe, "
-              "talk to a clinician.")
+
 LEVELS = ("see-a-clinician", "suggestion", "info")
 
 T = rule_engine.DataType
@@ -477,3 +476,18 @@ def format_advice(items: list[dict], *, width: int = 88) -> str:
     lines += textwrap.wrap(DISCLAIMER, width, initial_indent=" ", subsequent_indent=" ")
     return "\n".join(lines)
 
+
+
+def with_advice(analysis, *, rules: list[LoadedRule] | None = None):
+    """``analysis`` (detector.analyze.Analysis) with the advice of this night alone (no history
+    or diary; ``nightcramp advice`` adds those for stored nights). A broken rule file costs the
+    advice, never the analysis: it is said in the notes."""
+    import dataclasses
+
+    rec = analysis.recording
+    cramps = [e.to_json(rec.start) for e in analysis.events if e.kind == "cramp"]
+    try:
+        items = advise(analysis.summary, events=cramps, start=rec.start, rules=rules)
+    except AdviceError as exc:
+        return dataclasses.replace(analysis, advice=[], notes=[*analysis.notes, f"no advice: {exc}"])
+    return dataclasses.replace(analysis, advice=items)

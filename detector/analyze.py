@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.advice import DISCLAIMER, AdviceError, LoadedRule, advise
 from detector.config import DetectorConfig
+from detector.disclaimer import DISCLAIMER
 from detector.engine import Engine
 from detector.events import Event, Match, clamp_to_recording, compare_events
 from detector.summary import summarize
@@ -80,13 +80,9 @@ class Analysis:
 
 
 def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 300.0,
-                      progress: Callable[[float], None] | None = None,
-                      advice_rules: list[LoadedRule] | None = None) -> Analysis:
-    """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1).
-
-    Advice is from this night alone (no history or diary; ``nightcramp advice`` adds those for
-    stored nights); ``advice_rules`` default to config/advice.toml.
-    """
+                      progress: Callable[[float], None] | None = None) -> Analysis:
+    """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1). The analysis
+    carries no advice: ``detector.advice.with_advice`` adds it (the command line does)."""
     if not rec.channels:
         found = ", ".join(rec.ignored[:12]) + (" …" if len(rec.ignored) > 12 else "")
         raise RecordingError(f"{rec.name}: no leg EMG or accelerometer channels found "
@@ -135,13 +131,7 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
     events = sorted(engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
     notes += _capability_notes(engine)
     summary = summarize(engine, rec, events)
-    cramps = [e.to_json(rec.start) for e in events if e.kind == "cramp"]
-    try:
-        advice = advise(summary, events=cramps, start=rec.start, rules=advice_rules)
-    except AdviceError as exc:  # the night's analysis stands without advice
-        advice = []
-        notes.append(f"no advice: {exc}")
-    return Analysis(shown, cfg, events, summary, engine.sleep.hypnogram(), notes, advice)
+    return Analysis(shown, cfg, events, summary, engine.sleep.hypnogram(), notes)
 
 
 def _without_coarse_emg(rec: Recording, cfg: DetectorConfig) -> tuple[Recording, list[Channel]]:

@@ -164,7 +164,9 @@ def test_rules_fire_with_the_facts_that_made_them(tmp_path):
 
 
 def test_analysis_json_carries_advice_and_disclaimer(night_analysis):
-    obj = night_analysis.to_json()
+    from detector.advice import with_advice
+
+    obj = with_advice(night_analysis).to_json()
     assert obj["advice_disclaimer"] == DISCLAIMER
     assert obj["summary"]["cramps"] >= 1
     ids = [a["rule"] for a in obj["advice"]]
@@ -176,7 +178,9 @@ def test_analysis_json_carries_advice_and_disclaimer(night_analysis):
 
 def test_advice_command_explains_every_rule(tmp_path, cli, night_analysis):
     p = tmp_path / "night.json"
-    p.write_text(json.dumps(night_analysis.to_json()))
+    from detector.advice import with_advice
+
+    p.write_text(json.dumps(with_advice(night_analysis).to_json()))
     r = subprocess.run([cli, "advice", "--analysis", str(p), "--explain"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     n_rules = len(load_rules(rules_path()))
@@ -193,10 +197,11 @@ def test_advice_command_explains_every_rule(tmp_path, cli, night_analysis):
 
 
 def test_a_broken_rule_file_never_costs_the_analysis(tmp_path, monkeypatch, night_rec):
+    from detector.advice import with_advice
     from detector.analyze import analyze_recording
     from detector.config import DetectorConfig
 
     monkeypatch.setattr("detector.advice.DEFAULT_RULES", _extra(tmp_path, "cramp >= 1"))
-    a = analyze_recording(night_rec, DetectorConfig())
+    a = with_advice(analyze_recording(night_rec, DetectorConfig()))
     assert a.events and a.advice == []
     assert any("no advice" in n and "unknown feature 'cramp'" in n for n in a.notes)

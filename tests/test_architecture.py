@@ -1,6 +1,6 @@
-"""Dependencies run one way: the signal-processing engine needs none of storage, the live
-service, the advice rules, MQTT, HTTP or the web framework (checked in a fresh interpreter, so
-what any test imported before cannot hide a dependency)."""
+"""Dependencies run one way: the signal-processing engine and the offline analysis need none of
+storage, the live service, the advice rules, MQTT, HTTP or the web framework (checked in a fresh
+interpreter, so what any test imported before cannot hide a dependency)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ FORBIDDEN = ("detector.store", "detector.service", "detector.advice", "dashboard
              "rule_engine", "uvicorn", "jinja2")
 
 
-@pytest.mark.parametrize("module", ["detector.engine", "detector.cramp_evidence", "detector.sleep",
-                                    "detector.plm", "detector.frontend", "detector.channel", "ingest.edf",
-                                    "ingest.simulate"])
+@pytest.mark.parametrize("module", ["detector.engine", "detector.analyze", "detector.cramp_evidence",
+                                    "detector.sleep", "detector.plm", "detector.frontend", "detector.channel",
+                                    "ingest.edf", "ingest.simulate"])
 def test_the_engine_and_readers_import_no_service_storage_or_advice(module):
     probe = (f"import sys, {module}\n"
              f"bad = {FORBIDDEN!r}\n"
