@@ -75,6 +75,9 @@ class Engine:
         self.finished = False
         # Interval bookkeeping (times in seconds from the recording start).
         self._lms: list[tuple[int, int, int]] = []  # ch, start frame, end frame
+        # Onsets (s) of every leg-movement candidate seen, emitted or not: what makes a series
+        # before a contraction must not depend on when candidates were emitted or dropped.
+        self._lm_onsets: list[float] = []
         self._sus: list[_Sustained] = []
         self._twitch_frames: dict[int, list[int]] = {i: [] for i in self.emg}
         self.rotations: list[tuple[float, float, float, str]] = []
@@ -95,7 +98,7 @@ class Engine:
 
     def __setstate__(self, state: dict) -> None:
         # Checkpoints written before live alerts existed resume without them.
-        self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": []} | state)
+        self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": [], "_lm_onsets": []} | state)
 
     # ---------------------------------------------------------------- input
     def _group_acc(self) -> None:
@@ -285,6 +288,9 @@ class Engine:
     def _stage_out(self, i: int, out: StageOut) -> None:
         for s, e in out.lms:
             self._lms.append((i, s, e))
+            if (e - s) * self.frame_s >= self.cfg.activation.min_duration_s:
+                self._lm_onsets.append(max(0.0, (s - self.emg_stage[i].fast_delay) * self.frame_s))
+        del self._lm_onsets[:-1000]
         d_slow = self.emg_stage[i].slow_delay
         for s, e in out.sustained:
             self._sus.append(_Sustained(i, (s - d_slow) * self.frame_s, (e - d_slow) * self.frame_s, s, e))
@@ -553,13 +559,13 @@ class Engine:
         }
 
     def _periodic_before(self, onset_s: float) -> int:
-        """How many leg movements (either leg; onsets within 5 s counted once, as AASM combines
-        bilateral ones) form a regular series ending at ``onset_s``: intervals of 5-90 s whose
-        longest is at most ``cramp_model.periodic_spread`` times the shortest. 0 if none."""
+        """How many leg-movement candidates (either leg, emitted or not; onsets within 5 s counted
+        once, as AASM combines bilateral ones) form a regular series ending at ``onset_s``:
+        intervals of 5-90 s whose longest is at most ``cramp_model.periodic_spread`` times the
+        shortest. 0 if none."""
         m = self.cfg.cramp_model
         t_lo = onset_s - 90.0 * (m.periodic_min + 1)
-        onsets = [e.start_s for e in self.events[-400:] if e.kind == "limb_movement"]
-        onsets += [(s - self.emg_stage[ch].fast_delay) * self.frame_s for ch, s, _e in self._lms]
+        onsets = self._lm_onsets
         merged: list[float] = []
         for t in sorted(t for t in onsets if t_lo <= t < onset_s - 3):
             if not merged or t - merged[-1] > 5.0:

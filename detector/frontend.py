@@ -94,16 +94,20 @@ class EmgFrontEnd:
         top = min(fe.bandpass_high_hz, 0.45 * self.fs) + 10
         sos = design_notches(fs=self.fs, mains_hz=self.mains_hz, q=fe.notch_q,
                              harmonics=fe.notch_harmonics, max_hz=top)
-        self.notch = SosFilter(sos, np.float32) if sos is not None else None
-        # Watch both mains lines whatever was found at the start: a detached electrode picks up
-        # hum, and that is how lead-off shows, also on the line that was not found (a night
-        # without hum, or hum in the first seconds that came from something else).
+        # Hum is watched at both mains lines whatever was found at the start: a detached
+        # electrode picks up hum, and that is how lead-off shows, also on the line that was not
+        # found (hum in the first seconds that came from something else). With a line found,
+        # the other one's fundamental joins its notches (one pass; it takes a sliver of EMG);
+        # with none, the envelope stays unnotched and a separate check measures both lines.
+        others = [design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q, harmonics=1, max_hz=top)
+                  for f in (50.0, 60.0) if f != self.mains_hz and f < 0.45 * self.fs]
         self.hum_check = None
-        others = [f for f in (50.0, 60.0) if f != self.mains_hz and f < 0.45 * self.fs]
-        if others:
-            self.hum_check = SosFilter(np.vstack([design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q,
-                                                                 harmonics=1, max_hz=top)
-                                                  for f in others]), np.float32)
+        if sos is not None:
+            self.notch = SosFilter(np.vstack([sos, *others]), np.float32)
+        else:
+            self.notch = None
+            if others:
+                self.hum_check = SosFilter(np.vstack(others), np.float32)
         return self._run(buf)
 
     def _run(self, x: np.ndarray) -> EmgFrames:
@@ -111,7 +115,7 @@ class EmgFrontEnd:
         clean = np.where(nan, np.float32(0), x) if nan.any() else x
         bp = self.bp(clean)
         notched = self.notch(bp) if self.notch is not None else bp
-        hum_free = self.hum_check(notched) if self.hum_check is not None else notched
+        hum_free = self.hum_check(bp) if self.hum_check is not None else notched
         raw, bpa, nta, hfa = (np.concatenate([t, v]) if t.size else v for t, v in (
             (self._tail_raw, x), (self._tail_bp, bp), (self._tail_notched, notched),
             (self._tail_hum, hum_free)))
