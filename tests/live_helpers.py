@@ -74,3 +74,35 @@ def virtual_night(hours: float = 0.25, seed: int = 8):
     out = [(vs.sensor, stream, payload, t) for vs in sensors for stream, payload, t in vs.frames(5.0)]
     out.sort(key=lambda f: f[3])
     return sensors, out
+
+
+def one_go_reference(sensors, frames, cfg):
+    """The analysis of ``virtual_night`` frames fed to one WearerNight in one go (the reference a
+    live run is compared with)."""
+    from collections import Counter
+
+    from detector.service import WearerNight
+    from ingest.frames import decode
+
+    statuses = {vs.sensor: vs.status() for vs in sensors}
+    whole = WearerNight.open("w-1", decode(frames[0][2]).first_time_ns, statuses, cfg)
+    for sensor, stream, payload, _ in frames:
+        whole.feed(sensor, stream, decode(payload), Counter(), 3600.0)
+    return whole.finish()
+
+
+def service_on(tmp_path, influxd, database: str, cfg, service_extra: str = ""):
+    """A DetectorService on a real InfluxDB (its state dir locked, its database made), whose
+    handler a test calls with frames as the broker would deliver them. Close it with
+    ``svc._unlock_state_dir(); svc.store.close()``."""
+    from detector.service import DetectorService
+    from detector.settings import load_services
+
+    services = tmp_path / "services.toml"
+    services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"{database}\"\n"
+                        f"spool_dir = \"{tmp_path / 'spool'}\"\n"
+                        f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\n{service_extra}")
+    svc = DetectorService(load_services(services), cfg)
+    svc._lock_state_dir()
+    svc.store.setup()
+    return svc

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,7 @@ import detector.store as store_mod
 import ingest.outbox as outbox_mod
 from dashboard.services import free_port
 from detector.config import DetectorConfig
-from detector.service import DetectorService, WearerNight
-from detector.settings import StoreSettings, load_services
+from detector.settings import StoreSettings
 from detector.store import InfluxStore
 from ingest.ble_profile import load_profile
 from ingest.ble_replay import read_capture
@@ -24,7 +22,7 @@ from ingest.clock import SteadyWall
 from ingest.collector import Collector, SensorSpec
 from ingest.frames import decode, encode, topic
 from ingest.outbox import Outbox
-from tests.live_helpers import virtual_night
+from tests.live_helpers import one_go_reference, service_on, virtual_night
 
 CFG = DetectorConfig()
 HOUR_NS = 3600 * 10**9
@@ -112,23 +110,12 @@ def _stepped(payload: bytes, shift_ns: int) -> bytes:
 
 
 def test_detector_stores_samples_where_their_counter_puts_them(tmp_path, influxd):
-    services = tmp_path / "services.toml"
-    services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"steps\"\n"
-                        f"spool_dir = \"{tmp_path / 'spool'}\"\n"
-                        f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\n")
     sensors, frames = virtual_night()
-    statuses = {vs.sensor: vs.status() for vs in sensors}
-    whole = WearerNight.open("w-1", decode(frames[0][2]).first_time_ns, statuses, CFG)
-    for sensor, stream, payload, _ in frames:
-        whole.feed(sensor, stream, decode(payload), Counter(), 3600.0)
-    ref = whole.finish()
+    ref = one_go_reference(sensors, frames, CFG)
     a, b = int(len(frames) * 0.4), int(len(frames) * 0.7)
     sent = ([f[:3] for f in frames[:a]] + [(s, st, _stepped(p, HOUR_NS)) for s, st, p, _ in frames[a:b]]
             + [(s, st, _stepped(p, -HOUR_NS)) for s, st, p, _ in frames[b:]])
-
-    svc = DetectorService(load_services(services), CFG)
-    svc._lock_state_dir()
-    svc.store.setup()
+    svc = service_on(tmp_path, influxd, "steps", CFG)
     try:
         for vs in sensors:
             svc.handle(topic("w-1", vs.sensor, "status"), json.dumps(vs.status()).encode())

@@ -6,13 +6,10 @@ the frames' bytes as the broker would deliver them)."""
 from __future__ import annotations
 
 import json
-from collections import Counter
 
 from detector.config import DetectorConfig
-from detector.service import DetectorService, WearerNight
-from detector.settings import load_services
-from ingest.frames import decode, topic
-from tests.live_helpers import virtual_night
+from ingest.frames import topic
+from tests.live_helpers import one_go_reference, service_on, virtual_night
 
 CFG = DetectorConfig()
 
@@ -22,22 +19,9 @@ def _key(e) -> tuple:
 
 
 def test_late_frames_reopen_the_closed_night_and_it_is_stored_whole(tmp_path, influxd):
-    services = tmp_path / "services.toml"
-    services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"late\"\n"
-                        f"spool_dir = \"{tmp_path / 'spool'}\"\n"
-                        f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\n"
-                        "night_close_silence_s = 600\n")
     sensors, frames = virtual_night()
-    # The whole night in one go, as the reference.
-    statuses = {vs.sensor: vs.status() for vs in sensors}
-    whole = WearerNight.open("w-1", decode(frames[0][2]).first_time_ns, statuses, CFG)
-    for sensor, stream, payload, _ in frames:
-        whole.feed(sensor, stream, decode(payload), Counter(), 3600.0)
-    ref = whole.finish()
-
-    svc = DetectorService(load_services(services), CFG)
-    svc._lock_state_dir()
-    svc.store.setup()
+    ref = one_go_reference(sensors, frames, CFG)  # the whole night in one go
+    svc = service_on(tmp_path, influxd, "late", CFG, "night_close_silence_s = 600\n")
     try:
         for vs in sensors:
             svc.handle(topic("w-1", vs.sensor, "status"), json.dumps(vs.status()).encode())
