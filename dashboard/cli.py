@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nightcramp", description="Sleep-related leg cramps, leg "
                                 "movements and night awakenings from leg EMG and acceleration.")
-    p.add_argument("--version", action="version", version=f"nightcramp {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(metavar="COMMAND")
 
     a = sub.add_parser("analyze", help="analyse a recording (EDF, EDF+, BDF, CSV)")
@@ -147,6 +147,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked for (importlib.metadata costs ~40 ms)."""
+
+    def __init__(self, option_strings, dest, **kw) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the installed version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"nightcramp {_version()}")
+        parser.exit()
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -190,19 +202,33 @@ def _analyze(args) -> int:
 
 
 def _run(rec, cfg, *, quiet: bool):
+    import threading
+
     from tqdm import tqdm
 
+    from detector.advice import AdviceError, default_rules, with_advice
     from detector.analyze import analyze_recording
 
+    # Loading the rules builds rule-engine's parser (pure Python, ~0.6 s); it overlaps with the
+    # analysis, which spends most of its time in NumPy and SciPy with the GIL released.
+    rules: list = []
+
+    def load() -> None:
+        try:
+            rules.append(default_rules())
+        except AdviceError:  # with_advice loads again and puts the reason in the notes
+            pass
+
+    loader = threading.Thread(target=load, name="advice-rules", daemon=True)
+    loader.start()
     show = not quiet and rec.duration_s > 1800
     with tqdm(total=100, desc=f"analysing {rec.name}", unit="%", disable=not show or None,
               file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}") as bar:
         def progress(frac: float) -> None:
             bar.update(round(100 * frac) - bar.n)
         analysis = analyze_recording(rec, cfg, progress=progress)
-    from detector.advice import with_advice
-
-    return with_advice(analysis)
+    loader.join()
+    return with_advice(analysis, rules=rules[0] if rules else None)
 
 
 def _services(path: Path | None):

@@ -19,7 +19,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-ROLES = ("wearer", "clinician", "admin")
+from dashboard.roles import ROLES, UserError
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 _ID = re.compile(r"^[a-z0-9-]{1,32}$")
 SESSION_S = 12 * 3600
@@ -32,10 +33,6 @@ CREATE TABLE IF NOT EXISTS assignments (
 CREATE TABLE IF NOT EXISTS sessions (
     token TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL);
 """
-
-
-class UserError(ValueError):
-    """A user command that cannot be done; the message says why."""
 
 
 @dataclass(frozen=True)

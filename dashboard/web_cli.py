@@ -6,7 +6,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from dashboard.users import ROLES, UserError, Users
+from dashboard.roles import ROLES, UserError
 
 
 def add_parsers(sub) -> None:
@@ -46,7 +46,8 @@ def add_parsers(sub) -> None:
         p.add_argument("--services", type=Path)
 
 
-def _users(args) -> Users:
+def _users(args):
+    from dashboard.users import Users
     from detector.settings import load_services
 
     return Users(load_services(args.services).dashboard.users_db)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import enum
 import functools
 import re
 import tomllib
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-import rule_engine
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary
@@ -34,7 +34,22 @@ def rules_path() -> Path:
 
 LEVELS = ("see-a-clinician", "suggestion", "info")
 
-T = rule_engine.DataType
+class T(enum.Enum):
+    """A feature's type; rule-engine's own types are looked up only when rules are compiled, so
+    that importing this module does not build rule-engine's parser (about 0.6 s)."""
+
+    FLOAT = "FLOAT"
+    STRING = "STRING"
+    BOOLEAN = "BOOLEAN"
+    ARRAY = "ARRAY"  # of strings
+
+    def engine_type(self):
+        import rule_engine
+
+        t = getattr(rule_engine.DataType, "STRING" if self is T.ARRAY else self.value)
+        return rule_engine.DataType.ARRAY(t) if self is T.ARRAY else t
+
+
 # name: (type, may be unknown, meaning [unit])
 FEATURES: dict[str, tuple[object, bool, str]] = {
     # this night
@@ -75,7 +90,7 @@ FEATURES: dict[str, tuple[object, bool, str]] = {
     "alcohol_drinks": (T.FLOAT, True, "alcoholic drinks that day [count]"),
     "caffeine_drinks": (T.FLOAT, True, "coffee, tea or cola that day [count]"),
     "stretched": (T.BOOLEAN, True, "stretched before bed"),
-    "medications": (T.ARRAY(T.STRING), False, "regular medicines ticked (empty when none or not answered)"),
+    "medications": (T.ARRAY, False, "regular medicines ticked (empty when none or not answered)"),
     "pregnant": (T.BOOLEAN, True, "pregnant"),
     "age_band": (T.STRING, True, "under-30, 30-49, 50-64 or 65-plus"),
     # diary: morning
@@ -181,7 +196,7 @@ class Rule(BaseModel):
 @dataclass
 class LoadedRule:
     rule: Rule
-    compiled: rule_engine.Rule
+    compiled: object  # rule_engine.Rule
     symbols: tuple[str, ...]
 
 
@@ -202,12 +217,16 @@ class AdviceItem:
                 "facts": self.facts}
 
 
-def _context() -> rule_engine.Context:
-    types = {k: t for k, (t, _, _) in FEATURES.items()}
+def _context():
+    import rule_engine
+
+    types = {k: t.engine_type() for k, (t, _, _) in FEATURES.items()}
     return rule_engine.Context(type_resolver=rule_engine.type_resolver_from_dict(types))
 
 
-def _compile(r: Rule, ctx: rule_engine.Context) -> LoadedRule:
+def _compile(r: Rule, ctx) -> LoadedRule:
+    import rule_engine
+
     try:
         compiled = rule_engine.Rule(r.when, context=ctx)
     except rule_engine.errors.SymbolResolutionError as exc:
@@ -243,7 +262,7 @@ def neutral_features() -> dict:
             f[name] = False
         elif t == T.STRING:
             f[name] = "none"
-        elif getattr(t, "name", "") == "ARRAY":
+        elif t is T.ARRAY:
             f[name] = ()
         else:
             f[name] = 0.0
@@ -287,6 +306,8 @@ def load_rules(path: Path | None = None) -> list[LoadedRule]:
             raise AdviceError(f"{path}: rule {r.id!r} answers red flag {r.red_flag!r} but its level is "
                               f"{r.level!r}, not 'see-a-clinician'")
         rules.append(_compile(r, _context()))  # a context per rule: it records the symbols read
+    import rule_engine
+
     for lr in rules:  # unknown values must be handled, not crash evaluation
         try:
             lr.compiled.evaluate(neutral_features())
@@ -307,6 +328,8 @@ def red_flag_answered(rules: list[LoadedRule], flag: str, base: dict | None = No
 
 
 def _fires(lr: LoadedRule, f: dict) -> bool:
+    import rule_engine
+
     try:
         return bool(lr.compiled.matches(f))
     except rule_engine.errors.EngineError:

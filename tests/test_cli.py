@@ -117,7 +117,8 @@ def test_help_and_version_answer_without_loading_the_engine(cli):
         "        dashboard.cli.main(argv)",
         "    except SystemExit:",
         "        pass",
-        "heavy = ('numpy', 'scipy', 'pydantic', 'fastapi', 'rule_engine', 'httpx', 'paho', 'edfio')",
+        "heavy = ('numpy', 'scipy', 'pydantic', 'fastapi', 'rule_engine', 'httpx', 'paho', 'edfio',",
+        "         'argon2')",
         "print('LOADED', [m for m in heavy if m in sys.modules])"])
     r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert "usage: nightcramp" in r.stdout and "LOADED []" in r.stdout, r.stdout[-500:] + r.stderr[-500:]
