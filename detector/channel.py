@@ -64,11 +64,19 @@ class EmgStage:
         self.art = Hysteresis(max(1, round(art.merge_gap_s * fps)))
         self.lost = Hysteresis(max(1, round(art.merge_gap_s * fps)))
         self.mav = Growable()
+        self.dmav = Growable()  # µV per sample, mean sample-to-sample change (detector.spectral)
         self.env_fast = Growable()
         self.env_slow = Growable()
         self.baseline = Growable()
         self.bad = Growable(np.uint8)
         self.baseline_now = float("nan")
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints from before the frequency feature: those frames have no change (unknown).
+        self.__dict__.update(state)
+        if "dmav" not in state:
+            self.dmav = Growable()
+            self.dmav.extend(np.zeros(self.mav.n, np.float32))
 
     def thresholds(self, b: np.ndarray | float):
         """LM onset/offset and sustained on/off levels (µV) for baseline ``b`` (µV)."""
@@ -121,6 +129,7 @@ class EmgStage:
         lost = (bad & LOST) > 0
         out.lost = self.lost.update(lost, ~lost)
         self.mav.extend(mav.astype(np.float32))
+        self.dmav.extend(np.where(fr.lost, 0.0, fr.dmav).astype(np.float32))
         self.env_fast.extend(fast.astype(np.float32))
         self.env_slow.extend(slow.astype(np.float32))
         self.baseline.extend(b.astype(np.float32))

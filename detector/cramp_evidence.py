@@ -42,7 +42,7 @@ FEATURE_TEXT = {
     "upright_after": "standing up after the onset",
     "periodic_before": "a regular series of leg movements leading up to it",
     "artifact_fraction": "share of the interval with artefacts",
-    "spectral_shift": "EMG frequency rise over resting",
+    "spectral_shift": "EMG frequency rise over the wearer's leg movements",
 }
 
 

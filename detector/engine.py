@@ -23,6 +23,7 @@ from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
 from detector.plm import PlmTracker
 from detector.posture import AccStage
 from detector.sleep import SleepScorer
+from detector.spectral import characteristic_hz, relative_shift, resting_levels
 from ingest.recording import Channel
 
 
@@ -78,6 +79,9 @@ class Engine:
         # Onsets (s) of every leg-movement candidate seen, emitted or not: what makes a series
         # before a contraction must not depend on when candidates were emitted or dropped.
         self._lm_onsets: list[float] = []
+        # (end s, channel, characteristic Hz) of leg-movement candidates: each channel's own
+        # reference for a contraction's EMG frequency (detector.spectral).
+        self._lm_hz: list[tuple[float, int, float]] = []
         self._sus: list[_Sustained] = []
         self._twitch_frames: dict[int, list[int]] = {i: [] for i in self.emg}
         self.rotations: list[tuple[float, float, float, str]] = []
@@ -98,7 +102,8 @@ class Engine:
 
     def __setstate__(self, state: dict) -> None:
         # Checkpoints written before live alerts existed resume without them.
-        self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": [], "_lm_onsets": []} | state)
+        self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": [], "_lm_onsets": [],
+                              "_lm_hz": []} | state)
 
     # ---------------------------------------------------------------- input
     def _group_acc(self) -> None:
@@ -229,10 +234,7 @@ class Engine:
             self._emg_buf[i] = [rest] if len(rest) else []
             self._emg_buf_n[i] = len(rest)
             if pad and len(head) < n:
-                m = n - len(head)
-                head = EmgFrames(np.r_[head.mav, np.zeros(m)], np.r_[head.mains, np.zeros(m)],
-                                 np.r_[head.level, np.zeros(m)], np.r_[head.flat, np.zeros(m, bool)],
-                                 np.r_[head.clipped, np.zeros(m, bool)], np.r_[head.lost, np.ones(m, bool)])
+                head = head.padded(n - len(head))
             out[i] = head
         return out
 
@@ -289,8 +291,13 @@ class Engine:
         for s, e in out.lms:
             self._lms.append((i, s, e))
             if (e - s) * self.frame_s >= self.cfg.activation.min_duration_s:
-                self._lm_onsets.append(max(0.0, (s - self.emg_stage[i].fast_delay) * self.frame_s))
+                d = self.emg_stage[i].fast_delay
+                self._lm_onsets.append(max(0.0, (s - d) * self.frame_s))
+                hz = self._emg_hz(i, round(s - d), round(e - d))
+                if hz is not None:
+                    self._lm_hz.append(((e - d) * self.frame_s, i, hz))
         del self._lm_onsets[:-1000]
+        del self._lm_hz[:-1000]
         d_slow = self.emg_stage[i].slow_delay
         for s, e in out.sustained:
             self._sus.append(_Sustained(i, (s - d_slow) * self.frame_s, (e - d_slow) * self.frame_s, s, e))
@@ -310,6 +317,31 @@ class Engine:
         for s, e in out.lost:
             self.events.append(Event("signal_lost", s * self.frame_s, e * self.frame_s, ch.side,
                                      ch.label, 1.0, "", {}))
+
+    def _emg_hz(self, i: int, r0: int, r1: int) -> float | None:
+        """Characteristic EMG frequency (Hz) of channel ``i``'s activity in frames [r0, r1): the
+        frames at least twice the resting baseline, with the resting noise of the quiet frames
+        in the 30 s before taken out (detector.spectral). None when it cannot be told."""
+        st = self.emg_stage[i]
+        r0, r1 = max(0, r0), min(r1, st.mav.n)
+        q0 = max(0, r0 - round(30.0 / self.frame_s))
+        if r1 - r0 < 1 or r0 <= q0:
+            return None
+        mav, dmav = st.mav.view, st.dmav.view
+        b, bad = st.baseline.view, st.bad.view
+        quiet = (mav[q0:r0] < 1.5 * b[q0:r0]) & (bad[q0:r0] == 0) & (dmav[q0:r0] > 0)
+        rest = resting_levels(mav[q0:r0], dmav[q0:r0], quiet)
+        if rest is None:
+            return None
+        act = (mav[r0:r1] > 2.0 * b[r0:r1]) & (bad[r0:r1] == 0) & (dmav[r0:r1] > 0)
+        return characteristic_hz(mav[r0:r1][act], dmav[r0:r1][act], rest, fs=self.channels[i].fs)
+
+    def _spectral_shift(self, i: int, onset_s: float, end_s: float) -> tuple[float | None, float | None]:
+        """A contraction's characteristic EMG frequency (Hz) and its rise over the same channel's
+        last 50 leg movements before it (relative; None without enough of them)."""
+        hz = self._emg_hz(i, round(onset_s / self.frame_s), round(end_s / self.frame_s))
+        ref = [h for t, ch, h in self._lm_hz if ch == i and t < onset_s][-50:]
+        return hz, relative_shift(hz, ref)
 
     def _active_near(self, i: int, s: int, e: int) -> bool:
         """Whether channel ``i``'s median envelope shows activity around frames [s, e)."""
@@ -535,8 +567,11 @@ class Engine:
         up_onset = self._upright_within(onset_s - 5, onset_s + 1)
         up_after = self._upright_within(onset_s + 1, x.end_s + cr.after_window_s)
         bad = st.bad.view[s:e]
+        emg_hz, shift = self._spectral_shift(x.ch, onset_s, x.end_s)
         return {
             "onset_s": onset_s,
+            "emg_hz": emg_hz,
+            "spectral_shift": shift,
             "periodic_before": self._periodic_before(onset_s),
             "duration_s": duration,
             "median_ratio": float(np.median(ratio)) if ratio.size else 0.0,

@@ -1,7 +1,9 @@
 """Sample-to-frame front ends: raw samples in, fixed-grid frame features out.
 
 EMG: mains detection on the first seconds, band-pass + notch with carried state, then per
-frame the mean absolute value (µV), the mains-band envelope (µV), the raw level (µV, for
+frame the mean absolute value (µV), the mean absolute sample-to-sample change of the same
+signal (µV per sample: with the mean absolute value it gives the frame's characteristic
+frequency, see ``detector.spectral``), the mains-band envelope (µV), the raw level (µV, for
 electrode pops), and flags for flat, clipped and missing samples.
 ACC: per frame the mean vector (g) and the dynamic RMS (g).
 """
@@ -25,12 +27,20 @@ class EmgFrames:
     flat: np.ndarray  # bool
     clipped: np.ndarray  # bool
     lost: np.ndarray  # bool: any NaN sample in the frame
+    dmav: np.ndarray  # µV per sample, mean |x[n] - x[n-1]| of the band-passed, notched signal
 
     @staticmethod
     def empty() -> EmgFrames:
         z = np.zeros(0)
         b = np.zeros(0, bool)
-        return EmgFrames(z, z, z, b, b, b)
+        return EmgFrames(z, z, z, b, b, b, z)
+
+    def padded(self, m: int) -> EmgFrames:
+        """These frames and ``m`` lost ones after them."""
+        z, f = np.zeros(m), np.zeros(m, bool)
+        return EmgFrames(np.r_[self.mav, z], np.r_[self.mains, z], np.r_[self.level, z],
+                         np.r_[self.flat, f], np.r_[self.clipped, f], np.r_[self.lost, np.ones(m, bool)],
+                         np.r_[self.dmav, z])
 
     def __len__(self) -> int:
         return len(self.mav)
@@ -45,7 +55,7 @@ class EmgFrames:
         return EmgFrames(*(np.concatenate([getattr(p, f) for p in parts]) for f in _EMG_FIELDS))
 
 
-_EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost")
+_EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost", "dmav")
 
 
 class EmgFrontEnd:
@@ -70,6 +80,11 @@ class EmgFrontEnd:
         self.hum_check: SosFilter | None = None
         self._k = 0  # next frame index
         self._n0 = 0  # sample index of the first tail sample
+        self._prev: float | None = None  # the notched sample before the tail (for the change)
+
+    def __setstate__(self, state: dict) -> None:
+        # Checkpoints from before the frequency feature resume with it.
+        self.__dict__.update({"_prev": None} | state)
 
     def update(self, x: np.ndarray) -> EmgFrames:
         x = np.asarray(x, dtype=np.float32)
@@ -132,7 +147,10 @@ class EmgFrontEnd:
         nan_raw = ~np.isfinite(seg_raw)
         any_nan = bool(nan_raw.any())
         safe_raw = np.where(nan_raw, np.float32(0), seg_raw) if any_nan else seg_raw
-        mav = np.add.reduceat(np.abs(nta[:end]), starts) / lengths
+        seg = nta[:end]
+        mav = np.add.reduceat(np.abs(seg), starts) / lengths
+        step = np.abs(np.diff(seg, prepend=seg[0] if self._prev is None else np.float32(self._prev)))
+        dmav = np.add.reduceat(step, starts) / lengths
         mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts) / lengths
         level = np.add.reduceat(safe_raw, starts) / lengths
         hi = np.maximum.reduceat(safe_raw, starts).astype(np.float64)
@@ -147,9 +165,10 @@ class EmgFrontEnd:
         flat = (hi - lo == 0) & ~lost
         self._tail_raw, self._tail_bp, self._tail_notched = raw[end:], bpa[end:], nta[end:]
         self._tail_hum = hfa[end:]
+        self._prev = float(seg[-1])
         self._n0 += end
         self._k = k1
-        return EmgFrames(mav, mains, level, flat, clipped, lost)
+        return EmgFrames(mav, mains, level, flat, clipped, lost, dmav)
 
 
 @dataclass

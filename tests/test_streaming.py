@@ -52,7 +52,8 @@ STEPS = {
                    lambda obj, x: obj(x), lambda outs: np.concatenate(outs)),
     "emg_front_end": (lambda: EmgFrontEnd(1000.0, CFG), _emg_signal,
                       lambda obj, x: obj.update(x),
-                      lambda outs: np.concatenate([o.mav for o in outs] + [o.level for o in outs])),
+                      lambda outs: np.concatenate([o.mav for o in outs] + [o.level for o in outs]
+                                                 + [o.dmav for o in outs])),
     "emg_front_end_487.5Hz": (lambda: EmgFrontEnd(487.5, CFG), lambda: _emg_signal(fs=487.5),
                               lambda obj, x: obj.update(x),
                               lambda outs: np.concatenate([o.mav for o in outs])),

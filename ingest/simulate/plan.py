@@ -64,6 +64,9 @@ class NightOptions:
     cramp_awake_fraction: float = 0.25  # cramps that begin while the wearer is awake in bed
     cramp_twitch_fraction: float = 0.5  # cramps with twitches in the minute before
     cramp_jerk_fraction: float = 0.5  # cramps with a jerk at onset
+    # Share of a cramp's EMG power in the higher band (40-350 Hz against the 20-250 Hz of
+    # voluntary activity and leg movements): 0 = no spectral shift, 1 = the whole shift
+    cramp_spectral_mix: tuple[float, float] = (0.0, 1.0)
     ecg_uv: tuple[float, float] = (2.0, 40.0)  # ECG bleed QRS amplitude range, µV (DOMAIN.md: 5-40)
     max_tilt_deg: float = 20.0  # sensor mounting tilt (each leg, fixed for the night)
     carrier: str = "gaussian"  # contraction carrier: gaussian | real (segments of real EMG, carrier.py)
@@ -84,11 +87,15 @@ class CrampBehaviour:
     awake_at_onset: bool  # ICSD-3: "during time in bed, asleep or awake"
     twitches: bool  # fasciculation-like twitches in the minute before (Minetto 2009)
     jerk: bool  # a jerk of the foot at onset
+    # Share of the EMG power in the higher band (Serrao 2007); drawn from its own generator so
+    # that adding it changed no other draw of a night
+    spectral_mix: float = 1.0
 
     def as_attrs(self) -> dict:
         return {"duration_s": round(self.duration_s, 2), "size_ratio": round(self.size_ratio, 2),
                 "wake_delay_s": round(self.wake_delay_s, 1), "action": self.action,
-                "awake_at_onset": self.awake_at_onset, "twitches": self.twitches, "jerk": self.jerk}
+                "awake_at_onset": self.awake_at_onset, "twitches": self.twitches, "jerk": self.jerk,
+                "spectral_mix": round(self.spectral_mix, 2)}
 
 
 def draw_behaviour(rng: np.random.Generator, opts: NightOptions) -> CrampBehaviour:
@@ -119,6 +126,7 @@ class Burst:
     amp: float
     shape: str = "phasic"  # phasic | tonic (cramp) | twitch | residual
     mod_hz: float = 0.0  # waxing/waning frequency for tonic bursts
+    mix: float = 1.0  # tonic: share of the power in the higher band (render.py)
 
 
 @dataclass
@@ -198,7 +206,7 @@ def plan_night(opts: NightOptions) -> NightPlan:
     # Cramps first: they bring their own awakenings and behaviour (CrampBehaviour).
     quiet: list[tuple[float, float]] = []  # spans where restless-wake movements are not added
     n_cramps = int(rng.poisson(opts.cramps_per_night * opts.hours / 8.0)) if T > 1800 else 0
-    for _ in range(n_cramps):
+    for ci in range(n_cramps):
         for _attempt in range(50):
             beh = draw_behaviour(rng, opts)
             dur = beh.duration_s
@@ -217,6 +225,8 @@ def plan_night(opts: NightOptions) -> NightPlan:
         else:
             continue
         tl.take(onset - 120 - pre, end_all)
+        mix_rng = np.random.default_rng([opts.seed, 0x5EC, ci])
+        beh = replace(beh, spectral_mix=float(mix_rng.uniform(*opts.cramp_spectral_mix)))
         side: Side = SIDES[int(rng.integers(2))]
         attrs = {"amplitude_ratio": round(beh.size_ratio, 2)} | beh.as_attrs()
         truth.append(TruthEvent("cramp", onset, onset + dur, side, "", attrs))
@@ -224,7 +234,8 @@ def plan_night(opts: NightOptions) -> NightPlan:
             for t in np.sort(rng.uniform(onset - 60, onset - 3, int(rng.integers(3, 9)))):
                 bursts.append(Burst(side, float(t), float(t) + float(rng.uniform(0.03, 0.08)),
                                     float(rng.uniform(8, 25)), "twitch"))
-        bursts.append(Burst(side, onset, onset + dur, beh.size_ratio, "tonic", float(rng.uniform(0.03, 0.2))))
+        bursts.append(Burst(side, onset, onset + dur, beh.size_ratio, "tonic", float(rng.uniform(0.03, 0.2)),
+                            beh.spectral_mix))
         if beh.jerk:
             motions.append(Motion((side,), onset, onset + 0.4, float(rng.uniform(0.1, 0.3)), "jerk"))
         # The pain wakes the wearer (or they are awake already); what they do then.
@@ -368,7 +379,7 @@ def _wake_activity(rng, a, b, floors, bursts, motions, truth, tl) -> None:
             v0 = t + dur + float(rng.uniform(0.5, 3))
             vd = float(rng.uniform(4, 25))
             amp = float(rng.uniform(4, 30))
-            bursts.append(Burst(s, v0, v0 + vd, amp, "tonic", float(rng.uniform(0.1, 0.4))))
+            bursts.append(Burst(s, v0, v0 + vd, amp, "tonic", float(rng.uniform(0.1, 0.4)), 0.0))
             motions.append(Motion((s,), v0, v0 + vd, float(rng.uniform(0.02, 0.06))))
             truth.append(TruthEvent("voluntary", v0, v0 + vd, s, "", {"amplitude_ratio": amp}))
             t = v0 + vd

@@ -103,25 +103,39 @@ def _emg_block(plan, side, label, k, b0, b1, fs) -> np.ndarray:
     t0, t1 = t[0], t[-1] + 1 / fs
     floor = plan.floors[side]
     rest = _carrier(rng, n, fs, 20.0, 250.0)
-    if plan.options.carrier == "real":
+    real = plan.options.carrier == "real"
+    if real:
         cramp_carrier = carrier_block(plan.options.carrier_dir, fs, rng, n)
     else:
         cramp_carrier = _carrier(rng, n, fs, 40.0, 350.0)
     amp_rest = np.full(n, floor, np.float32) * (1 + 0.08 * np.sin(2 * np.pi * t / 1800.0 + k % 7))
     amp_cramp = np.zeros(n, np.float32)
+    amp_low = np.zeros(n, np.float32)  # muscle activity in the band of voluntary activity
     for b in _active([x for x in plan.bursts if x.side == side], t0, t1):
         if b.shape == "tonic":
             w = _edge(t, b.start, b.end, 1.0, 2.0)
             mod = 1 + 0.3 * np.sin(2 * np.pi * b.mod_hz * (t - b.start))
-            amp_cramp += (b.amp * floor * w * mod).astype(np.float32)
+            a = (b.amp * floor * w * mod).astype(np.float32)
+            if real:  # real EMG has its own spectrum; no shift is made
+                amp_cramp += a
+            else:  # power shared between the bands, so the level does not depend on the mix
+                amp_cramp += np.float32(np.sqrt(b.mix)) * a
+                amp_low += np.float32(np.sqrt(1.0 - b.mix)) * a
         elif b.shape == "twitch":
             amp_rest += b.amp * floor * _edge(t, b.start, b.end, 0.01, 0.02)
         elif b.shape == "residual":
             frac = np.clip((b.end - t) / (b.end - b.start), 0, 1)
             amp_rest += (b.amp * floor * _edge(t, b.start, b.end, 2.0, 2.0) * frac).astype(np.float32)
-        else:
-            amp_rest += b.amp * floor * _edge(t, b.start, b.end, 0.08, 0.15)
+        else:  # a leg movement: muscle activity, in the band (or the real EMG) of voluntary activity
+            a = (b.amp * floor * _edge(t, b.start, b.end, 0.08, 0.15)).astype(np.float32)
+            if real:
+                amp_cramp += a
+            else:
+                amp_low += a
     x = amp_rest * rest + amp_cramp * cramp_carrier
+    if amp_low.any():
+        low_rng = np.random.default_rng([plan.options.seed, zlib.crc32(label.encode()), k, 1])
+        x += amp_low * _carrier(low_rng, n, fs, 20.0, 250.0)
     for a, b_ in ((a, b) for s, a, b in plan.lead_offs if s == side and a < t1 and b > t0):
         off = (t >= a) & (t < b_)
         x[off] *= 0.03
