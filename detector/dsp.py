@@ -22,13 +22,16 @@ def design_bandpass(*, fs: float, low_hz: float, high_hz: float, order: int) -> 
 def detect_mains(x: np.ndarray, *, fs: float, min_ratio: float) -> float:
     """Mains frequency present in ``x`` (µV): 50.0, 60.0, or 0.0 when neither line stands out.
 
-    Compares the Welch power at each candidate line with the median power 3–8 Hz away.
+    Compares the Welch power at each candidate line with the median power 3–8 Hz away. The
+    Welch segments are combined by their median, not their mean: a few seconds of strong muscle
+    activity (broadband, with power at the line too) or a movement then neither hides a line
+    nor makes one.
     """
     x = np.nan_to_num(np.asarray(x, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if x.size < fs or fs < 2 * 50 * 1.05:
         return 0.0
     nper = int(min(x.size, 2 ** int(np.floor(np.log2(fs * 2)))))
-    f, p = signal.welch(x - x.mean(), fs=fs, nperseg=nper)
+    f, p = signal.welch(x - x.mean(), fs=fs, nperseg=nper, average="median")
     best, best_ratio = 0.0, min_ratio
     for line in (50.0, 60.0):
         if line >= 0.5 * fs * 0.95:

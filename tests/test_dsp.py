@@ -21,6 +21,21 @@ def test_mains_detected_from_the_data(fs, mains):
     assert detect_mains(x, fs=fs, min_ratio=3.0) == mains
 
 
+@pytest.mark.parametrize("mains", [0.0, 50.0])
+def test_a_few_seconds_of_strong_activity_neither_hide_nor_make_a_mains_line(mains):
+    fs = 1000.0
+    rng = np.random.default_rng(5)
+    t = np.arange(int(fs * 10)) / fs
+    x = rng.normal(0, 4, t.size) + (10 * np.sin(2 * np.pi * mains * t) if mains else 0.0)
+    burst = (t > 2) & (t < 4.5)
+    # A strong contraction recorded with its own hum (as real EMG often is): broadband, and
+    # with a 60-Hz line that lasts only as long as the contraction.
+    x[burst] += 40 * signal.sosfilt(signal.butter(2, [40, 350], btype="bandpass", fs=fs, output="sos"),
+                                    rng.normal(0, 1, burst.sum())) * 3
+    x[burst] += 30 * np.sin(2 * np.pi * 60.0 * t[burst])
+    assert detect_mains(x, fs=fs, min_ratio=3.0) == mains
+
+
 def test_bandpass_is_capped_below_nyquist_and_refuses_too_low_rates():
     sos = design_bandpass(fs=100.0, low_hz=20, high_hz=450, order=4)
     _w, h = signal.sosfreqz(sos, worN=2048, fs=100.0)
