@@ -212,10 +212,9 @@ class EmgStage:
         bad = np.zeros(len(fr), np.uint8)
         art = self.cfg.artifact
         # Hum alone: strong muscle activity also has power at the mains line, but a detached
-        # electrode has little else. The envelope may include the hum (no notch when no mains
-        # line was detected at the start), so what is not hum is estimated as the difference.
-        rest = np.maximum(fr.mav - fr.mains, 0.0)
-        hum_only = (fr.mains > art.lead_off_mains_uV) & (fr.mains > art.lead_off_mains_ratio * rest)
+        # electrode has little else: the mains-band envelope against the level with both
+        # lines notched (the muscle's own, whether or not a line was found at the start).
+        hum_only = (fr.mains > art.lead_off_mains_uV) & (fr.mains > art.lead_off_mains_ratio * fr.nohum)
         bad[hum_only] |= np.uint8(LEAD_OFF)
         bad[fr.flat] |= np.uint8(FLAT)
         bad[fr.clipped] |= np.uint8(CLIPPED)

@@ -54,10 +54,22 @@ class Activation(_Section):
     bilateral_gap_s: float = Field(0.5, ge=0, description="[s] WASM 2016: leg movements on both legs closer than this are one bilateral movement")
 
 
+class Rhythm(_Section):
+    min_bursts: int = Field(3, ge=2, description="[-] bursts that make a train (walking, alternating leg muscle activation, foot tremor): each is its own event, none a leg movement for PLM scoring")
+    dip_ratio: float = Field(0.3, gt=0, lt=1, description="[-] a train's bursts are parted by dips of the 0.15-s envelope below this share of the activity's peak level (90th percentile)")
+    min_dip_s: float = Field(0.15, gt=0, description="[s] shortest dip that parts two bursts")
+    min_burst_s: float = Field(0.15, gt=0, description="[s] shortest burst of a train")
+    min_interval_s: float = Field(0.3, gt=0, description="[s] shortest time from one burst's start to the next (AASM foot tremor and ALMA reach 3-4 Hz)")
+    max_interval_s: float = Field(3.0, gt=0, description="[s] longest time from one burst's start to the next (a slow stride)")
+    max_spread: float = Field(2.0, ge=1, description="[-] largest ratio of the longest to the shortest burst interval in a train (rhythmic, not irregular)")
+    min_peak_ratio: float = Field(5.0, gt=1, description="[-] a train's bursts peak (median over bursts) at least this many times resting: heartbeats bleeding into the EMG (0.5-1.5 s apart) and tone just over the onset level stay one movement")
+
+
 class Cramp(_Section):
     on_ratio: float = Field(1.7, gt=1, description="[-] slow envelope over resting that starts sustained activity (cramps rise 2-6x, Chaney & Sherman)")
     on_above_uV: float = Field(1.5, gt=0, description="[µV] sustained activity must also exceed resting by this much")
     off_ratio: float = Field(1.4, gt=1, description="[-] sustained activity ends below this multiple of resting (residual tension stays under it)")
+    cluster_max_fill: float = Field(0.6, gt=0, le=1, description="[-] sustained activity that is not a cramp, spends less than this share above the sustained level and has a median under on_ratio is leg movements with some tone between them: those movements are the events (on simulated nights 1 of 172 cramps has a fill under 0.6)")
     off_hold_s: float = Field(2.0, gt=0, description="[s] time below the off level that ends sustained activity (rides over waxing/waning)")
     min_duration_s: float = Field(3.0, gt=0, description="[s] shortest sustained activity weighed as a possible cramp (Delphi consensus: seconds to ~10 min); a 5-s cramp at 2-3x resting, with its rise and fall, stays above on_ratio for only ~3.5-4 s, and the 1-s median shortens it further")
     red_flag_s: float = Field(600.0, gt=0, description="[s] a cramp longer than this is flagged for a clinician (DOMAIN red flags)")
@@ -166,6 +178,7 @@ class DetectorConfig(_Section):
     front_end: FrontEnd = FrontEnd()
     baseline: Baseline = Baseline()
     activation: Activation = Activation()
+    rhythm: Rhythm = Rhythm()
     cramp: Cramp = Cramp()
     cramp_model: CrampModel = CrampModel()
     acc: Acc = Acc()

@@ -82,6 +82,7 @@ class Engine:
         # (end s, channel, characteristic Hz) of leg-movement candidates: each channel's own
         # reference for a contraction's EMG frequency (detector.spectral).
         self._lm_hz: list[tuple[float, int, float]] = []
+        self._train_end: dict[int, float] = {}  # channel: end (s) of its last rhythmic train
         self._sus: list[_Sustained] = []
         self._twitch_frames: dict[int, list[int]] = {i: [] for i in self.emg}
         self.rotations: list[tuple[float, float, float, str]] = []
@@ -103,7 +104,7 @@ class Engine:
     def __setstate__(self, state: dict) -> None:
         # Checkpoints written before live alerts existed resume without them.
         self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": [], "_lm_onsets": [],
-                              "_lm_hz": []} | state)
+                              "_lm_hz": [], "_train_end": {}} | state)
 
     # ---------------------------------------------------------------- input
     def _group_acc(self) -> None:
@@ -422,6 +423,12 @@ class Engine:
                     self.cramps.append(ev)
                     self.sleep.add_cramp(ev.start_s, ev.end_s)
                     self.events.append(ev)
+                elif (feats["fill"] < cr.cluster_max_fill and feats["median_ratio"] < cr.on_ratio
+                      and self._lm_would_show(x, feats)):
+                    # Not a sustained contraction: leg movements with a little tone between them
+                    # (mostly below the sustained level, at a median under its onset ratio). The
+                    # leg movements are the events; each stays in the output.
+                    pass
                 elif (x.end_s - feats["onset_s"] > self.cfg.activation.max_lm_s
                       or not self._lm_would_show(x, feats)):
                     # Longer than any leg movement, or one that no leg-movement event would show
@@ -703,8 +710,66 @@ class Engine:
             feats = {"peak_uV": float(env.max()), "mean_uV": float(env.mean()), "baseline_uV": b,
                      "peak_ratio": float(env.max() / max(b, 1e-6))}
             conf = float(np.clip(0.5 + 0.1 * np.log2(max(feats["peak_ratio"], 1.0)), 0.5, 0.99))
+            # A train goes on across a pause of the AASM offset: the next activity within one
+            # burst interval continues it, however few bursts it has.
+            last = self._train_end.get(ch)
+            going_on = last is not None and 0 <= t0 - last <= self.cfg.rhythm.max_interval_s
+            train = self._rhythmic_bursts(ch, round(t0 / self.frame_s), round(t1 / self.frame_s),
+                                          1 if going_on else self.cfg.rhythm.min_bursts)
+            if train:
+                # Walking or rhythmic leg activity (ALMA, foot tremor): one event per burst, none
+                # of them a leg movement for PLM scoring; each says which activity it came from.
+                for a, z in train:
+                    self.events.append(Event("limb_movement", a, z, side, ch_.label, conf, "rhythmic",
+                                             feats | {"train_bursts": len(train), "activity_start_s": t0,
+                                                      "activity_end_s": t1}))
+                self._train_end[ch] = t1
+                continue
             self.events.append(Event("limb_movement", t0, t1, side, ch_.label, conf, sub, feats))
         self._lms = keep
+
+    def _rhythmic_bursts(self, ch: int, r0: int, r1: int, min_bursts: int) -> list[tuple[float, float]]:
+        """Bursts (s) of a train inside activity frames [r0, r1) of channel ``ch``, or [] when it
+        is not one: at least ``min_bursts`` bursts (``rhythm.min_bursts`` for a new train), each
+        parted from the next by a dip of the 0.15-s envelope below ``rhythm.dip_ratio`` of the
+        activity's peak level, starting ``rhythm.min_interval_s``-``max_interval_s`` apart with
+        the longest interval at most ``rhythm.max_spread`` times the shortest. The AASM offset
+        (0.5 s below resting + 2 µV) joins such bursts into one movement; in walking each is a
+        step."""
+        rh = self.cfg.rhythm
+        st = self.emg_stage[ch]
+        mav = st.mav.view[max(0, r0):min(r1, st.mav.n)].astype(np.float64)
+        if mav.size * self.frame_s < 2 * rh.min_interval_s or mav.size < 9:
+            return []
+        sm = np.convolve(mav, np.ones(3) / 3, mode="same")
+        peak = float(np.quantile(sm, 0.9))
+        low = sm < rh.dip_ratio * peak
+        min_dip = max(1, round(rh.min_dip_s / self.frame_s))
+        # Runs of "not low" frames are bursts; a dip shorter than min_dip does not part them.
+        edges = np.flatnonzero(np.diff(np.r_[0, (~low).astype(np.int8), 0]))
+        runs = [[int(a), int(b)] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+        merged: list[list[int]] = []
+        for a, b in runs:
+            if merged and a - merged[-1][1] < min_dip:
+                merged[-1][1] = b
+            else:
+                merged.append([a, b])
+        bursts = [(a, b) for a, b in merged if (b - a) * self.frame_s >= rh.min_burst_s]
+        # Steps are strong; a train just over the onset level is more likely heartbeats (ECG
+        # bleed beats at 0.5-1.5 s too) or tone, and stays one movement.
+        rest = float(np.median(st.baseline.view[max(0, r0):min(r1, st.baseline.n)]))
+        if bursts and np.median([sm[a:b].max() for a, b in bursts]) < rh.min_peak_ratio * max(rest, 1e-6):
+            return []
+        if len(bursts) < min_bursts or (min_bursts > 1 and len(bursts) < 2):
+            return []
+        if len(bursts) == 1:
+            return [((max(0, r0) + a) * self.frame_s, (max(0, r0) + b) * self.frame_s) for a, b in bursts]
+        ioi = np.diff([a for a, _ in bursts]) * self.frame_s
+        if ioi.min() < rh.min_interval_s or ioi.max() > rh.max_interval_s or \
+                ioi.max() > rh.max_spread * ioi.min():
+            return []
+        base = max(0, r0) * self.frame_s
+        return [(base + a * self.frame_s, base + b * self.frame_s) for a, b in bursts]
 
     def _complete_before(self, horizon: float) -> float:
         """Time before which every leg movement and cramp is final (for the PLM tracker)."""

@@ -28,19 +28,20 @@ class EmgFrames:
     clipped: np.ndarray  # bool
     lost: np.ndarray  # bool: any NaN sample in the frame
     dmav: np.ndarray  # µV per sample, mean |x[n] - x[n-1]| of the band-passed, notched signal
+    nohum: np.ndarray  # µV, mean |x| with both mains lines notched: the muscle's own level
 
     @staticmethod
     def empty() -> EmgFrames:
         z = np.zeros(0)
         b = np.zeros(0, bool)
-        return EmgFrames(z, z, z, b, b, b, z)
+        return EmgFrames(z, z, z, b, b, b, z, z)
 
     def padded(self, m: int) -> EmgFrames:
         """These frames and ``m`` lost ones after them."""
         z, f = np.zeros(m), np.zeros(m, bool)
         return EmgFrames(np.r_[self.mav, z], np.r_[self.mains, z], np.r_[self.level, z],
                          np.r_[self.flat, f], np.r_[self.clipped, f], np.r_[self.lost, np.ones(m, bool)],
-                         np.r_[self.dmav, z])
+                         np.r_[self.dmav, z], np.r_[self.nohum, z])
 
     def __len__(self) -> int:
         return len(self.mav)
@@ -55,7 +56,7 @@ class EmgFrames:
         return EmgFrames(*(np.concatenate([getattr(p, f) for p in parts]) for f in _EMG_FIELDS))
 
 
-_EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost", "dmav")
+_EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost", "dmav", "nohum")
 
 
 class EmgFrontEnd:
@@ -152,6 +153,8 @@ class EmgFrontEnd:
         step = np.abs(np.diff(seg, prepend=seg[0] if self._prev is None else np.float32(self._prev)))
         dmav = np.add.reduceat(step, starts) / lengths
         mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts) / lengths
+        # With a notch the envelope is already free of hum; without one, the hum check's own.
+        nohum = mav if self.notch is not None else np.add.reduceat(np.abs(hfa[:end]), starts) / lengths
         level = np.add.reduceat(safe_raw, starts) / lengths
         hi = np.maximum.reduceat(safe_raw, starts).astype(np.float64)
         lo = np.minimum.reduceat(safe_raw, starts).astype(np.float64)
@@ -168,7 +171,7 @@ class EmgFrontEnd:
         self._prev = float(seg[-1])
         self._n0 += end
         self._k = k1
-        return EmgFrames(mav, mains, level, flat, clipped, lost, dmav)
+        return EmgFrames(mav, mains, level, flat, clipped, lost, dmav, nohum)
 
 
 @dataclass

@@ -8,6 +8,7 @@ and walking bursts.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import numpy as np
 import pytest
@@ -143,7 +144,8 @@ def test_real_gait_bursts_once_per_stride_and_no_cramp(testdata):
     with open(d / "ID0012_TW_01_raw_emg.csv") as fh:
         cols = fh.readline().strip().split(",")
     with open(d / "ID0012_TW_01_cycles.csv") as fh:
-        strides = len(list(csv.DictReader(fh)))
+        touchdowns = [float(r["touchdown_s"]) for r in csv.DictReader(fh)]
+    t_first = float(rows[0, 0])  # the export's time of its first sample
     fs = 1000.0
     for muscle, label in (("TA", "EMG R-TibAnt"), ("GM", "EMG R-Gastroc"), ("SO", "EMG R-Soleus")):
         x = rows[:, cols.index(muscle)]
@@ -154,13 +156,18 @@ def test_real_gait_bursts_once_per_stride_and_no_cramp(testdata):
         pad = np.concatenate([rest if k % 2 == 0 else rest[::-1] for k in range(240)])
         rec = array_recording("gait", START, {label: (np.concatenate([pad, x - x.mean()]), fs)})
         a = analyze_recording(rec, CFG)
-        off = len(pad) / fs
+        off = len(pad) / fs - t_first
         moving = [e for e in a.events
-                  if e.kind in ("limb_movement", "sustained_activity") and e.start_s >= off - 1]
+                  if e.kind in ("limb_movement", "sustained_activity") and e.end_s >= off]
         assert not a.of_kind("cramp"), muscle
-        # Walking is seen; one event per stride is not reached yet: the TA rests only ~0.5 s between
-        # bursts at 8-14 µV, above the AASM offset level, so the strides merge (issue 9, open).
-        assert moving and strides >= 6, muscle
+        # One burst per stride: between bursts the TA rests ~0.5 s at 8-14 µV, above the AASM
+        # offset level, so the steps are found as a rhythmic train and told apart.
+        for t0, t1 in itertools.pairwise(touchdowns):
+            onsets = [e for e in moving if t0 <= e.start_s - off < t1]
+            assert len(onsets) == 1, (muscle, t0, [(e.subtype, e.start_s - off) for e in moving])
+            assert onsets[0].subtype == "rhythmic"
+        # Walking is not a leg movement for PLM scoring.
+        assert not [e for e in moving if e.subtype == "lm"], muscle
 
 
 def test_csv_rate_from_time_column_is_clean_and_backwards_time_is_refused(tmp_path):
