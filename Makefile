@@ -35,14 +35,16 @@ $(VENV)/.installed: pyproject.toml
 
 test: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy ingest detector dashboard
 	@$(PY) -m pytest; rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 
 demo: install
 	$(VENV)/bin/nightcramp demo
 
-lint: venv
+lint: install
 	$(PY) -m ruff check .
+	$(PY) -m mypy ingest detector dashboard
 
 bench: install
 	$(PIP) install -q -e '.[test,bench]'

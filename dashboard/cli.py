@@ -253,7 +253,7 @@ def _simulate(args) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     truth = write_night(plan, args.output, progress=lambda k: print(f"  channel {k}/8 written",
                                                                     file=sys.stderr))
-    kinds = {}
+    kinds: dict[str, int] = {}
     for e in plan.truth:
         kinds[e.kind] = kinds.get(e.kind, 0) + 1
     print(f"wrote {args.output} ({args.hours:g} h, seed {args.seed}) and {truth}")
@@ -529,7 +529,7 @@ def compare_table(events: list[dict], truth: list[dict]) -> str:
     """How detected events (analysis JSON or store rows) compare with the simulator's truth."""
     from detector.events import compare_events
 
-    rows = [("cramp", {}), ("awakening", {"sided": False}),
+    rows: list[tuple[str, dict]] = [("cramp", {}), ("awakening", {"sided": False}),
             ("limb_movement", {"subtypes": ("lm",), "ignore_kinds": ("voluntary", "cramp", "bed_exit",
                                                                       "artifact:lead_off")}),
             ("plm_series", {"sided": False, "subtypes": ("sleep",)}), ("rollover", {"sided": False}),

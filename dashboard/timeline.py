@@ -44,11 +44,11 @@ def timeline_svg(analysis: dict, hypnogram: dict | None) -> str:
         parts.append(f'<text x="{X0 - 4:.0f}" y="{y:.0f}" class="label" text-anchor="end">{side}</text>')
     if hypnogram and hypnogram.get("wake"):
         ep = float(hypnogram["epoch_s"])
-        for a, b, w in _runs(hypnogram["wake"]):
+        for ia, ib, w in _runs(hypnogram["wake"]):
             cls = "wake" if w else "sleep"
-            t_a, t_b = start + dt.timedelta(seconds=a * ep), start + dt.timedelta(seconds=b * ep)
-            width = max(0.5, x(b * ep) - x(a * ep))
-            parts.append(f'<rect class="{cls}" x="{x(a * ep):.1f}" y="{BAND_Y}" width="{width:.1f}" '
+            t_a, t_b = start + dt.timedelta(seconds=ia * ep), start + dt.timedelta(seconds=ib * ep)
+            width = max(0.5, x(ib * ep) - x(ia * ep))
+            parts.append(f'<rect class="{cls}" x="{x(ia * ep):.1f}" y="{BAND_Y}" width="{width:.1f}" '
                          f'height="{BAND_H}"><title>{"awake" if w else "asleep"} {t_a:%H:%M}–{t_b:%H:%M}'
                          f'</title></rect>')
     else:

@@ -16,7 +16,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -51,7 +51,7 @@ class T(enum.Enum):
 
 
 # name: (type, may be unknown, meaning [unit])
-FEATURES: dict[str, tuple[object, bool, str]] = {
+FEATURES: dict[str, tuple[T, bool, str]] = {
     # this night
     "cramps": (T.FLOAT, False, "cramps detected this night [count]"),
     "cramps_left": (T.FLOAT, False, "cramps on the left leg [count]"),
@@ -196,7 +196,7 @@ class Rule(BaseModel):
 @dataclass
 class LoadedRule:
     rule: Rule
-    compiled: object  # rule_engine.Rule
+    compiled: Any  # rule_engine.Rule
     symbols: tuple[str, ...]
 
 

@@ -149,8 +149,8 @@ class EmgStage:
             clean = ~(bad[:full * m].reshape(full, m) != 0).any(axis=1)
             if clean.any():
                 vals = np.quantile(fast[:full * m].reshape(full, m)[clean], q, axis=1)
-                for j, v in zip(np.flatnonzero(clean), vals, strict=True):
-                    out[j] = float(v)
+                for c, v in zip(np.flatnonzero(clean), vals, strict=True):
+                    out[int(c)] = float(v)
         for j in range(len(out)):
             if np.isnan(out[j]):
                 z = slice(j * m, min(len(fast), (j + 1) * m))

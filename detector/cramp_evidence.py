@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from detector.config import CrampModel, DetectorConfig
 
@@ -50,7 +51,7 @@ def _clip(x: float, lo: float, hi: float) -> float:
     return min(hi, max(lo, x))
 
 
-def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
+def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
     """The log-odds terms for sustained-activity features ``f`` (see ``Engine._sustained_features``)."""
     m: CrampModel = cfg.cramp_model
     lm_max = cfg.activation.max_lm_s
@@ -109,14 +110,14 @@ def cramp_terms(f: dict, cfg: DetectorConfig) -> list[Term]:
     return terms
 
 
-def cramp_probability(f: dict, cfg: DetectorConfig) -> tuple[float, list[Term]]:
+def cramp_probability(f: dict[str, Any], cfg: DetectorConfig) -> tuple[float, list[Term]]:
     """Probability (0..1) that sustained activity with features ``f`` is a cramp, and its terms."""
     terms = cramp_terms(f, cfg)
     z = cfg.cramp_model.bias + sum(t.logit for t in terms)
     return 1.0 / (1.0 + math.exp(-_clip(z, -30.0, 30.0))), terms
 
 
-def decidable_after_s(features: dict, cfg: DetectorConfig) -> float | None:
+def decidable_after_s(features: dict[str, Any], cfg: DetectorConfig) -> float | None:
     """Seconds after onset from which a cramp's own evidence, without what only comes later
     (movement, standing or a turn after the onset), meets the threshold: when a live alert is
     due (docs/live.md). None when that later evidence is needed."""
@@ -129,7 +130,7 @@ def decidable_after_s(features: dict, cfg: DetectorConfig) -> float | None:
     return None
 
 
-def explain(terms: list[Term], n: int = 3) -> dict:
+def explain(terms: list[Term], n: int = 3) -> dict[str, Any]:
     """The strongest signs for and against, in words, for an event's features."""
     def word(t: Term) -> str:
         return f"{FEATURE_TEXT.get(t.name, t.name)} ({_fmt(t.value)})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -21,7 +22,7 @@ from detector.cramp_evidence import cramp_probability, explain
 from detector.events import CrampAlert, Event
 from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
 from detector.plm import PlmTracker
-from detector.posture import AccStage
+from detector.posture import AccStage, PostureOut
 from detector.sleep import SleepScorer
 from detector.spectral import characteristic_hz, relative_shift, resting_levels
 from ingest.recording import Channel
@@ -36,7 +37,7 @@ class _Sustained:
     end_f: int
     decided: bool = False
     cramp: bool = False
-    features: dict = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -97,11 +98,11 @@ class Engine:
         self.plm = PlmTracker(cfg)
         self.sleep = SleepScorer(cfg, has_acc=bool(self.legs), has_emg=bool(self.emg))
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         # Checkpoints hold the analysis state, never the threads.
         return {**self.__dict__, "pool": None}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints written before live alerts existed resume without them.
         self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": [], "_lm_onsets": [],
                               "_lm_hz": [], "_train_end": {}} | state)
@@ -263,8 +264,8 @@ class Engine:
         for i, fr in emg.items():
             self._stage_out(i, self.emg_stage[i].process(fr))
             self._twitches(i, len(fr))
-        for s, fr in acc.items():
-            self._posture_out(s, self.legs[s].stage.process(fr))
+        for s, afr in acc.items():
+            self._posture_out(s, self.legs[s].stage.process(afr))
         self.blocks += k
         self.sleep.add_block(self)
         self._finalize(horizon=self.blocks * self.block_s - self.cfg.engine.lookahead_s, final=False)
@@ -352,7 +353,7 @@ class Engine:
             return False
         return bool(np.any(st.env_fast.view[lo:hi] > st.thresholds(st.baseline.view[lo:hi])[0]))
 
-    def _posture_out(self, side: str, out) -> None:
+    def _posture_out(self, side: str, out: PostureOut) -> None:
         fs = self.cfg.acc.frame_s
         for s, e, ang in out.rotations:
             self._pending_rot.append((s * fs, e * fs, ang, side))
@@ -375,8 +376,10 @@ class Engine:
         The other leg's view of the same change is detected well within the look-ahead, so it
         is already pending then; both views become one event spanning both.
         """
-        for items, kind in ((self._pending_rot, "rollover"), (self._pending_up, "bed_exit")):
-            known = self.rotations if kind == "rollover" else self.upright
+        groups: tuple[tuple[list[Any], str], ...] = ((self._pending_rot, "rollover"),
+                                                (self._pending_up, "bed_exit"))
+        for items, kind in groups:
+            known: list[Any] = self.rotations if kind == "rollover" else self.upright
             while True:
                 ready = sorted(x for x in items if x[1] <= horizon)
                 if not ready:
@@ -389,7 +392,9 @@ class Engine:
                     continue
                 merged = (start, end, *x[2:-1], "both" if len({y[-1] for y in group}) > 1 else x[-1])
                 known.append(merged)
-                feats = {"rotation_deg": max(y[2] for y in group)} if kind == "rollover" else {}
+                feats: dict[str, Any] = {}
+                if kind == "rollover":
+                    feats["rotation_deg"] = max(y[2] for y in group)
                 feats["legs"] = sorted({y[-1] for y in group})
                 self.events.append(Event(kind, start, end, None, None, 0.9, "", feats))
 
@@ -441,7 +446,7 @@ class Engine:
                     self.events.append(ev)
             self._settle_alerts(x)
 
-    def _lm_would_show(self, x: _Sustained, feats: dict) -> bool:
+    def _lm_would_show(self, x: _Sustained, feats: dict[str, Any]) -> bool:
         """Whether a leg movement of this channel covers sustained interval ``x`` and will be
         reported (not absorbed by a position change or standing). Uses only what is known within
         the look-ahead, like the features."""
@@ -454,7 +459,7 @@ class Engine:
                                        or any(r[0] - 5 <= x.end_s and r[1] + 5 >= t0
                                               for r in self.rotations + self._pending_rot))
 
-    def _meets_cramp_criteria(self, feats: dict) -> bool:
+    def _meets_cramp_criteria(self, feats: dict[str, Any]) -> bool:
         """The cramp decision (DOMAIN.md), shared by final decisions and live alerts (which see
         the movement after the onset only as far as it has happened)."""
         return cramp_probability(feats, self.cfg)[0] >= self.cfg.cramp_model.threshold
@@ -514,7 +519,7 @@ class Engine:
                 a.status = "confirmed" if x.cramp else "retracted"
                 self._alert_news.append(a)
 
-    def _sustained_features(self, x: _Sustained) -> dict:
+    def _sustained_features(self, x: _Sustained) -> dict[str, Any]:
         """The evidence about one sustained interval (cramp_evidence.FEATURE_TEXT says what each is).
 
         Everything read lies within ``engine.lookahead_s`` after the interval, so the result

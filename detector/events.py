@@ -160,8 +160,10 @@ def match_intervals(detected: list[tuple[float, float, str | None]],
     detections inside one that match nothing count as neither true nor false.
     """
     def inside(a: float, b: float, s: str | None) -> bool:
-        return bool(ignore) and any(min(b, d) - max(a, c) > 0 and (not sided or t is None or s is None
-                                                                    or s == t) for c, d, t in ignore)
+        if not ignore:
+            return False
+        return any(min(b, d) - max(a, c) > 0 and (not sided or t is None or s is None or s == t)
+                   for c, d, t in ignore)
 
     reference = [r for r in reference if not inside(*r)]
     pairs = []

@@ -115,8 +115,9 @@ class EmgFrontEnd:
         # found (hum in the first seconds that came from something else). With a line found,
         # the other one's fundamental joins its notches (one pass; it takes a sliver of EMG);
         # with none, the envelope stays unnotched and a separate check measures both lines.
-        others = [design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q, harmonics=1, max_hz=top)
-                  for f in (50.0, 60.0) if f != self.mains_hz and f < 0.45 * self.fs]
+        others = [o for o in (design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q, harmonics=1, max_hz=top)
+                              for f in (50.0, 60.0) if f != self.mains_hz and f < 0.45 * self.fs)
+                  if o is not None]
         self.hum_check = None
         if sos is not None:
             self.notch = SosFilter(np.vstack([sos, *others]), np.float32)

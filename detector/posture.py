@@ -63,9 +63,9 @@ class AccStage:
                     self._segment_start(s, out)
                 self._last = (e, self.unit.view[e - min(3, e - s):e].mean(axis=0))
                 self._current = None
-        s = self.still.open_since
-        if s is not None and self.still.pos - s >= self.still_min and s != self._current:
-            self._segment_start(s, out)
+        o = self.still.open_since
+        if o is not None and self.still.pos - o >= self.still_min and o != self._current:
+            self._segment_start(o, out)
         elev = np.degrees(np.arcsin(np.clip(np.abs(unit[:, self.axis]), 0, 1)))
         upright = (elev > a.vertical_deg) & ~fr.lost
         self.upright.extend(upright.astype(np.uint8))

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -276,7 +277,7 @@ class DetectorService:
         self._dirty = False
         self._store_ready = False
         self.spool_full_since: float | None = None
-        self._lock_fh = None
+        self._lock_fh: Any = None
         self._last_checkpoint = time.monotonic()
         m = services.mqtt
         # Logged in as _detector (ingest/mqtt_client.py): it may read every wearer's frames and

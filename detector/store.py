@@ -424,7 +424,7 @@ class InfluxStore:
         if part not in ("evening", "morning"):
             raise ValueError(f"diary part must be evening or morning, not {part!r}")
         ts = _night_ns(night) + (0 if part == "evening" else 1)
-        fields = {"json": json.dumps(answers)}
+        fields: dict[str, object] = {"json": json.dumps(answers)}
         for k, v in answers.items():
             if isinstance(v, bool | int | float | str):
                 fields[k] = v

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import math
 import typing
-from typing import Literal
+from typing import Final, Literal
 
 import numpy as np
 from pydantic import BaseModel
 
 from detector.diary import Evening, Morning
 
-F, INT, S, B = "float", "integer", "string", "boolean"
 FieldType = Literal["float", "integer", "string", "boolean"]
+F: Final = "float"
+INT: Final = "integer"
+S: Final = "string"
+B: Final = "boolean"
 
 
 class SchemaError(ValueError):
@@ -34,7 +37,8 @@ _SUMMARY_INTS = ("awakenings", "awakenings_after_cramp", "cramps", "cramps_left"
                  "plm_series_in_wake", "plms", "rollovers", "bed_exits", "artifacts")
 # Numeric summary values stored as fields of their own (for InfluxQL users); the whole summary
 # is in the ``json`` field as well.
-SUMMARY_FIELDS: dict[str, FieldType] = {k: F for k in _SUMMARY_FLOATS} | {k: INT for k in _SUMMARY_INTS}
+SUMMARY_FIELDS: dict[str, FieldType] = {**dict.fromkeys(_SUMMARY_FLOATS, F),
+                                        **dict.fromkeys(_SUMMARY_INTS, INT)}
 
 
 def _diary_fields(*models: type[BaseModel]) -> dict[str, FieldType]:
@@ -53,7 +57,7 @@ def _diary_fields(*models: type[BaseModel]) -> dict[str, FieldType]:
     return out
 
 
-_ENV = {"min": F, "max": F, "mav": F}
+_ENV: dict[str, FieldType] = {"min": F, "max": F, "mav": F}
 MEASUREMENTS: dict[str, dict[str, FieldType]] = {
     # raw samples as transmitted (retention policy ``raw``), one point per channel and frame
     "emg": {"data": S, "enc": S, "first": INT, "fs": F, "n": INT, "scale": F},

@@ -76,9 +76,10 @@ class ReplayBackend(BaseBleakClient):
         svc = BleakGATTService(None, 1, self.profile.service_uuid)
         services.add_service(svc)
         handle = 2
-        for uuid, props in ([(s.uuid, ["notify"]) for s in self.profile.streams.values()]
-                            + [(self.profile.control_uuid, ["read", "write"]),
-                               (self.profile.battery_uuid, ["read", "notify"])]):
+        chars: list[tuple[str, list[Any]]] = [(s.uuid, ["notify"]) for s in self.profile.streams.values()]
+        chars += [(self.profile.control_uuid, ["read", "write"]),
+                  (self.profile.battery_uuid, ["read", "notify"])]
+        for uuid, props in chars:
             services.add_characteristic(BleakGATTCharacteristic(None, handle, uuid, props, lambda: 244, svc))
             handle += 1
         self.services = services
@@ -129,8 +130,8 @@ class ReplayBackend(BaseBleakClient):
     async def write_gatt_char(self, characteristic: BleakGATTCharacteristic, data, response: bool) -> None:
         self.writes.append((characteristic.uuid, bytes(data)))
 
-    async def read_gatt_descriptor(self, handle: int, **kwargs: Any) -> bytearray:
+    async def read_gatt_descriptor(self, descriptor: Any, **kwargs: Any) -> bytearray:
         return bytearray()
 
-    async def write_gatt_descriptor(self, handle: int, data) -> None:
+    async def write_gatt_descriptor(self, descriptor: Any, data) -> None:
         return None

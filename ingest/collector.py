@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
@@ -92,7 +93,7 @@ class Publisher:
             apply_identity(self.client, identity)
         self.client.will_set(will_topic, will_payload, qos=1, retain=True)
         self.client.max_inflight_messages_set(max_inflight)
-        self.client.reconnect_delay_set(0.2, 5)
+        self.client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # paho takes float seconds
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_ack
@@ -197,7 +198,7 @@ class Publisher:
 
 class Collector:
     def __init__(self, spec: SensorSpec, profile: DeviceProfile, outbox: Outbox,
-                 connect: Callable[[str, Callable], Awaitable[object]] | None, *, silence_s: float = 5.0,
+                 connect: Callable[[str, Callable], Awaitable[Any]] | None, *, silence_s: float = 5.0,
                  backoff_max_s: float = 30.0) -> None:
         """``connect(address, on_disconnect)`` returns a connected bleak client
         (:func:`connect_ble` for a real sensor, :func:`connect_replay` for the stand-in)."""
@@ -214,7 +215,7 @@ class Collector:
         self.stats = {"packets": 0, "lost_packets": 0, "bad_packets": 0, "reconnects": 0, "watchdog": 0}
         self._last_packet = time.monotonic()
         self._disconnected = asyncio.Event()
-        self.client = None  # the bleak client of the current connection
+        self.client: Any = None  # the bleak client of the current connection
 
     def status(self, state: str, battery: int | None = None) -> dict:
         return {"state": state, "battery_pct": battery, "link": "ble", "address": self.spec.address,
@@ -300,6 +301,8 @@ class Collector:
             self._disconnected.clear()
             client = None
             try:
+                if self.connect is None:
+                    raise RuntimeError("no way to connect to the sensor was given")
                 client = await self.connect(self.spec.address, lambda _c: self._disconnected.set())
                 self.client = client
                 battery = int((await client.read_gatt_char(self.profile.battery_uuid))[0])

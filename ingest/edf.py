@@ -75,7 +75,7 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
         spr = round(fs * record_s)
         if onsets is None:
             n = spr * raw.num_data_records
-            src = _ContinuousSource(sig, fs, gain, offset)
+            src: _ContinuousSource | _GappedSource = _ContinuousSource(sig, fs, gain, offset)
         else:
             n = round((onsets[-1] + record_s) * fs)
             src = _GappedSource(sig, spr, fs, onsets, gain, offset, n)
@@ -151,11 +151,11 @@ def _start(raw, name: str) -> tuple[dt.datetime, list[str]]:
         start = dt.datetime.combine(day, _edf_time(name, time_txt))
         notes = []
     except (ValueError, IndexError, KeyError):
-        day = _edf_date(date_txt)
-        if day is None:
+        legacy = _edf_date(date_txt)
+        if legacy is None:
             raise RecordingError(f"{name}: header start date {date_txt!r} is not a valid date "
                                  "(dd.mm.yy)") from None
-        start = dt.datetime.combine(day, _edf_time(name, time_txt))
+        start = dt.datetime.combine(legacy, _edf_time(name, time_txt))
         notes = [f"{name}: the EDF+ start (sub-second offset or Startdate) is unreadable; the header's "
                  f"{date_txt} {time_txt} is used"]
     return (start.replace(tzinfo=dt.UTC) if start.tzinfo is None else start.astimezone(dt.UTC)), notes
@@ -178,7 +178,8 @@ def _edf_time(name: str, text: str) -> dt.time:
     try:
         if m is None:
             raise ValueError(text)
-        return dt.time(*(int(g) for g in m.groups()))
+        hh, mm, ss = (int(g) for g in m.groups())
+        return dt.time(hh, mm, ss)
     except ValueError:
         raise RecordingError(f"{name}: header start time {text!r} is not a valid time (hh.mm.ss)") from None
 

@@ -19,7 +19,7 @@ MAGIC = b"NC"
 VERSION = 1
 STREAMS = {1: "emg", 2: "acc"}
 STREAM_IDS = {v: k for k, v in STREAMS.items()}
-ENCODINGS = {1: np.dtype("<i2"), 2: np.dtype("<f4")}
+ENCODINGS: dict[int, np.dtype] = {1: np.dtype("<i2"), 2: np.dtype("<f4")}
 MAX_RATE_HZ = 100_000.0
 MAX_SAMPLES = 65_535
 

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -150,7 +151,7 @@ def publish_nights(mqtt_settings, opts: NightOptions, *, n_wearers: int = 1, spe
             client, port = make_client(mqtt_settings, w, client_id=f"nightcramp-sim-{w}-{time.time_ns()}")
             client.max_inflight_messages_set(200)
             client.max_queued_messages_set(0)
-            client.reconnect_delay_set(0.2, 5)
+            client.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # paho takes float seconds
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = 3600  # frames in flight survive a broker restart
             client.connect(mqtt_settings.host, port, keepalive=30, clean_start=True, properties=props)
@@ -172,7 +173,7 @@ def _publish_all(groups, conns, speed: float, frame_s: float, progress) -> dict:
     for _, acks in conns.values():
         acks.wait()
     gens = [(vs, vs.frames(frame_s)) for g in groups for vs in g]
-    heads = [(vs, next(gen, None), gen) for vs, gen in gens]
+    heads: list[tuple[Any, Any, Any]] = [(vs, next(gen, None), gen) for vs, gen in gens]
     wall0 = time.monotonic()
     while True:
         live = [(i, h) for i, h in enumerate(heads) if h[1] is not None]

@@ -58,6 +58,7 @@ class Outbox:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            assert row is not None  # an INSERT always has a row id
             return row
 
     def stream_states(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ timeline starting at ``start`` (UTC). Gaps in discontinuous files read as NaN an
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -83,7 +84,7 @@ class Recording:
     start: dt.datetime
     duration_s: float
     channels: list[Channel]
-    sources: list[SampleSource] = field(repr=False)
+    sources: Sequence[SampleSource] = field(repr=False)
     annotations: list[Annotation] = field(default_factory=list)
     gaps: list[tuple[float, float]] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)

@@ -67,6 +67,11 @@ class NeedLogin(Exception):
     pass
 
 
+def _text(v: object) -> str | None:
+    """A form field's text; an uploaded file where text was expected counts as no answer."""
+    return v if isinstance(v, str) else None
+
+
 def current_session(request: Request) -> Session:
     """The logged-in session, or a redirect to the login page (401 for the API)."""
     s = request.app.state.users.session(request.cookies.get(COOKIE))
@@ -245,7 +250,7 @@ def create_app(services: Services, *, users: Users | None = None,
     async def diary_post(request: Request, wearer: str, night: str, s: Sess):
         may_see(s, wearer)
         form = await request.form()
-        csrf_ok(s, form.get("csrf"))
+        csrf_ok(s, _text(form.get("csrf")))
         part = form.get("part")
         if part not in ("evening", "morning"):
             raise HTTPException(400, "part must be evening or morning")
@@ -257,7 +262,7 @@ def create_app(services: Services, *, users: Users | None = None,
                 if meds or form.get("medications_answered"):
                     answers[name] = [m for m in meds if m]
                 continue
-            v = form.get(name)
+            v = _text(form.get(name))
             if v in (None, ""):
                 continue
             answers[name] = {"yes": True, "no": False}.get(v, v) if field.annotation in (bool | None,) else v
@@ -489,7 +494,7 @@ def _compare(summary: dict, past: list[dict]) -> dict | None:
     """This night against the mean of up to 14 nights before it, in plain words."""
     if not past:
         return None
-    out = {"nights": len(past)}
+    out: dict[str, object] = {"nights": len(past)}
     for key, label in (("cramps", "cramps"), ("awakenings", "awakenings")):
         usual = mean(float(n["summary"].get(key, 0) or 0) for n in past)
         now = float(summary.get(key, 0) or 0)
