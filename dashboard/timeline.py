@@ -6,20 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
+from detector.intervals import runs
+
 W, H = 800.0, 150.0
 X0, X1 = 40.0, 790.0
 BAND_Y, BAND_H = 62.0, 22.0
-
-
-def _runs(wake: list[int]) -> list[tuple[int, int, int]]:
-    out, k = [], 0
-    while k < len(wake):
-        j = k
-        while j < len(wake) and wake[j] == wake[k]:
-            j += 1
-        out.append((k, j, wake[k]))
-        k = j
-    return out
 
 
 def timeline_svg(analysis: dict, hypnogram: dict | None) -> str:
@@ -44,7 +35,7 @@ def timeline_svg(analysis: dict, hypnogram: dict | None) -> str:
         parts.append(f'<text x="{X0 - 4:.0f}" y="{y:.0f}" class="label" text-anchor="end">{side}</text>')
     if hypnogram and hypnogram.get("wake"):
         ep = float(hypnogram["epoch_s"])
-        for ia, ib, w in _runs(hypnogram["wake"]):
+        for ia, ib, w in runs(hypnogram["wake"]):
             cls = "wake" if w else "sleep"
             t_a, t_b = start + dt.timedelta(seconds=ia * ep), start + dt.timedelta(seconds=ib * ep)
             width = max(0.5, x(ib * ep) - x(ia * ep))

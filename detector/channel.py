@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.config import DetectorConfig
-from detector.dsp import moving_median, quantile
+from detector.dsp import moving_median, quantile, sorted_quantile
 from detector.frontend import EmgFrames
 from detector.stream import Growable, Hysteresis
 
@@ -164,7 +164,7 @@ class EmgStage:
         # Runs once per 10-s block for the whole night: scalar Python, not numpy, on purpose.
         bl, art, cr = self.cfg.baseline, self.cfg.artifact, self.cfg.cramp
         if self.stats:
-            b = _sorted_quantile(sorted(self.stats), bl.quantile)
+            b = sorted_quantile(sorted(self.stats), bl.quantile)
         elif stat == stat:
             b = stat
         else:
@@ -189,7 +189,7 @@ class EmgStage:
         """
         n = len(fr)
         bl, art, cr = self.cfg.baseline, self.cfg.artifact, self.cfg.cramp
-        b = _sorted_quantile(sorted(self.stats), bl.quantile) if self.stats else self.baseline_now
+        b = sorted_quantile(sorted(self.stats), bl.quantile) if self.stats else self.baseline_now
         if n == 0 or self._slow_hist is None or not np.isfinite(b):
             return SustainedPeek(self.sus.open_since, self.mav.n, np.zeros(0, bool), np.zeros(0, np.uint8))
         b = max(b, bl.min_uV)
@@ -255,11 +255,3 @@ def _sustained_on_off(slow: np.ndarray, s_on, s_off, bad: np.ndarray, known) -> 
     gone = ((bad & (LOST | LEAD_OFF | FLAT)) > 0) | ~np.asarray(known)
     on = (slow > s_on) & usable
     return on, ((slow < s_off) | gone) & ~on
-
-
-def _sorted_quantile(s: list[float], q: float) -> float:
-    """``q`` quantile of an ascending list, interpolated like :func:`detector.dsp.quantile`."""
-    pos = q * (len(s) - 1)
-    lo = int(pos)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (pos - lo)

@@ -59,15 +59,6 @@ class Diary(BaseModel):
     evening: Evening | None = None
     morning: Morning | None = None
 
-    def merged(self, other: Diary) -> Diary:
-        """``other``'s answered questions over this one's."""
-        def mix(a, b, cls):
-            if a is None or b is None:
-                return b or a
-            return cls(**(a.model_dump() | {k: v for k, v in b.model_dump().items() if v is not None}))
-        return Diary(evening=mix(self.evening, other.evening, Evening),
-                     morning=mix(self.morning, other.morning, Morning))
-
 
 def save_checkin(store, wearer: str, night: str, part: str, answers: dict) -> dict:
     """Merge ``answers`` into the stored check-in (``evening`` or ``morning``) of a night,

@@ -94,11 +94,15 @@ def moving_median(x: np.ndarray, n: int, history: np.ndarray | None = None) -> n
 def quantile(x: np.ndarray, q: float) -> float:
     """The ``q`` quantile of a small array (linear interpolation), without np.quantile's overhead."""
     s = np.sort(np.asarray(x, dtype=np.float64), axis=None)
-    if s.size == 0:
-        return float("nan")
-    pos = q * (s.size - 1)
+    return sorted_quantile(s, q) if s.size else float("nan")
+
+
+def sorted_quantile(s, q: float) -> float:
+    """The ``q`` quantile of ascending values ``s`` (a list or an array), interpolated linearly;
+    scalar Python, for the few values of a baseline window."""
+    pos = q * (len(s) - 1)
     lo = int(pos)
-    hi = min(lo + 1, s.size - 1)
+    hi = min(lo + 1, len(s) - 1)
     return float(s[lo] + (s[hi] - s[lo]) * (pos - lo))
 
 

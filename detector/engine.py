@@ -21,6 +21,7 @@ from detector.config import DetectorConfig
 from detector.cramp_evidence import cramp_probability, explain
 from detector.events import CrampAlert, Event
 from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
+from detector.intervals import longest_run
 from detector.plm import PlmTracker
 from detector.posture import AccStage, PostureOut
 from detector.sleep import SleepScorer
@@ -547,7 +548,7 @@ class Engine:
         gap_s = 0.0
         if g1 > onset_f:
             below_off = fast[onset_f:g1] < st.thresholds(st.baseline.view[onset_f:g1])[3]
-            gap_s = _longest_run(below_off) * self.frame_s
+            gap_s = longest_run(below_off) * self.frame_s
         # The other leg at the onset: a body movement starts on both legs at once; what the
         # other leg does later is the wearer's reaction to the pain.
         co_n = max(1, round(min(cr.coactivation_window_s, 0.5 * duration) / self.frame_s))
@@ -796,14 +797,6 @@ _TWITCH_GAP = 10  # frames (0.5 s at the default frame)
 
 # The most specific explanation names an artefact interval (a clipped burst also steps the level).
 _ARTIFACT_PRIORITY = ("saturation", "flat", "lead_off", "pop")
-
-
-def _longest_run(flags: np.ndarray) -> int:
-    """Length of the longest run of True in ``flags``."""
-    if not flags.any():
-        return 0
-    edges = np.flatnonzero(np.diff(np.r_[0, flags.astype(np.int8), 0]))
-    return int(np.max(edges[1::2] - edges[::2]))
 
 
 def _count_twitches(frames: list[int], frame_s: float) -> int:

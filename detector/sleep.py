@@ -16,6 +16,7 @@ import numpy as np
 
 from detector.config import DetectorConfig
 from detector.events import Event
+from detector.intervals import runs
 from detector.stream import Growable
 
 
@@ -104,11 +105,11 @@ class SleepScorer:
         for t0, t1 in self.cramp_wake:  # epochs mostly inside a cramp's painful part
             a, b = int(round(t0 / self.epoch_s)), int(round(t1 / self.epoch_s))
             w[a:min(b, w.size)] = True
-        runs = _runs(w)
-        for k, (a, b, v) in enumerate(runs):
-            if not v and 0 < k < len(runs) - 1 and b - a < self.min_sleep_run:
+        first = runs(w)
+        for k, (a, b, v) in enumerate(first):
+            if not v and 0 < k < len(first) - 1 and b - a < self.min_sleep_run:
                 w[a:b] = True
-        return _runs(w)
+        return runs(w)
 
     def hypnogram(self) -> np.ndarray:
         """Per epoch 1 (wake) or 0 (sleep), after rescoring."""
@@ -159,12 +160,3 @@ class SleepScorer:
                 f"{s.onset_run_s:g} s of continuous sleep), scored in {s.epoch_s:g}-s epochs from "
                 f"leg movement; sleep interruptions shorter than {s.min_sleep_run_s:g} s are "
                 "part of the same awakening")
-
-
-def _runs(flags: np.ndarray) -> list[tuple[int, int, int]]:
-    if flags.size == 0:
-        return []
-    change = np.flatnonzero(np.diff(flags.astype(np.int8))) + 1
-    starts = np.r_[0, change]
-    ends = np.r_[change, flags.size]
-    return [(int(a), int(b), int(flags[a])) for a, b in zip(starts, ends, strict=True)]

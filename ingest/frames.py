@@ -54,10 +54,6 @@ class Frame:
     def samples(self) -> np.ndarray:
         return self.raw.astype(np.float32) * np.asarray(self.scale, np.float32)
 
-    def sample_times_ns(self) -> np.ndarray:
-        """UTC time of every sample (ns), from the first sample's time and the rate."""
-        return self.first_time_ns + np.round(np.arange(self.n) * (1e9 / self.rate_hz)).astype(np.int64)
-
 
 def encode(stream: str, rate_hz: float, first_sample: int, first_time_ns: int,
            scale: tuple[float, ...] | list[float], raw: np.ndarray) -> bytes:

@@ -99,9 +99,6 @@ class Recording:
             return np.empty(0, dtype=np.float32)
         return np.asarray(self.sources[index](start, stop), dtype=np.float32)
 
-    def by_kind(self, kind: Kind) -> list[int]:
-        return [i for i, c in enumerate(self.channels) if c.kind == kind]
-
 
 def array_recording(
     name: str,
