@@ -33,9 +33,10 @@ from detector.config import DetectorConfig  # noqa: E402
 from detector.cramp_evidence import decidable_after_s  # noqa: E402
 from detector.settings import load_services  # noqa: E402
 from detector.store import InfluxStore  # noqa: E402
-from ingest.frames import topic  # noqa: E402
 from ingest.live import PubAcks, VirtualSensor  # noqa: E402
 from ingest.simulate import NightOptions, plan_night  # noqa: E402
+from ingest.wire.frames import read_header  # noqa: E402
+from ingest.wire.topics import EVENTS_SUB, sensor_topic  # noqa: E402
 
 CLI = ROOT / ".venv" / "bin" / "nightcramp"
 
@@ -73,13 +74,13 @@ def capacity(tmp: Path, wearers: int, seconds: float) -> dict:
     print(f"rendering {len(sensors)} sensors x {seconds:g} s …", flush=True)
     frames = []
     for vs in sensors:
-        frames += [(topic(vs.wearer, vs.sensor, s), b, t) for s, b, t in vs.frames(0.1)]
+        frames += [(sensor_topic(vs.wearer, vs.sensor, s), b, t) for s, b, t in vs.frames(0.1)]
     frames.sort(key=lambda f: f[2])
-    total = sum(int.from_bytes(b[32:34], "little") * b[4] for _, b, _ in frames)
+    total = sum(read_header(b).n * read_header(b).channels for _, b, _ in frames)
     c = client(mosq.port)
     acks = PubAcks(c)
     for vs in sensors:
-        acks.publish(c, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), retain=True)
+        acks.publish(c, sensor_topic(vs.wearer, vs.sensor, "status"), vs.status().payload(), retain=True)
     acks.wait()
     store = InfluxStore(load_services(services).store)
     print(f"publishing {len(frames)} frames ({total} samples) …", flush=True)
@@ -113,16 +114,15 @@ def latency(tmp: Path, speed: float, seconds: float) -> dict:
     plan = plan_night(NightOptions(hours=seconds / 3600, seed=903, fs_emg=1000.0, fs_acc=50.0,
                                    cramps_per_night=40.0))
     sensors = [VirtualSensor("w-1", "l-shank", "L", plan), VirtualSensor("w-1", "r-shank", "R", plan)]
-    frames = sorted(((topic(vs.wearer, vs.sensor, s), b, t + int.from_bytes(b[32:34], "little") /
-                      (1000.0 if s == "emg" else 50.0)) for vs in sensors for s, b, t in vs.frames(0.1)),
-                    key=lambda f: f[2])
+    frames = sorted(((sensor_topic(vs.wearer, vs.sensor, s), b, t + read_header(b).duration_s)
+                     for vs in sensors for s, b, t in vs.frames(0.1)), key=lambda f: f[2])
     got: list[tuple[float, dict]] = []
     sub = client(mosq.port)
     sub.on_message = lambda c, u, m: got.append((time.monotonic(), json.loads(m.payload)))
-    sub.subscribe("nightcramp/v1/+/events", qos=1)
+    sub.subscribe(EVENTS_SUB, qos=1)
     pub = client(mosq.port)
     for vs in sensors:
-        pub.publish(topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), qos=1, retain=True)
+        pub.publish(sensor_topic(vs.wearer, vs.sensor, "status"), vs.status().payload(), qos=1, retain=True)
     time.sleep(1.0)
     sent_at: list[tuple[float, float]] = []  # (night time covered, wall time published)
     print(f"publishing {seconds:g} s of night at {speed:g}x …", flush=True)

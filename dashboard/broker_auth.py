@@ -19,25 +19,26 @@ import subprocess
 from pathlib import Path
 
 from ingest.mqtt_client import DETECTOR, OPERATOR, secret_path, write_secret
-from ingest.names import check_id
+from ingest.wire.ids import check_id
+from ingest.wire.topics import CONTROL_SUB, EVENTS_SUB, ROOT, SENSORS_SUB
 
 # %u is the account name, which for a collector is its wearer id: it may write only its own
 # frames and statuses and read only its own acknowledgements.
 ACL = f"""# nightcramp: who may publish and read what (docs/operations.md)
-pattern write nightcramp/v1/%u/+/emg
-pattern write nightcramp/v1/%u/+/acc
-pattern write nightcramp/v1/%u/+/status
-pattern read nightcramp/v1/%u/+/ack
+pattern write {ROOT}/%u/+/emg
+pattern write {ROOT}/%u/+/acc
+pattern write {ROOT}/%u/+/status
+pattern read {ROOT}/%u/+/ack
 
 user {DETECTOR}
-topic read nightcramp/v1/+/+/+
-topic read nightcramp/v1/+/control
-topic write nightcramp/v1/+/events
-topic write nightcramp/v1/+/+/ack
+topic read {SENSORS_SUB}
+topic read {CONTROL_SUB}
+topic write {EVENTS_SUB}
+topic write {ROOT}/+/+/ack
 
 user {OPERATOR}
-topic write nightcramp/v1/+/control
-topic read nightcramp/v1/+/events
+topic write {CONTROL_SUB}
+topic read {EVENTS_SUB}
 """
 
 

@@ -292,10 +292,10 @@ def _collect(args) -> int:
 
     from ingest.ble_profile import load_profile
     from ingest.collector import Collector, Publisher, SensorSpec, connect_ble, connect_replay
-    from ingest.frames import topic
     from ingest.mqtt_client import identity, port_for
-    from ingest.names import check_id
     from ingest.outbox import Outbox
+    from ingest.wire.ids import check_id
+    from ingest.wire.topics import sensor_topic
 
     sv = _services(args.services)
     spec = SensorSpec(check_id(args.wearer, "wearer"), check_id(args.sensor, "sensor"), args.address,
@@ -305,12 +305,12 @@ def _collect(args) -> int:
     connect = (connect_replay(args.replay, profile, speed=args.speed, loss=args.replay_loss) if args.replay
                else connect_ble)
     ident = identity(sv.mqtt, spec.wearer)
-    will = topic(spec.wearer, spec.sensor, "status")
+    will = sensor_topic(spec.wearer, spec.sensor, "status")
     cid = f"nightcramp-collect-{spec.wearer}-{spec.sensor}"
     offline = json.dumps({"state": "offline"})
     # End to end: a frame leaves the outbox only once the detector has stored it.
     pub = Publisher(outbox, sv.mqtt.host, port_for(sv.mqtt, ident), cid, will, offline, identity=ident,
-                    ack_topic=topic(spec.wearer, spec.sensor, "ack"), resend_s=args.resend_s)
+                    ack_topic=sensor_topic(spec.wearer, spec.sensor, "ack"), resend_s=args.resend_s)
     pub.start()
     col = Collector(spec, profile, outbox, connect)
     print(f"collecting {spec.address} as {spec.wearer}/{spec.sensor} ({len(outbox)} frames waiting in "
@@ -359,7 +359,7 @@ def _detect(args) -> int:
 def _request_night_close(sv, wearer: str) -> None:
     """Ask the detector service (over MQTT) to close a wearer's night now."""
     from ingest.mqtt_client import OPERATOR, make_client
-    from ingest.names import check_id
+    from ingest.wire.topics import wearer_topic
 
     c, port = make_client(sv.mqtt, OPERATOR)
     acked: list = []
@@ -367,7 +367,7 @@ def _request_night_close(sv, wearer: str) -> None:
     c.connect(sv.mqtt.host, port)
     c.loop_start()
     try:
-        c.publish(f"nightcramp/v1/{check_id(wearer, 'wearer')}/control", json.dumps({"cmd": "close-night"}),
+        c.publish(wearer_topic(wearer, "control"), json.dumps({"cmd": "close-night"}),
                   qos=1).wait_for_publish(10)
     finally:
         c.loop_stop()

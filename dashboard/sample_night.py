@@ -9,9 +9,9 @@ from detector.analyze import analyze_recording
 from detector.config import DetectorConfig
 from detector.store import InfluxStore
 from detector.summary import night_key
-from ingest.frames import decode
 from ingest.live import VirtualSensor
 from ingest.simulate import NightOptions, plan_night, render_recording
+from ingest.wire.frames import decode
 
 
 def store_simulated_night(store: InfluxStore, wearer: str, opts: NightOptions, *, frame_s: float = 1.0,

@@ -20,9 +20,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from dashboard.roles import ROLES, UserError
+from ingest.wire.ids import is_id
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
-_ID = re.compile(r"^[a-z0-9-]{1,32}$")
 SESSION_S = 12 * 3600
 
 _SCHEMA = """
@@ -83,7 +83,7 @@ class Users:
             raise UserError(f"role {role!r}: choose {', '.join(ROLES)}")
         if role == "wearer":
             wearer = wearer or name
-            if not _ID.match(wearer):
+            if not is_id(wearer):
                 raise UserError(f"wearer id {wearer!r}: 1-32 characters a-z, 0-9 or '-'")
         elif wearer:
             raise UserError("--wearer-id is for wearer accounts only")
@@ -107,7 +107,7 @@ class Users:
         u = self.get(clinician)
         if u is None or u.role != "clinician":
             raise UserError(f"{clinician!r} is not a clinician account")
-        if not _ID.match(wearer):
+        if not is_id(wearer):
             raise UserError(f"wearer id {wearer!r}: 1-32 characters a-z, 0-9 or '-'")
         with self._db() as db:
             db.execute("INSERT OR IGNORE INTO assignments VALUES (?, ?)", (clinician, wearer))

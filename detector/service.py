@@ -22,6 +22,7 @@ import pickle
 import re
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,23 @@ from detector.settings import Services
 from detector.store import InfluxStore, NightConflict, SpoolFull, StoreError
 from detector.store_accounts import settings_for
 from detector.summary import night_key, summarize
-from ingest.frames import Frame, FrameError, decode
 from ingest.labels import parse_label
 from ingest.mqtt_client import DETECTOR, make_client
 from ingest.recording import Channel, Recording
+from ingest.wire.frames import Frame, FrameError, decode
+from ingest.wire.status import SensorStatus, StatusError, parse_status
+from ingest.wire.topics import (
+    CONTROL_SUB,
+    SAMPLE_STREAMS,
+    SENSORS_SUB,
+    TopicError,
+    parse_topic,
+    sensor_topic,
+    wearer_topic,
+)
 
 log = logging.getLogger("nightcramp.detect")
 
-TOPIC_ROOT = "nightcramp/v1"
-_ID = re.compile(r"^[a-z0-9-]{1,32}$")
 _FLUSH_BYTES = 4_000_000
 _GAP_SLICE_S = 30.0  # [s] of a gap's missing samples handed to the engine at once
 _MAX_ACK_RANGES = 32  # stored ranges kept and published per sensor stream
@@ -101,16 +110,19 @@ class WearerNight:
     _watch_due: bool = False
 
     @classmethod
-    def open(cls, wearer: str, start_ns: int, statuses: dict[str, dict], cfg: DetectorConfig) -> WearerNight:
+    def open(cls, wearer: str, start_ns: int, statuses: Mapping[str, SensorStatus],
+             cfg: DetectorConfig) -> WearerNight:
         channels: list[Channel] = []
         streams: dict[tuple[str, str], _Stream] = {}
         for sensor in sorted(statuses):
             st = statuses[sensor]
             for stream in ("emg", "acc"):
-                labels = st.get("channels", {}).get(stream, [])
+                labels = st.channels.get(stream, [])
                 if not labels:
                     continue
-                fs = float(st["fs"][stream])
+                if stream not in st.fs:
+                    raise ValueError(f"sensor {sensor}: status names {stream} channels but no rate")
+                fs = float(st.fs[stream])
                 idx = []
                 for lab in labels:
                     p = parse_label(lab)
@@ -260,7 +272,7 @@ class DetectorService:
         self.services, self.cfg = services, cfg
         self.store = store or InfluxStore(settings_for(services.store, "detector"))
         self.stats: Counter = Counter()
-        self.statuses: dict[str, dict[str, dict]] = {}
+        self.statuses: dict[str, dict[str, SensorStatus]] = {}
         self.nights: dict[str, WearerNight] = {}
         self.closed: list[tuple[str, str]] = []
         self.unwritten: list[dict] = []  # closed nights the store could not take yet
@@ -360,7 +372,7 @@ class DetectorService:
         if reason_code.is_failure:
             log.error("MQTT connect refused: %s", reason_code)
             return
-        client.subscribe([(f"{TOPIC_ROOT}/+/+/+", 1), (f"{TOPIC_ROOT}/+/control", 1)])
+        client.subscribe([(SENSORS_SUB, 1), (CONTROL_SUB, 1)])
         log.info("connected to MQTT %s:%d (session present: %s)", self.services.mqtt.host,
                  self._port, flags.session_present)
 
@@ -444,42 +456,39 @@ class DetectorService:
             self.flush()
 
     def handle(self, topic: str, payload: bytes) -> None:
-        parts = topic.split("/")
-        if len(parts) < 4 or "/".join(parts[:2]) != TOPIC_ROOT:
-            self.stats["bad_topic"] += 1
+        try:
+            t = parse_topic(topic)
+        except TopicError as exc:
+            self.stats[exc.reason] += 1
+            if exc.reason == "bad_id":
+                log.warning("%s", exc)
             return
-        wearer = parts[2]
-        if not _ID.match(wearer) or (len(parts) > 4 and not _ID.match(parts[3])):
-            self.stats["bad_id"] += 1
-            log.warning("topic %r: wearer and sensor ids must be [a-z0-9-]{1,32}", topic)
-            return
+        wearer = t.wearer
         if not any(fnmatch.fnmatchcase(wearer, p) for p in self.services.service.accept_wearers):
             self.stats["unknown_wearer"] += 1
             log.warning("frame from unknown wearer %r dropped", wearer)
             return
-        if len(parts) == 4:
-            if parts[3] == "control":
+        if t.sensor is None:
+            if t.kind == "control":
                 self._control(wearer, payload)
             return  # our own events topic
-        sensor, stream = parts[3], parts[4]
+        sensor, stream = t.sensor, t.kind
         if stream == "status":
             self._status(wearer, sensor, payload)
-        elif stream in ("emg", "acc"):
+        elif stream in SAMPLE_STREAMS:
             self._frame(wearer, sensor, stream, payload)
-        elif stream == "ack":
-            return  # our own acknowledgements to the collectors
-        else:
-            self.stats["bad_topic"] += 1
+        # else "ack": our own acknowledgements to the collectors
 
     def _status(self, wearer: str, sensor: str, payload: bytes) -> None:
         if not payload:
             return
         try:
-            st = json.loads(payload)
-        except ValueError:
+            st = parse_status(payload)
+        except StatusError as exc:
             self.stats["bad_status"] += 1
+            log.warning("%s/%s: %s", wearer, sensor, exc)
             return
-        if st.get("channels"):
+        if st.channels:
             self.statuses.setdefault(wearer, {})[sensor] = st
             self._dirty = True
 
@@ -515,7 +524,7 @@ class DetectorService:
             self.stats["no_status"] += 1
             log.warning("frame from %s/%s before its status (channel names): dropped", wearer, sensor)
             return
-        labels = status["channels"][stream]
+        labels = status.channels.get(stream, [])
         if len(labels) != frame.channels:
             self.stats["channel_count_mismatch"] += 1
             return
@@ -572,7 +581,8 @@ class DetectorService:
 
             for t, stream, sensor, first, fs, labels, scales, raw in heapq.merge(
                     tagged("emg"), tagged("acc"), key=lambda f: f[0]):
-                want = self.statuses[wearer].get(sensor, {}).get("channels", {}).get(stream, [])
+                known = self.statuses[wearer].get(sensor)
+                want = known.channels.get(stream, []) if known else []
                 if sorted(want) != labels:
                     continue
                 order = [labels.index(lab) for lab in want]
@@ -595,7 +605,7 @@ class DetectorService:
         start = dt.datetime.fromtimestamp(night.start_ns / 1e9, dt.UTC)
         body = ev.to_json(start) | {"wearer": wearer, "night": night_key(start),
                                     "decided_at_s": night.engine.blocks * night.engine.block_s}
-        self._publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body))
+        self._publish(wearer_topic(wearer, "events"), json.dumps(body))
         self.stats["events_published"] += 1
 
     def _advice(self, wearer: str, key: str, analysis: Analysis) -> list[dict]:
@@ -619,7 +629,7 @@ class DetectorService:
         eng = night.engine
         decided = alert.met_at_s if alert.status == "suspected" else eng.blocks * eng.block_s
         body = alert.to_json(start) | {"wearer": wearer, "night": night_key(start), "decided_at_s": decided}
-        self._publish(f"{TOPIC_ROOT}/{wearer}/events", json.dumps(body))
+        self._publish(wearer_topic(wearer, "events"), json.dumps(body))
         self.stats[f"cramp_alerts_{alert.status}"] += 1
         log.info("cramp %s for %s: %s leg from %.1f s", alert.status, wearer, alert.side, alert.start_s)
 
@@ -684,7 +694,7 @@ class DetectorService:
             for stream, rs in streams.items():
                 streams[stream] = _merge_ranges(rs)[-_MAX_ACK_RANGES:]
             self.stored_ranges[key] = self.stored_ranges.pop(key)  # most recent last
-            self._publish(f"{TOPIC_ROOT}/{key[0]}/{key[1]}/ack", json.dumps({"stored": streams}), retain=True)
+            self._publish(sensor_topic(key[0], key[1], "ack"), json.dumps({"stored": streams}), retain=True)
         self.stats["acks_published"] += len(touched)
 
     def _write_status(self) -> None:
@@ -712,7 +722,9 @@ class DetectorService:
         tmp = path.with_suffix(".tmp")
         try:
             with tmp.open("wb") as fh:
-                pickle.dump({"version": 1, "nights": self.nights, "statuses": self.statuses,
+                statuses = {w: {k: st.model_dump(exclude_none=True) for k, st in per.items()}
+                            for w, per in self.statuses.items()}
+                pickle.dump({"version": 1, "nights": self.nights, "statuses": statuses,
                          "unwritten": self.unwritten, "stored_ranges": self.stored_ranges,
                          "recent": self.recent}, fh,
                         protocol=pickle.HIGHEST_PROTOCOL)
@@ -739,7 +751,8 @@ class DetectorService:
         self.nights = state["nights"]
         for night in self.nights.values():
             night.last_frame_wall = time.monotonic()
-        self.statuses = state["statuses"]
+        self.statuses = {w: {k: SensorStatus.model_validate(st) for k, st in per.items()}
+                         for w, per in state["statuses"].items()}
         self.unwritten = state.get("unwritten", [])
         self.stored_ranges = state.get("stored_ranges", {})
         self.recent = state.get("recent", {})
@@ -822,7 +835,7 @@ class DetectorService:
         self.closed.append((wearer, key))
         log.info("night %s of %s closed: %d events, %d cramps", key, wearer, len(analysis.events),
                  analysis.summary["cramps"])
-        self._publish(f"{TOPIC_ROOT}/{wearer}/events",
+        self._publish(wearer_topic(wearer, "events"),
                             json.dumps({"kind": "night_closed", "wearer": wearer, "night": key,
                                         "summary": analysis.summary}))
         return analysis

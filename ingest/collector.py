@@ -23,15 +23,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
 from ingest.ble_profile import DeviceProfile, PacketError
 from ingest.clock import ClockMap, SteadyWall, Unwrapper
-from ingest.frames import encode, topic
 from ingest.mqtt_client import Identity, apply_identity
 from ingest.outbox import Outbox
+from ingest.wire.frames import encode
+from ingest.wire.status import SensorStatus
+from ingest.wire.topics import sensor_topic
 
 log = logging.getLogger("nightcramp.collect")
 
@@ -217,14 +219,15 @@ class Collector:
         self._disconnected = asyncio.Event()
         self.client: Any = None  # the bleak client of the current connection
 
-    def status(self, state: str, battery: int | None = None) -> dict:
-        return {"state": state, "battery_pct": battery, "link": "ble", "address": self.spec.address,
-                "channels": {s: self.profile.labels(s, self.spec.side) for s in self.profile.streams},
-                "fs": {s: p.fs for s, p in self.profile.streams.items()}, "stats": self.stats}
+    def status(self, state: Literal["online", "offline"], battery: int | None = None) -> SensorStatus:
+        return SensorStatus(state=state, battery_pct=battery, link="ble", address=self.spec.address,
+                            channels={s: self.profile.labels(s, self.spec.side)
+                                      for s in self.profile.streams},
+                            fs={s: p.fs for s, p in self.profile.streams.items()}, stats=dict(self.stats))
 
-    def _put_status(self, state: str, battery: int | None = None) -> None:
-        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, "status"),
-                        json.dumps(self.status(state, battery)).encode(), retain=True)
+    def _put_status(self, state: Literal["online", "offline"], battery: int | None = None) -> None:
+        self.outbox.put(sensor_topic(self.spec.wearer, self.spec.sensor, "status"),
+                        self.status(state, battery).payload(), retain=True)
 
     def on_packet(self, stream: str, data: bytearray, arrival_ns: int | None = None) -> None:
         """Decode one notification into a frame in the outbox (bleak callback path)."""
@@ -273,7 +276,7 @@ class Collector:
         frame = encode(stream, fs, st.counter, self.clock.utc_ns(t_us), [p.scale] * p.raw.shape[1], p.raw)
         first = st.counter
         st.counter += n
-        self.outbox.put(topic(self.spec.wearer, self.spec.sensor, stream), frame,
+        self.outbox.put(sensor_topic(self.spec.wearer, self.spec.sensor, stream), frame,
                         frame=(stream, first, int(p.raw.shape[0])), state=st.dump())
         self.stats["packets"] += 1
 

@@ -13,18 +13,20 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.frames import encode, topic
 from ingest.mqtt_client import make_client
 from ingest.simulate import NightOptions, NightPlan, plan_night, render
 from ingest.simulate.render import BLOCK_S
 from ingest.simulate.writer import truth_json
+from ingest.wire.frames import encode, read_header
+from ingest.wire.status import SensorStatus
+from ingest.wire.topics import sensor_topic
 
 log = logging.getLogger("nightcramp.simulate")
 
@@ -47,11 +49,11 @@ class VirtualSensor:
     def acc_labels(self) -> list[str]:
         return [f"ACC {self.side}-Shank {a}" for a in "XYZ"]
 
-    def status(self, state: str = "online") -> dict:
+    def status(self, state: Literal["online", "offline"] = "online") -> SensorStatus:
         o = self.plan.options
-        return {"state": state, "battery_pct": 100, "link": "simulated",
-                "channels": {"emg": self.emg_labels, "acc": self.acc_labels},
-                "fs": {"emg": o.fs_emg, "acc": o.fs_acc}}
+        return SensorStatus(state=state, battery_pct=100, link="simulated",
+                            channels={"emg": self.emg_labels, "acc": self.acc_labels},
+                            fs={"emg": o.fs_emg, "acc": o.fs_acc})
 
     def frames(self, frame_s: float):
         """(stream, bytes, night time s) of every frame, EMG and ACC interleaved by time."""
@@ -169,7 +171,8 @@ def _publish_all(groups, conns, speed: float, frame_s: float, progress) -> dict:
     for g in groups:
         for vs in g:
             client, acks = conns[vs.wearer]
-            acks.publish(client, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status()), retain=True)
+            acks.publish(client, sensor_topic(vs.wearer, vs.sensor, "status"), vs.status().payload(),
+                         retain=True)
     for _, acks in conns.values():
         acks.wait()
     gens = [(vs, vs.frames(frame_s)) for g in groups for vs in g]
@@ -185,9 +188,10 @@ def _publish_all(groups, conns, speed: float, frame_s: float, progress) -> dict:
         if delay > 0:
             time.sleep(delay)
         client, acks = conns[vs.wearer]
-        acks.publish(client, topic(vs.wearer, vs.sensor, stream), payload)
+        acks.publish(client, sensor_topic(vs.wearer, vs.sensor, stream), payload)
         sent["frames"] += 1
-        sent["samples"] += int.from_bytes(payload[32:34], "little") * payload[4]
+        head = read_header(payload)
+        sent["samples"] += head.n * head.channels
         heads[i] = (vs, next(gen, None), gen)
         if progress and sent["frames"] % 500 == 0:
             progress(sent, t_night)
@@ -197,7 +201,7 @@ def _publish_all(groups, conns, speed: float, frame_s: float, progress) -> dict:
     for g in groups:
         for vs in g:
             client, acks = conns[vs.wearer]
-            acks.publish(client, topic(vs.wearer, vs.sensor, "status"), json.dumps(vs.status("offline")),
+            acks.publish(client, sensor_topic(vs.wearer, vs.sensor, "status"), vs.status("offline").payload(),
                          retain=True)
     for _, acks in conns.values():
         acks.wait()

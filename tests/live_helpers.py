@@ -82,7 +82,7 @@ def one_go_reference(sensors, frames, cfg):
     from collections import Counter
 
     from detector.service import WearerNight
-    from ingest.frames import decode
+    from ingest.wire.frames import decode
 
     statuses = {vs.sensor: vs.status() for vs in sensors}
     whole = WearerNight.open("w-1", decode(frames[0][2]).first_time_ns, statuses, cfg)

@@ -4,7 +4,6 @@ spooled batches keep their order. Real InfluxDB for the detector; injected clock
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -20,8 +19,9 @@ from ingest.ble_profile import load_profile
 from ingest.ble_replay import read_capture
 from ingest.clock import SteadyWall
 from ingest.collector import Collector, SensorSpec
-from ingest.frames import decode, encode, topic
 from ingest.outbox import Outbox
+from ingest.wire.frames import decode, encode
+from ingest.wire.topics import sensor_topic
 from tests.live_helpers import one_go_reference, service_on, virtual_night
 
 CFG = DetectorConfig()
@@ -118,9 +118,9 @@ def test_detector_stores_samples_where_their_counter_puts_them(tmp_path, influxd
     svc = service_on(tmp_path, influxd, "steps", CFG)
     try:
         for vs in sensors:
-            svc.handle(topic("w-1", vs.sensor, "status"), json.dumps(vs.status()).encode())
+            svc.handle(sensor_topic("w-1", vs.sensor, "status"), vs.status().payload())
         for sensor, stream, payload in sent + sent[a:a + 20]:  # and a few stepped frames twice
-            svc.handle(topic("w-1", sensor, stream), payload)
+            svc.handle(sensor_topic("w-1", sensor, stream), payload)
         got = svc.close_night("w-1")
         assert svc.stats["clock_mismatch_frames"] == len(frames) - a + 20
         assert got.recording.duration_s == ref.recording.duration_s

@@ -18,8 +18,8 @@ from detector.store import InfluxStore
 from ingest.ble_profile import decode_v1, load_profile
 from ingest.ble_replay import read_capture
 from ingest.collector import Collector, Publisher, SensorSpec, connect_replay
-from ingest.frames import decode
 from ingest.outbox import Outbox
+from ingest.wire.frames import decode
 from tests.live_helpers import start_detector, wait_for_line
 
 CAPTURE = Path(__file__).parent / "data" / "ble-capture-left-shank.txt"

@@ -10,8 +10,8 @@ from ingest.ble_profile import load_profile
 from ingest.ble_replay import read_capture
 from ingest.clock import ClockMap, Unwrapper
 from ingest.collector import Collector, SensorSpec
-from ingest.frames import decode
 from ingest.outbox import Outbox
+from ingest.wire.frames import decode
 
 
 def test_outbox_survives_a_restart_and_keeps_order(tmp_path):

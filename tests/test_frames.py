@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.frames import FrameError, decode, encode, topic
+from ingest.wire.frames import FrameError, decode, encode
+from ingest.wire.topics import sensor_topic
 
 
 def test_documented_layout_bytes():
@@ -63,6 +64,44 @@ def test_malformed_frames_are_named(data, message):
 
 
 def test_topics_take_pseudonyms_only():
-    assert topic("w-17", "left-shank", "emg") == "nightcramp/v1/w-17/left-shank/emg"
+    assert sensor_topic("w-17", "left-shank", "emg") == "nightcramp/v1/w-17/left-shank/emg"
     with pytest.raises(ValueError, match="never a name"):
-        topic("Jane Doe", "s1", "emg")
+        sensor_topic("Jane Doe", "s1", "emg")
+
+
+def test_every_topic_is_built_and_parsed_by_the_wire_contract():
+    from ingest.wire.topics import TopicError, parse_topic, wearer_topic
+
+    t = parse_topic(sensor_topic("w-1", "l-shank", "status"))
+    assert (t.wearer, t.sensor, t.kind) == ("w-1", "l-shank", "status")
+    t = parse_topic(wearer_topic("w-1", "control"))
+    assert (t.wearer, t.sensor, t.kind) == ("w-1", None, "control")
+    for bad, reason in (("nightcramp/v2/w-1/s/emg", "bad_topic"), ("nightcramp/v1/W 1/s/emg", "bad_id"),
+                        ("nightcramp/v1/w-1/s/ecg", "bad_topic"), ("nightcramp/v1/w-1", "bad_topic"),
+                        ("nightcramp/v1/w-1/s/emg/x", "bad_topic")):
+        with pytest.raises(TopicError) as exc:
+            parse_topic(bad)
+        assert exc.value.reason == reason, bad
+    with pytest.raises(ValueError, match="topic kind"):
+        sensor_topic("w-1", "s", "events")
+
+
+def test_the_sensor_status_round_trips_and_bad_ones_name_the_field():
+    from ingest.wire.status import SensorStatus, StatusError, parse_status
+
+    st = SensorStatus(state="online", link="ble", battery_pct=80, channels={"emg": ["EMG L-Gastroc"]},
+                      fs={"emg": 1000.0})
+    assert parse_status(st.payload()) == st
+    with pytest.raises(StatusError, match="battery_pct"):
+        parse_status(b'{"state": "online", "link": "ble", "battery_pct": 140}')
+    with pytest.raises(StatusError, match="sensor status"):
+        parse_status(b"not json")
+
+
+def test_the_header_is_read_without_the_samples():
+    from ingest.wire.frames import read_header
+
+    h = read_header(encode("emg", 1000.0, 5000, 123, (0.1, 0.1), np.zeros((100, 2), np.int16)))
+    assert (h.stream, h.channels, h.rate_hz, h.first_sample, h.first_time_ns, h.n) == \
+        ("emg", 2, 1000.0, 5000, 123, 100)
+    assert h.duration_s == pytest.approx(0.1)

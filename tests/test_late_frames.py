@@ -5,10 +5,8 @@ the frames' bytes as the broker would deliver them)."""
 
 from __future__ import annotations
 
-import json
-
 from detector.config import DetectorConfig
-from ingest.frames import topic
+from ingest.wire.topics import sensor_topic
 from tests.live_helpers import one_go_reference, service_on, virtual_night
 
 CFG = DetectorConfig()
@@ -24,16 +22,16 @@ def test_late_frames_reopen_the_closed_night_and_it_is_stored_whole(tmp_path, in
     svc = service_on(tmp_path, influxd, "late", CFG, "night_close_silence_s = 600\n")
     try:
         for vs in sensors:
-            svc.handle(topic("w-1", vs.sensor, "status"), json.dumps(vs.status()).encode())
+            svc.handle(sensor_topic("w-1", vs.sensor, "status"), vs.status().payload())
         cut = int(len(frames) * 0.7)
         for sensor, stream, payload, _ in frames[:cut]:
-            svc.handle(topic("w-1", sensor, stream), payload)
+            svc.handle(sensor_topic("w-1", sensor, stream), payload)
         first = svc.close_night("w-1")
         assert first.recording.duration_s < ref.recording.duration_s - 60
         night = first.recording.start.date().isoformat()
         assert svc.store.nights("w-1")[0]["duration_s"] == first.recording.duration_s
         for sensor, stream, payload, _ in frames[cut:]:  # the outbox flushed after an outage
-            svc.handle(topic("w-1", sensor, stream), payload)
+            svc.handle(sensor_topic("w-1", sensor, stream), payload)
         assert svc.stats["nights_reopened"] == 1
         again = svc.close_night("w-1")
         assert again.recording.duration_s == ref.recording.duration_s

@@ -10,7 +10,7 @@ from collections import Counter
 
 from detector.config import DetectorConfig
 from detector.service import WearerNight
-from ingest.frames import decode
+from ingest.wire.frames import decode
 from tests.live_helpers import virtual_night
 
 CFG = DetectorConfig()

@@ -104,15 +104,34 @@ def decode(data: bytes) -> Frame:
     return Frame(STREAMS[stream], rate, first, t_ns, tuple(float(s) for s in scale), raw)
 
 
+@dataclass(frozen=True)
+class Header:
+    """The fixed part of a frame, read without decoding the samples."""
+
+    stream: str
+    channels: int
+    rate_hz: float
+    first_sample: int
+    first_time_ns: int
+    n: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.n / self.rate_hz
+
+
+def read_header(data: bytes) -> Header:
+    """The header of frame ``data`` (FrameError if it is not one of this version)."""
+    if len(data) < _HEAD.size:
+        raise FrameError(f"frame too short ({len(data)} bytes)")
+    magic, version, stream, c, _enc, _flags, rate, first, t_ns, n = _HEAD.unpack_from(data)
+    if magic != MAGIC or version != VERSION or stream not in STREAMS:
+        raise FrameError("not a nightcramp v1 frame")
+    return Header(STREAMS[stream], c, rate, first, t_ns, n)
+
+
 def _check(rate: float, scale) -> None:
     if not (math.isfinite(rate) and 0 < rate <= MAX_RATE_HZ):
         raise FrameError(f"impossible sample rate {rate!r} Hz")
     if not all(math.isfinite(s) and s != 0 for s in scale):
         raise FrameError(f"scale must be finite and non-zero, got {list(scale)}")
-
-
-def topic(wearer: str, sensor: str, stream: str) -> str:
-    """``nightcramp/v1/<wearer>/<sensor>/<stream>``; wearer is a pseudonymous id."""
-    from ingest.names import check_id
-
-    return f"nightcramp/v1/{check_id(wearer, 'wearer')}/{check_id(sensor, 'sensor')}/{stream}"
