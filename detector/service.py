@@ -268,7 +268,10 @@ class WearerNight:
 
 
 class DetectorService:
-    def __init__(self, services: Services, cfg: DetectorConfig, store: InfluxStore | None = None) -> None:
+    def __init__(self, services: Services, cfg: DetectorConfig, store: InfluxStore | None = None, *,
+                 client: mqtt.Client | None = None) -> None:
+        """``client``: an MQTT client to use instead of the service's own (logged in as
+        ``_detector``, see ingest/mqtt_client.py); it gets the service's callbacks either way."""
         self.services, self.cfg = services, cfg
         self.store = store or InfluxStore(settings_for(services.store, "detector"))
         self.stats: Counter = Counter()
@@ -294,7 +297,10 @@ class DetectorService:
         m = services.mqtt
         # Logged in as _detector (ingest/mqtt_client.py): it may read every wearer's frames and
         # write events, nothing else.
-        self.client, self._port = make_client(m, DETECTOR, client_id=m.client_id, manual_ack=True)
+        if client is None:
+            self.client, self._port = make_client(m, DETECTOR, client_id=m.client_id, manual_ack=True)
+        else:
+            self.client, self._port = client, m.port
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe

@@ -1,0 +1,162 @@
+"""The live detector's branches, fast: a wearer's night fed frames as decoded from the wire
+(no server), and the service with an injected MQTT client that records what it is asked to do
+(on a real InfluxDB). The real-broker paths are covered by test_live_pipeline and test_faults."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from detector.config import DetectorConfig
+from detector.service import DetectorService, WearerNight
+from detector.settings import load_services
+from ingest.wire.frames import decode
+from ingest.wire.topics import CONTROL_SUB, SENSORS_SUB, sensor_topic
+from tests.live_helpers import virtual_night
+
+CFG = DetectorConfig()
+
+
+@pytest.fixture(scope="module")
+def night():
+    sensors, frames = virtual_night(hours=0.1)
+    statuses = {vs.sensor: vs.status() for vs in sensors}
+    return sensors, statuses, [(s, st, decode(p)) for s, st, p, _ in frames]
+
+
+def _open(statuses, frames) -> WearerNight:
+    return WearerNight.open("w-1", frames[0][2].first_time_ns, statuses, CFG)
+
+
+def test_a_frame_that_never_comes_becomes_lost_signal_after_the_reorder_window(night):
+    _, statuses, frames = night
+    left_emg = [k for k, (s, st, _) in enumerate(frames) if s == "left-shank" and st == "emg"]
+    gone = left_emg[3]
+    wn, stats = _open(statuses, frames), Counter()
+    for k, (s, st, fr) in enumerate(frames):
+        if k != gone:
+            wn.feed(s, st, fr, stats, reorder_s=10.0)
+    a = wn.finish()
+    missing = frames[gone][2]
+    assert stats["gap_samples"] == missing.n
+    t0 = (missing.first_time_ns - frames[0][2].first_time_ns) / 1e9
+    lost = [e for e in a.events if e.kind == "signal_lost" and e.side == "left"]
+    t1 = t0 + missing.n / missing.rate_hz
+    assert any(e.start_s <= t0 + 0.1 and e.end_s >= t1 - 0.1 for e in lost), lost
+
+
+def test_a_redelivered_frame_changes_nothing(night):
+    _, statuses, frames = night
+    once, twice = _open(statuses, frames), _open(statuses, frames)
+    s1, s2 = Counter(), Counter()
+    for k, (s, st, fr) in enumerate(frames):
+        once.feed(s, st, fr, s1, reorder_s=10.0)
+        twice.feed(s, st, fr, s2, reorder_s=10.0)
+        if k % 7 == 3:  # QoS 1 delivers at least once
+            twice.feed(s, st, fr, s2, reorder_s=10.0)
+    assert s2["stale_frame"] == len(range(3, len(frames), 7)) and s1["stale_frame"] == 0
+    a, b = once.finish(), twice.finish()
+    assert [(e.kind, e.start_s, e.end_s, e.side) for e in a.events] == \
+        [(e.kind, e.start_s, e.end_s, e.side) for e in b.events]
+    assert a.recording.duration_s == b.recording.duration_s
+
+
+def test_a_rate_change_mid_night_is_refused_and_counted(night):
+    _, statuses, frames = night
+    wn, stats = _open(statuses, frames), Counter()
+    s, st, fr = frames[0]
+    wn.feed(s, st, fr, stats, reorder_s=10.0)
+    fed = wn.streams[(s, st)].fed
+    wn.feed(s, st, replace(fr, rate_hz=fr.rate_hz * 2, first_sample=fr.first_sample + fr.n), stats, 10.0)
+    assert stats["rate_changed"] == 1 and wn.streams[(s, st)].fed == fed
+
+
+def test_a_sensor_that_joins_an_open_night_is_counted_not_mixed_in(night):
+    _, statuses, frames = night
+    left_only = {k: v for k, v in statuses.items() if k == "left-shank"}
+    wn, stats = _open(left_only, frames), Counter()
+    for s, st, fr in frames:
+        wn.feed(s, st, fr, stats, reorder_s=10.0)
+    assert stats["sensor_not_in_night"] == sum(1 for s, _, _ in frames if s == "right-shank")
+    a = wn.finish()
+    assert {c.side for c in a.recording.channels} == {"left"}
+
+
+class RecordingClient:
+    """Stands in for paho's client: records subscriptions, publishes and acknowledgements."""
+
+    def __init__(self) -> None:
+        self.subscribed: list = []
+        self.published: list[tuple[str, str, bool]] = []
+        self.acked: list[int] = []
+        self.on_message = self.on_connect = self.on_subscribe = None
+
+    def max_inflight_messages_set(self, n): ...
+    def max_queued_messages_set(self, n): ...
+    def is_connected(self) -> bool:
+        return True
+
+    def subscribe(self, topics):
+        self.subscribed += topics
+
+    def publish(self, topic, payload, qos=0, retain=False):
+        self.published.append((topic, payload, retain))
+
+        class Info:
+            @staticmethod
+            def is_published() -> bool:
+                return True
+        return Info()
+
+    def ack(self, mid, qos):
+        self.acked.append(mid)
+
+
+class Msg:
+    def __init__(self, topic: str, payload: bytes, mid: int) -> None:
+        self.topic, self.payload, self.mid, self.qos = topic, payload, mid, 1
+
+
+def test_the_service_subscribes_acks_only_after_storing_and_publishes_through_its_client(tmp_path, influxd):
+    services = tmp_path / "services.toml"
+    services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"branches\"\n"
+                        f"spool_dir = \"{tmp_path / 'spool'}\"\n"
+                        f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\ncheckpoint_frames = 1000\n")
+    fake = RecordingClient()
+    svc = DetectorService(load_services(services), CFG, client=fake)
+    svc._lock_state_dir()
+    svc.store.setup()
+    try:
+        class Flags:
+            session_present = False
+
+        class Ok:
+            is_failure = False
+        svc._on_connect(fake, None, Flags(), Ok(), None)
+        assert [t for t, _ in fake.subscribed] == [SENSORS_SUB, CONTROL_SUB]
+        sensors, frames = virtual_night(hours=0.05)
+        mid = 0
+        for vs in sensors:
+            mid += 1
+            status = Msg(sensor_topic("w-1", vs.sensor, "status"), vs.status().payload(), mid)
+            svc._on_message(fake, None, status)
+        for s, st, payload, _ in frames:
+            mid += 1
+            svc._on_message(fake, None, Msg(sensor_topic("w-1", s, st), payload, mid))
+        assert fake.acked == []  # nothing acknowledged before it is stored
+        svc.flush()
+        assert fake.acked == list(range(1, mid + 1))
+        acks = [t for t, _, retain in fake.published if t.endswith("/ack") and retain]
+        assert sorted(acks) == sorted(sensor_topic("w-1", vs.sensor, "ack") for vs in sensors)
+        svc._on_message(fake, None, Msg("nightcramp/v1/w-1/left-shank/ecg", b"", mid + 1))
+        svc._on_message(fake, None, Msg("nightcramp/v1/W 1/left-shank/emg", b"", mid + 2))
+        assert svc.stats["bad_topic"] == 1 and svc.stats["bad_id"] == 1
+        a = svc.close_night("w-1")
+        assert a is not None and np.isclose(a.recording.duration_s, 0.05 * 3600, atol=6)
+        assert any(t == "nightcramp/v1/w-1/events" and "night_closed" in p for t, p, _ in fake.published)
+    finally:
+        svc._unlock_state_dir()
+        svc.store.close()
