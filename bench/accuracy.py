@@ -74,6 +74,9 @@ KNOBS = {
     "jerk": lambda a: str(a["jerk"]),
     "size": lambda a: _bin_size(a["size_ratio"]),
     "duration": lambda a: _bin_duration(a["duration_s"]),
+    "residual": lambda a: str(a.get("residual", True)),
+    "spectral_mix": lambda a: "0-0.33" if a.get("spectral_mix", 1) < 0.33 else
+    "0.33-0.66" if a.get("spectral_mix", 1) < 0.66 else "0.66-1",
 }
 NIGHT_KNOBS = ("fs_emg", "fs_acc", "mains", "units", "carrier")
 

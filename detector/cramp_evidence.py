@@ -44,6 +44,7 @@ FEATURE_TEXT = {
     "periodic_before": "a regular series of leg movements leading up to it",
     "artifact_fraction": "share of the interval with artefacts",
     "spectral_shift": "EMG frequency rise over the wearer's leg movements",
+    "after_ratio": "residual tension after it (envelope over resting)",
 }
 
 
@@ -79,6 +80,11 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
         Term("periodic_before", f.get("periodic_before", 0),
              -m.w_periodic if f.get("periodic_before", 0) >= m.periodic_min and lm_like else 0.0),
     ]
+    if f.get("after_ratio") is not None:
+        # Tone, not renewed activity: above residual_max the leg is moving again.
+        r = f["after_ratio"]
+        rise = (r - m.residual_floor) / m.residual_ref if r <= m.residual_max else 0.0
+        terms.append(Term("after_ratio", f["after_ratio"], m.w_residual * _clip(rise, 0.0, 1.0)))
     if f.get("spectral_shift") is not None:
         terms.append(Term("spectral_shift", f["spectral_shift"],
                           m.w_spectral * _clip(f["spectral_shift"] / m.spectral_ref, -1.0, 1.0)))
@@ -121,7 +127,8 @@ def decidable_after_s(features: dict[str, Any], cfg: DetectorConfig) -> float | 
     """Seconds after onset from which a cramp's own evidence, without what only comes later
     (movement, standing or a turn after the onset), meets the threshold: when a live alert is
     due (docs/live.md). None when that later evidence is needed."""
-    f = features | {"later_intensity": 0.0, "upright_after": False, "rotation_after": False}
+    f = features | {"later_intensity": 0.0, "upright_after": False, "rotation_after": False,
+                    "after_ratio": None}
     d = cfg.cramp.min_duration_s
     while d <= features["duration_s"]:
         if cramp_probability(f | {"duration_s": d}, cfg)[0] >= cfg.cramp_model.threshold:

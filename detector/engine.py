@@ -581,10 +581,22 @@ class Engine:
         up_after = self._upright_within(onset_s + 1, x.end_s + cr.after_window_s)
         bad = st.bad.view[s:e]
         emg_hz, shift = self._spectral_shift(x.ch, onset_s, x.end_s)
+        # Residual tension: a cramp leaves the muscle above resting for minutes (DOMAIN.md); the
+        # median envelope over clean frames 5 s to after_window_s after the end, over resting.
+        d = round(st.fast_delay)
+        a0 = round((x.end_s + 5.0) / self.frame_s) + d
+        a1 = min(round((x.end_s + cr.after_window_s) / self.frame_s) + d, st.env_fast.n)
+        after_ratio = None
+        if a1 - a0 >= round(5.0 / self.frame_s):
+            clean = st.bad.view[a0:a1] == 0
+            if clean.mean() >= 0.5:
+                rel = st.env_fast.view[a0:a1][clean] / np.maximum(st.baseline.view[a0:a1][clean], 1e-6)
+                after_ratio = float(np.median(rel))
         return {
             "onset_s": onset_s,
             "emg_hz": emg_hz,
             "spectral_shift": shift,
+            "after_ratio": after_ratio,
             "periodic_before": self._periodic_before(onset_s),
             "duration_s": duration,
             "median_ratio": float(np.median(ratio)) if ratio.size else 0.0,

@@ -67,6 +67,7 @@ class NightOptions:
     # Share of a cramp's EMG power in the higher band (40-350 Hz against the 20-250 Hz of
     # voluntary activity and leg movements): 0 = no spectral shift, 1 = the whole shift
     cramp_spectral_mix: tuple[float, float] = (0.0, 1.0)
+    cramp_residual_fraction: float = 0.7  # cramps leaving residual tension (15-35% over resting)
     ecg_uv: tuple[float, float] = (2.0, 40.0)  # ECG bleed QRS amplitude range, µV (DOMAIN.md: 5-40)
     max_tilt_deg: float = 20.0  # sensor mounting tilt (each leg, fixed for the night)
     carrier: str = "gaussian"  # contraction carrier: gaussian | real (segments of real EMG, carrier.py)
@@ -90,12 +91,13 @@ class CrampBehaviour:
     # Share of the EMG power in the higher band (Serrao 2007); drawn from its own generator so
     # that adding it changed no other draw of a night
     spectral_mix: float = 1.0
+    residual: bool = True  # residual tension for minutes afterwards (own generator too)
 
     def as_attrs(self) -> dict:
         return {"duration_s": round(self.duration_s, 2), "size_ratio": round(self.size_ratio, 2),
                 "wake_delay_s": round(self.wake_delay_s, 1), "action": self.action,
                 "awake_at_onset": self.awake_at_onset, "twitches": self.twitches, "jerk": self.jerk,
-                "spectral_mix": round(self.spectral_mix, 2)}
+                "spectral_mix": round(self.spectral_mix, 2), "residual": self.residual}
 
 
 def draw_behaviour(rng: np.random.Generator, opts: NightOptions) -> CrampBehaviour:
@@ -226,7 +228,8 @@ def plan_night(opts: NightOptions) -> NightPlan:
             continue
         tl.take(onset - 120 - pre, end_all)
         mix_rng = np.random.default_rng([opts.seed, 0x5EC, ci])
-        beh = replace(beh, spectral_mix=float(mix_rng.uniform(*opts.cramp_spectral_mix)))
+        beh = replace(beh, spectral_mix=float(mix_rng.uniform(*opts.cramp_spectral_mix)),
+                      residual=bool(mix_rng.random() < opts.cramp_residual_fraction))
         side: Side = SIDES[int(rng.integers(2))]
         attrs = {"amplitude_ratio": round(beh.size_ratio, 2)} | beh.as_attrs()
         truth.append(TruthEvent("cramp", onset, onset + dur, side, "", attrs))
@@ -260,8 +263,9 @@ def plan_night(opts: NightOptions) -> NightPlan:
             motions.append(Motion(SIDES, ex0 + 3, ex0 + walk_len - 3, 0.25, "walk"))
             w_end = ex0 + walk_len + post * 0.3
         # Residual tension after the cramp: slightly above resting for minutes.
-        bursts.append(Burst(side, onset + dur, onset + dur + float(rng.uniform(60, 240)),
-                            float(rng.uniform(0.15, 0.35)), "residual"))
+        r_end, r_amp = onset + dur + float(rng.uniform(60, 240)), float(rng.uniform(0.15, 0.35))
+        if beh.residual:
+            bursts.append(Burst(side, onset + dur, r_end, r_amp, "residual"))
         wakes.append((w0, w_end + float(rng.uniform(30, 120)), "cramp"))
         quiet.append((onset - 5, act_end + 5))  # restless wake movements resume after the cramp
 
