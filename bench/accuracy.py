@@ -181,8 +181,8 @@ def one_night(args: tuple[int, float, str, float]) -> dict:
         "plm_series": a.compare(truth, "plm_series", sided=False, subtypes=("sleep",)).as_dict(),
         "rollover": a.compare(truth, "rollover", sided=False).as_dict(),
         "bed_exit": a.compare(truth, "bed_exit", sided=False).as_dict(),
-        "plmi_truth": truth_plm_index(plan), "plmi": a.summary["plms_index_per_h"] or 0.0,
-        "mains_found": sorted({v.get("mains_hz") for v in a.summary["signal_quality"].values()
+        "plmi_truth": truth_plm_index(plan), "plmi": a.summary.plms_index_per_h or 0.0,
+        "mains_found": sorted({v.get("mains_hz") for v in a.summary.signal_quality.values()
                                if v["kind"] == "emg"}),
         "baseline": fixed_threshold_baseline(rec, truth),
     }

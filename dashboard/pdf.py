@@ -7,6 +7,7 @@ import datetime as dt
 from fpdf import FPDF
 
 from detector.advice import DISCLAIMER
+from detector.summary import NightSummary
 
 
 def _latin1(text: str) -> str:
@@ -19,7 +20,7 @@ def _latin1(text: str) -> str:
 
 def night_pdf(wearer: str, night: str, analysis: dict, advice: list[dict]) -> bytes:
     """Summary, events (with review status) and advice of one night, with the disclaimer."""
-    s = analysis["summary"]
+    s = NightSummary.of(analysis["summary"])
     start = dt.datetime.fromisoformat(analysis["recording"]["start"])
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(True, margin=15)
@@ -31,17 +32,17 @@ def night_pdf(wearer: str, night: str, analysis: dict, advice: list[dict]) -> by
 
     line(f"nightcramp report - {wearer}, night of {night}", 15, "B")
     line(f"Recorded from {start:%Y-%m-%d %H:%M} UTC for {analysis['recording']['duration_s'] / 3600:.1f} h"
-         + ("; events reviewed by a clinician" if s.get("reviewed") else ""))
+         + ("; events reviewed by a clinician" if s.reviewed else ""))
     pdf.ln(2)
     line("Summary", 12, "B")
-    se = s.get("sleep_efficiency")
+    se = s.sleep_efficiency
     for text in (
-        f"Cramps: {s['cramps']} ({s['cramps_left']} left, {s['cramps_right']} right), "
-        f"{s['cramp_total_s'] / 60:.1f} min in all, longest {s['cramp_longest_s'] / 60:.1f} min",
-        f"Awakenings: {s['awakenings']} ({s['awakenings_after_cramp']} after a cramp)",
+        f"Cramps: {s.cramps} ({s.cramps_left} left, {s.cramps_right} right), "
+        f"{s.cramp_total_s / 60:.1f} min in all, longest {s.cramp_longest_s / 60:.1f} min",
+        f"Awakenings: {s.awakenings} ({s.awakenings_after_cramp} after a cramp)",
         f"Sleep efficiency: {100 * se:.0f}%" if se is not None else "Sleep efficiency: not estimated",
-        f"Leg movements: {s.get('limb_movements', 0)}; PLM index: {s.get('plms_index_per_h')} /h",
-        f"Rollovers: {s.get('rollovers', 0)}; out of bed: {s.get('bed_exits', 0)}",
+        f"Leg movements: {s.limb_movements}; PLM index: {s.plms_index_per_h} /h",
+        f"Rollovers: {s.rollovers}; out of bed: {s.bed_exits}",
     ):
         line(text)
     pdf.ln(2)

@@ -8,7 +8,7 @@ import io
 
 from detector.advice import format_advice
 from detector.analyze import Analysis
-from detector.summary import night_key
+from detector.summary import NightSummary, night_key
 
 
 def hm(seconds: float | None) -> str:
@@ -31,7 +31,7 @@ def clock(start: dt.datetime, seconds: float) -> str:
 def text_summary(a: Analysis | dict) -> str:
     """The morning summary in plain words, from an Analysis or its JSON (as stored)."""
     obj = a.to_json() if isinstance(a, Analysis) else a
-    rec, s = obj["recording"], obj["summary"]
+    rec, s = obj["recording"], NightSummary.of(obj["summary"])
     start = dt.datetime.fromisoformat(rec["start"])
     unknown = any(n.startswith("start time unknown") for n in obj.get("notes", []))
     night = "unknown date (no start time in the file)" if unknown else night_key(start)
@@ -39,34 +39,34 @@ def text_summary(a: Analysis | dict) -> str:
              f"Recording {clock(start, 0)} → {clock(start, rec['duration_s'])} UTC "
              f"({hm(rec['duration_s'])}); "
              + ", ".join(f"{c['label']} {c['fs']:g} Hz" for c in rec["channels"])]
-    if s["sleep_onset_s"] is not None:
-        lines.append(f"Sleep: fell asleep after {hm(s['sleep_onset_latency_s'])}, "
-                     f"slept {hm(s['total_sleep_time_s'])} "
-                     f"(sleep efficiency {100 * s['sleep_efficiency']:.0f}%), "
-                     f"awake {hm(s['waso_s'])} after falling asleep")
+    if s.sleep_onset_s is not None and s.sleep_efficiency is not None:
+        lines.append(f"Sleep: fell asleep after {hm(s.sleep_onset_latency_s)}, "
+                     f"slept {hm(s.total_sleep_time_s)} "
+                     f"(sleep efficiency {100 * s.sleep_efficiency:.0f}%), "
+                     f"awake {hm(s.waso_s)} after falling asleep")
     else:
         lines.append("Sleep: no sleep period found (too short a recording, or restless throughout)")
-    lines.append(f"Awakenings: {s['awakenings']} ({s['awakenings_after_cramp']} after a cramp) — "
-                 f"counted as {s['awakening_definition']}")
+    lines.append(f"Awakenings: {s.awakenings} ({s.awakenings_after_cramp} after a cramp) — "
+                 f"counted as {s.awakening_definition}")
     cramps = [e for e in obj["events"] if e["kind"] == "cramp"]
     if cramps:
         parts = [f"{c['side']} leg at {clock(start, c['start_s'])} for {hm(c['end_s'] - c['start_s'])}"
                  for c in cramps]
         lines.append(f"Cramps: {len(cramps)} — " + "; ".join(parts))
-        if s["cramps_over_red_flag"]:
-            lines.append(f"  ! {s['cramps_over_red_flag']} cramp(s) lasted longer than "
-                         f"{s.get('red_flag_s', 600.0) / 60:g} minutes: "
+        if s.cramps_over_red_flag:
+            lines.append(f"  ! {s.cramps_over_red_flag} cramp(s) lasted longer than "
+                         f"{s.red_flag_s / 60:g} minutes: "
                          "worth showing to a clinician")
     else:
         lines.append("Cramps: none found")
-    plmi = s["plms_index_per_h"]
-    lines.append(f"Leg movements: {s['limb_movements']}; periodic series: {s['plm_series']}; "
-                 f"periodic movements in sleep: {s['plms']}"
-                 + (f" ({plmi:.1f} per hour of sleep, {s['plm_rules'].upper()} rules)"
+    plmi = s.plms_index_per_h
+    lines.append(f"Leg movements: {s.limb_movements}; periodic series: {s.plm_series}; "
+                 f"periodic movements in sleep: {s.plms}"
+                 + (f" ({plmi:.1f} per hour of sleep, {s.plm_rules.upper()} rules)"
                     if plmi is not None else ""))
-    lines.append(f"Position changes: {s['rollovers']}; out of bed: {s['bed_exits']}")
+    lines.append(f"Position changes: {s.rollovers}; out of bed: {s.bed_exits}")
     q = []
-    for label, v in s["signal_quality"].items():
+    for label, v in s.signal_quality.items():
         if v["kind"] == "emg":
             base = f"{v['baseline_uV']:.1f} µV" if v["baseline_uV"] is not None else "n/a"
             mains = f", mains {v['mains_hz']:g} Hz" if v["mains_hz"] else ""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from detector.advice import LoadedRule, default_rules, evaluate, stored_night_features
 from detector.events import KINDS
+from detector.summary import NightSummary
 
 ACTIONS = ("accept", "reject", "relabel", "add")
 
@@ -121,40 +122,13 @@ def apply_reviews(events: list[dict], reviews: list[dict]) -> list[dict]:
     return sorted(out.values(), key=lambda e: (e["start_s"], e["kind"]))
 
 
-def reviewed_summary(summary: dict, events: list[dict]) -> dict:
+def reviewed_summary(summary: NightSummary | dict, events: list[dict]) -> NightSummary:
     """The night's summary with every event-derived count taken from the reviewed events
-    (rejected ones left out); sleep measures stay as detected. Long cramps are counted against
-    the red-flag duration the night was analysed with (``red_flag_s`` in its summary; nights
-    stored before it was recorded: the configured default)."""
-    red_flag_s = summary.get("red_flag_s")
-    if red_flag_s is None:
-        from detector.config import Cramp
-
-        red_flag_s = Cramp.model_fields["red_flag_s"].default
-    live = [e for e in events if e.get("status") != "rejected"]
-
-    def of(kind: str) -> list[dict]:
-        return [e for e in live if e["kind"] == kind]
-
-    cramps = of("cramp")
-    dur = [float(e["end_s"]) - float(e["start_s"]) for e in cramps]
-    awak = of("awakening")
-    s = dict(summary)
-    s.update(
-        cramps=len(cramps),
-        cramps_left=sum(1 for e in cramps if e.get("side") == "left"),
-        cramps_right=sum(1 for e in cramps if e.get("side") == "right"),
-        cramp_total_s=round(sum(dur), 1),
-        cramp_longest_s=round(max(dur), 1) if dur else 0.0,
-        cramps_over_red_flag=sum(1 for d in dur if d > red_flag_s),
-        awakenings=len(awak),
-        awakenings_after_cramp=sum(1 for e in awak if e.get("subtype") == "after_cramp"),
-        rollovers=len(of("rollover")),
-        bed_exits=len(of("bed_exit")),
-        artifacts=len(of("artifact")),
-        reviewed=any(e.get("status") != "detected" for e in events),
-    )
-    return s
+    (rejected ones left out), counted as the analysis counts them (``count_events``); sleep
+    measures stay as detected. Long cramps are counted against the red-flag duration the night
+    was analysed with (``red_flag_s`` in its summary; nights stored before it was recorded: the
+    configured default)."""
+    return NightSummary.of(summary).reviewed_with(events)
 
 
 def reviewed_analysis(store, wearer: str, night: str) -> dict | None:
@@ -163,7 +137,7 @@ def reviewed_analysis(store, wearer: str, night: str) -> dict | None:
     if a is None:
         return None
     a["events"] = apply_reviews(a["events"], store.reviews(wearer, night))
-    a["summary"] = reviewed_summary(a["summary"], a["events"])
+    a["summary"] = reviewed_summary(a["summary"], a["events"]).to_json()
     return a
 
 

@@ -14,6 +14,7 @@ import enum
 import functools
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary
 from detector.disclaimer import DISCLAIMER
+from detector.summary import NightSummary
 from ingest.paths import config_file
 
 DEFAULT_RULES: Path | None = None  # a fixed rule file; None: advice.toml where ingest.paths finds it
@@ -337,38 +339,33 @@ def _fires(lr: LoadedRule, f: dict) -> bool:
 
 
 # ------------------------------------------------------------------------------------- features
-def night_features(summary: dict, *, start: dt.datetime | None = None, events: list[dict] | None = None,
-                   history: list[dict] | None = None, diaries: dict[str, Diary] | None = None,
-                   night: str | None = None) -> dict:
+def night_features(summary: NightSummary | Mapping[str, Any], *, start: dt.datetime | None = None,
+                   events: list[dict] | None = None, history: list[dict] | None = None,
+                   diaries: dict[str, Diary] | None = None, night: str | None = None) -> dict:
     """Features of one night (see FEATURES) from its summary and cramp events, the stored
     summaries of earlier nights (``history``: dicts with ``night`` and ``summary``) and the
     diaries by night date."""
+    s = NightSummary.of(summary)
     f = neutral_features()
     cramps = [e for e in (events or []) if e.get("kind") == "cramp"]
-    n = float(summary.get("cramps", len(cramps)) or 0)
-    left, right = float(summary.get("cramps_left", 0) or 0), float(summary.get("cramps_right", 0) or 0)
-    rec_s = float(summary.get("time_in_bed_s") or 0.0)
+    n, left, right = float(s.cramps), float(s.cramps_left), float(s.cramps_right)
+    rec_s = s.time_in_bed_s
     f.update(cramps=n, cramps_left=left, cramps_right=right,
              cramp_side="both" if left and right else "left" if left else "right" if right else "none",
-             cramp_longest_min=float(summary.get("cramp_longest_s", 0) or 0) / 60,
-             cramp_total_min=float(summary.get("cramp_total_s", 0) or 0) / 60,
-             awakenings=float(summary.get("awakenings", 0) or 0),
-             awakenings_after_cramp=float(summary.get("awakenings_after_cramp", 0) or 0))
+             cramp_longest_min=s.cramp_longest_s / 60, cramp_total_min=s.cramp_total_s / 60,
+             awakenings=float(s.awakenings), awakenings_after_cramp=float(s.awakenings_after_cramp))
     if cramps:
         first = min(e["start_s"] for e in cramps)
         f["first_cramp_h"] = first / 3600
-        half = (summary.get("recorded_s") or rec_s or 2 * first) / 2
+        half = (rec_s or 2 * first) / 2
         f["cramps_second_half"] = float(sum(1 for e in cramps if e["start_s"] >= half))
-    se = summary.get("sleep_efficiency")
-    f["sleep_efficiency"] = None if se is None else 100.0 * float(se)
-    pi = summary.get("plms_index_per_h")
-    f["plm_index"] = None if pi is None else float(pi)
-    quality = summary.get("signal_quality", {}) or {}
-    emg_q = [q for q in quality.values() if q.get("kind") == "emg"]
+    f["sleep_efficiency"] = None if s.sleep_efficiency is None else 100.0 * s.sleep_efficiency
+    f["plm_index"] = s.plms_index_per_h
+    emg_q = [q for q in s.signal_quality.values() if q.get("kind") == "emg"]
     f["has_emg"] = bool(emg_q)
-    f["has_acc"] = any(q.get("kind") == "acc" for q in quality.values())
+    f["has_acc"] = any(q.get("kind") == "acc" for q in s.signal_quality.values())
     f["emg_artifact_pct"] = max((float(q.get("artifact_pct") or 0) for q in emg_q), default=0.0)
-    f["signal_lost_min"] = float(summary.get("signal_lost_s", 0) or 0) / 60
+    f["signal_lost_min"] = s.signal_lost_s / 60
     f["signal_ok"] = all(float(q.get("artifact_pct") or 0) < 20 and float(q.get("lost_pct") or 0) < 20
                          for q in emg_q)
     f["recorded_h"] = rec_s / 3600 if rec_s else f["recorded_h"]
@@ -393,9 +390,9 @@ def night_features(summary: dict, *, start: dt.datetime | None = None, events: l
 
 
 def _by_night(history: list[dict]) -> dict[str, tuple[float, float, float]]:
-    def counts(s: dict) -> tuple[float, float, float]:
-        return (float(s.get("cramps", 0) or 0), float(s.get("cramps_left", 0) or 0),
-                float(s.get("cramps_right", 0) or 0))
+    def counts(value: NightSummary | Mapping[str, Any]) -> tuple[float, float, float]:
+        s = NightSummary.of(value)
+        return float(s.cramps), float(s.cramps_left), float(s.cramps_right)
     return {h["night"]: counts(h["summary"]) for h in history if "night" in h}
 
 
@@ -466,7 +463,8 @@ def _cached_rules(path: str, _mtime: int, _size: int) -> list[LoadedRule]:
     return load_rules(Path(path))
 
 
-def advise(summary: dict, *, rules: list[LoadedRule] | None = None, **kw) -> list[dict]:
+def advise(summary: NightSummary | Mapping[str, Any], *, rules: list[LoadedRule] | None = None,
+           **kw: Any) -> list[dict]:
     """The ``advice`` list of the analysis JSON for one night (see night_features for ``kw``)."""
     rules = rules if rules is not None else default_rules()
     return [a.to_json() for a in evaluate(rules, night_features(summary, **kw))]

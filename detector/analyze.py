@@ -19,7 +19,7 @@ from detector.config import DetectorConfig
 from detector.disclaimer import DISCLAIMER
 from detector.engine import Engine
 from detector.events import Event, Match, clamp_to_recording, compare_events
-from detector.summary import summarize
+from detector.summary import NightSummary, summarize
 from ingest.recording import Channel, Recording, RecordingError
 
 SCHEMA = "nightcramp.analysis/1"
@@ -32,7 +32,7 @@ class Analysis:
     recording: Recording
     config: DetectorConfig
     events: list[Event]
-    summary: dict
+    summary: NightSummary
     hypnogram: np.ndarray  # per epoch: 1 wake, 0 sleep
     notes: list[str] = field(default_factory=list)
     advice: list[dict] = field(default_factory=list)
@@ -54,7 +54,7 @@ class Analysis:
                                 for a in rec.annotations],
             },
             "events": [e.to_json(rec.start) for e in self.events],
-            "summary": self.summary,
+            "summary": self.summary.to_json(),
             "advice": self.advice,
             "advice_disclaimer": DISCLAIMER,
             "hypnogram": {"epoch_s": self.config.sleep.epoch_s,

@@ -840,8 +840,8 @@ class DetectorService:
         self._checkpoint()
         self.closed.append((wearer, key))
         log.info("night %s of %s closed: %d events, %d cramps", key, wearer, len(analysis.events),
-                 analysis.summary["cramps"])
+                 analysis.summary.cramps)
         self._publish(wearer_topic(wearer, "events"),
                             json.dumps({"kind": "night_closed", "wearer": wearer, "night": key,
-                                        "summary": analysis.summary}))
+                                        "summary": analysis.summary.to_json()}))
         return analysis

@@ -196,7 +196,7 @@ def test_sleep_efficiency_never_above_one(testdata):
         except RecordingError:
             continue
         s = analyze_recording(rec, CFG).summary
-        assert s["sleep_efficiency"] is None or s["sleep_efficiency"] <= 1.0
+        assert s.sleep_efficiency is None or s.sleep_efficiency <= 1.0
 
 
 def test_real_nox_psg_leg_channels_too_coarse_to_score_is_said(testdata):

@@ -47,7 +47,7 @@ def test_leg_movements_awakenings_series_rollovers(night_plan, night_analysis):
 
 
 def test_summary_agrees_with_events_and_states_definitions(night_analysis):
-    s = night_analysis.summary
+    s = night_analysis.summary.to_json()
     assert s["cramps"] == len(night_analysis.of_kind("cramp"))
     assert s["awakenings"] == len(night_analysis.of_kind("awakening"))
     assert "wake bout of at least 60 s" in s["awakening_definition"]
@@ -79,7 +79,7 @@ def test_acc_only_gives_sleep_and_awakenings(night_plan, night_rec):
     assert any("no leg EMG" in n for n in a.notes)
     assert a.of_kind("cramp") == [] and a.of_kind("limb_movement") == []
     assert a.compare(_truth(night_plan), "awakening", sided=False).f1 >= 0.8
-    assert a.summary["total_sleep_time_s"] > 0
+    assert a.summary.total_sleep_time_s > 0
 
 
 def test_one_leg_only_is_said(night_rec):
@@ -125,8 +125,8 @@ def _noise_rec(seconds: float, fs: float = 500.0, seed: int = 1) -> np.ndarray:
 def test_one_minute_recording_degrades_gracefully():
     rec = array_recording("short", START, {"EMG L-Gastroc": (_noise_rec(60), 500.0)})
     a = analyze_recording(rec, CFG)
-    assert a.summary["sleep_onset_s"] is None
-    assert a.summary["cramps"] == 0
+    assert a.summary.sleep_onset_s is None
+    assert a.summary.cramps == 0
 
 
 def test_nan_flat_clipped_and_lead_off_become_events():

@@ -29,8 +29,8 @@ def test_actions_apply_in_order_with_who_and_when():
     added = [e for e in out.values() if e["status"] == "added"]
     assert len(added) == 1 and added[0]["start_s"] == 2000.0
     s = reviewed_summary(SUMMARY, list(out.values()))
-    assert (s["cramps"], s["cramps_left"], s["cramp_total_s"], s["cramps_over_red_flag"]) == (1, 1, 30.0, 0)
-    assert s["awakenings"] == 1 and s["sleep_efficiency"] == 0.8 and s["reviewed"]
+    assert (s.cramps, s.cramps_left, s.cramp_total_s, s.cramps_over_red_flag) == (1, 1, 30.0, 0)
+    assert s.awakenings == 1 and s.sleep_efficiency == 0.8 and s.reviewed
     # accepting again undoes the rejection
     later = [*reviews, make_review("accept", "dr-c", event=k0)]
     again = {e["key"]: e for e in apply_reviews(EVENTS, later)}
@@ -40,8 +40,18 @@ def test_actions_apply_in_order_with_who_and_when():
 def test_nothing_reviewed_leaves_the_summary_counts():
     out = apply_reviews(EVENTS, [])
     assert all(e["status"] == "detected" for e in out)
-    s = reviewed_summary(SUMMARY, out)
+    s = reviewed_summary(SUMMARY, out).to_json()
     assert {k: s[k] for k in SUMMARY} == SUMMARY and not s["reviewed"]
+
+
+def test_an_unreviewed_night_gives_exactly_the_analysis_summary(night_analysis):
+    """The dashboard counts a night's events with the analysis' own count_events: with no review
+    edits, its summary is the analysis summary, field for field (leg movements, PLM series,
+    sustained activity and lost signal included)."""
+    obj = night_analysis.to_json()
+    s = reviewed_summary(obj["summary"], apply_reviews(obj["events"], []))
+    assert s == night_analysis.summary and s.to_json() == obj["summary"]
+    assert s.cramps >= 1 and s.limb_movements > 0  # the night has something to count
 
 
 def test_long_cramps_are_counted_against_the_nights_own_red_flag_duration():
@@ -60,9 +70,9 @@ def test_long_cramps_are_counted_against_the_nights_own_red_flag_duration():
     assert summary["red_flag_s"] == 300.0
     cramp = {"kind": "cramp", "start_s": 1000.0, "end_s": 1400.0, "side": "left", "channel": "EMG L-Gastroc"}
     s = reviewed_summary(summary, apply_reviews([cramp], []))
-    assert s["cramps_over_red_flag"] == 1
+    assert s.cramps_over_red_flag == 1
     old = {k: v for k, v in summary.items() if k != "red_flag_s"}  # stored before the field existed
-    assert reviewed_summary(old, apply_reviews([cramp], []))["cramps_over_red_flag"] == 0  # 600-s default
+    assert reviewed_summary(old, apply_reviews([cramp], [])).cramps_over_red_flag == 0  # 600-s default
 
 
 @pytest.mark.parametrize(("kw", "message"), [

@@ -31,10 +31,10 @@ def test_analysis_rows_and_no_duplicates_on_rewrite(store, night_analysis):
     events = store.events("w-1", "2026-11-24")
     assert len(events) == len(obj["events"])
     cramps = [e for e in events if e["kind"] == "cramp"]
-    assert len(cramps) == night_analysis.summary["cramps"]
+    assert len(cramps) == night_analysis.summary.cramps
     assert cramps[0]["features"]["median_ratio"] > 1.5
     nights = store.nights("w-1")
-    assert len(nights) == 1 and nights[0]["summary"]["cramps"] == night_analysis.summary["cramps"]
+    assert len(nights) == 1 and nights[0]["summary"]["cramps"] == night_analysis.summary.cramps
     assert store.events("w-2", "2026-11-24") == []
 
 

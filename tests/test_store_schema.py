@@ -34,7 +34,7 @@ def _analysis(night_analysis, **summary) -> dict:
 
 
 def test_every_numeric_summary_value_is_declared(night_analysis):
-    numeric = {k for k, v in night_analysis.summary.items()
+    numeric = {k for k, v in night_analysis.summary.to_json().items()
                if isinstance(v, int | float) and not isinstance(v, bool)}
     assert numeric <= set(SUMMARY_FIELDS), numeric - set(SUMMARY_FIELDS)
     assert summarize  # the summary above is the one summarize() builds
@@ -114,7 +114,7 @@ def test_a_refused_rewrite_leaves_the_stored_night(store, influxd, night_analysi
     with pytest.raises(StoreError, match="conflict"):
         store.write_analysis("w-1", "2026-11-24", changed)
     assert store.events("w-1", "2026-11-24") == before
-    assert store.nights("w-1")[0]["summary"]["cramps"] == night_analysis.summary["cramps"]
+    assert store.nights("w-1")[0]["summary"]["cramps"] == night_analysis.summary.cramps
 
 
 def test_a_rewrite_replaces_events_by_version_and_removes_the_old(store, night_analysis):

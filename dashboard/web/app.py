@@ -47,6 +47,7 @@ from detector.events import KINDS
 from detector.settings import Services
 from detector.store import InfluxStore, StoreError
 from detector.store_accounts import settings_for
+from detector.summary import NightSummary
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "nc_session"
@@ -240,8 +241,9 @@ def create_app(services: Services, *, users: Users | None = None,
         hyp = st.hypnogram(wearer, night)
         past = [n for n in st.nights(wearer) if n["night"] < night][-14:]
         diary = st.diaries(wearer).get(night, {})
-        return page(request, "night.html", s, wearer=wearer, night=night, a=a, summary=a["summary"],
-                    timeline=timeline_svg(a, hyp), compare=_compare(a["summary"], past),
+        summary = NightSummary.of(a["summary"])
+        return page(request, "night.html", s, wearer=wearer, night=night, a=a, summary=summary,
+                    timeline=timeline_svg(a, hyp), compare=_compare(summary, past),
                     advice=a["advice"], diary=diary, medications=MEDICATIONS,
                     exercise=EXERCISE, age_bands=AGE_BANDS, swelling=SWELLING,
                     start=dt.datetime.fromisoformat(a["recording"]["start"]))
@@ -282,7 +284,7 @@ def create_app(services: Services, *, users: Users | None = None,
             nights = app.state.store.nights(w)
             last = nights[-1] if nights else None
             out.append({"wearer": w, "nights": len(nights), "last": last["night"] if last else None,
-                        "last_cramps": last["summary"].get("cramps") if last else None})
+                        "last_cramps": NightSummary.of(last["summary"]).cramps if last else None})
         return page(request, "wearers.html", s, wearers=out)
 
     @app.get("/w/{wearer}/{night}/view", response_class=HTMLResponse)
@@ -428,7 +430,8 @@ def create_app(services: Services, *, users: Users | None = None,
         may_see(s, wearer)
         a = night_data(wearer, night)
         st: InfluxStore = app.state.store
-        return page(request, "report.html", s, wearer=wearer, night=night, a=a, summary=a["summary"],
+        return page(request, "report.html", s, wearer=wearer, night=night, a=a,
+                    summary=NightSummary.of(a["summary"]),
                     timeline=timeline_svg(a, st.hypnogram(wearer, night)), advice=a["advice"],
                     start=dt.datetime.fromisoformat(a["recording"]["start"]))
 
@@ -480,24 +483,24 @@ def _refresh_advice(st: InfluxStore, wearer: str, night: str) -> None:
 
 
 def _night_row(n: dict) -> dict:
-    s = n["summary"]
-    q = [v for v in s.get("signal_quality", {}).values() if v.get("kind") == "emg"]
+    s = NightSummary.of(n["summary"])
+    q = [v for v in s.signal_quality.values() if v.get("kind") == "emg"]
     worst = max((float(v.get("artifact_pct") or 0) + float(v.get("lost_pct") or 0) for v in q), default=0.0)
-    se = s.get("sleep_efficiency")
-    return {"night": n["night"], "cramps": s.get("cramps", 0),
-            "cramp_min": round(s.get("cramp_total_s", 0) / 60, 1), "awakenings": s.get("awakenings", 0),
+    se = s.sleep_efficiency
+    return {"night": n["night"], "cramps": s.cramps,
+            "cramp_min": round(s.cramp_total_s / 60, 1), "awakenings": s.awakenings,
             "sleep_efficiency": round(100 * se, 1) if se is not None else None,
-            "plm_index": s.get("plms_index_per_h"), "signal": round(100 - worst, 1)}
+            "plm_index": s.plms_index_per_h, "signal": round(100 - worst, 1)}
 
 
-def _compare(summary: dict, past: list[dict]) -> dict | None:
+def _compare(summary: NightSummary, past: list[dict]) -> dict | None:
     """This night against the mean of up to 14 nights before it, in plain words."""
     if not past:
         return None
     out: dict[str, object] = {"nights": len(past)}
     for key, label in (("cramps", "cramps"), ("awakenings", "awakenings")):
-        usual = mean(float(n["summary"].get(key, 0) or 0) for n in past)
-        now = float(summary.get(key, 0) or 0)
+        usual = mean(float(getattr(NightSummary.of(n["summary"]), key)) for n in past)
+        now = float(getattr(summary, key))
         word = "about as many as" if abs(now - usual) < 0.5 else "more than" if now > usual else "fewer than"
         out[key] = {"now": now, "usual": round(usual, 1), "text": f"{int(now)} {label}: {word} your usual "
                     f"{usual:.1f} a night"}
