@@ -13,7 +13,6 @@ import difflib
 import enum
 import functools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary
 from detector.disclaimer import DISCLAIMER
 from detector.summary import NightSummary
-from ingest.paths import config_file
+from ingest.paths import ConfigFileError, config_file, read_toml
 
 DEFAULT_RULES: Path | None = None  # a fixed rule file; None: advice.toml where ingest.paths finds it
 
@@ -277,11 +276,9 @@ def load_rules(path: Path | None = None) -> list[LoadedRule]:
     and the problem."""
     path = path or rules_path()
     try:
-        doc = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise AdviceError(f"{path}: advice rule file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise AdviceError(f"{path}: not valid TOML: {exc}") from None
+        doc = read_toml(Path(path), "advice rule file")
+    except ConfigFileError as exc:
+        raise AdviceError(str(exc)) from None
     raw = doc.get("rule", [])
     if not raw:
         raise AdviceError(f"{path}: no [[rule]] entries")

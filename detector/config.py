@@ -7,13 +7,12 @@ configuration is echoed into every analysis result.
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ingest.paths import config_file
+from ingest.paths import ConfigFileError, config_file, read_toml
 
 
 class _Section(BaseModel):
@@ -121,6 +120,9 @@ class CrampModel(_Section):
     w_later: float = Field(1.2, ge=0, description="[-] log-odds per later_ref of movement after the onset: the pain wakes the wearer, who stretches, stands and walks (DOMAIN.md), up to later_cap")
     later_ref: float = Field(20.0, gt=0, description="[s] movement intensity after the onset (to cramp.after_window_s past the end) that earns w_later")
     later_cap: float = Field(3.0, gt=0, description="[-] most later_ref units of movement after the onset that count")
+    reaction_ratio_lo: float = Field(2.0, gt=0, description="[-] movement in the after_window_s after a contraction, per second, over the wearer's own rate in the minute before it (at least reaction_floor_rate): from this ratio, movement after the onset counts even when the wearer was already moving (a cramp that starts in wake is stretched or walked off; a voluntary contraction is not)")
+    reaction_floor_rate: float = Field(1.5, gt=0, description="[1/s] rate of movement intensity in the minute before a contraction from which the wearer counts as already moving about (awake and restless); the outlasting test is taken against at least this rate, and below it counts only in proportion (out of stillness, the stillness test decides)")
+    reaction_ratio_hi: float = Field(4.0, gt=0, description="[-] ratio at which that movement counts in full (linear from reaction_ratio_lo)")
     w_no_reaction: float = Field(1.5, ge=0, description="[-] log-odds lost when a contraction shorter than 1.5x activation.max_lm_s is followed by movement below no_reaction_ref: as short as a leg movement, only the pain's reaction (waking, stretching) tells a cramp apart")
     no_reaction_ref: float = Field(2.0, ge=0, description="[s] movement intensity after the onset below which there was no reaction")
     w_rotation_onset: float = Field(2.5, ge=0, description="[-] log-odds lost for a position change at the onset (the contraction is part of the turn)")
@@ -219,12 +221,9 @@ def load_config(path: str | Path | None = None) -> DetectorConfig:
 def load_toml_model(path: Path, model: type[BaseModel], table: str | None = None):
     """Validate a TOML file (or its ``table``) against ``model``; ConfigError names file and keys."""
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: configuration file not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path)
+    except ConfigFileError as exc:
+        raise ConfigError(str(exc)) from None
     try:
         return model.model_validate(data.get(table, data) if table else data)
     except ValidationError as exc:

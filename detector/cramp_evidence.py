@@ -35,6 +35,7 @@ FEATURE_TEXT = {
     "prior_intensity": "movement in the minute before",
     "early_intensity": "movement accompanying the onset",
     "later_intensity": "movement after the onset (waking, stretching, walking)",
+    "post_intensity": "movement in the 30 s after the contraction",
     "no_reaction": "no movement after a contraction as short as a leg movement",
     "twitches_before": "twitches before the onset",
     "rotation_at_onset": "position change at the onset",
@@ -96,12 +97,8 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
                  -m.w_prior * min(f["prior_intensity"] / m.prior_ref, 2.0)),
             Term("early_intensity", f["early_intensity"],
                  -m.w_early * min(f["early_intensity"] / m.early_ref, 3.0)),
-            # Movement after the onset is evidence only when the onset came out of stillness:
-            # a wearer who was already moving, or moved with the onset, simply goes on moving.
             Term("later_intensity", f["later_intensity"],
-                 m.w_later * min(f["later_intensity"] / m.later_ref, m.later_cap)
-                 * math.exp(-(f["prior_intensity"] + f["lead_in_intensity"] + f["early_intensity"])
-                            / m.prior_ref)),
+                 m.w_later * min(f["later_intensity"] / m.later_ref, m.later_cap) * _reaction_gate(f, cfg)),
             # As short as a leg movement, only the wearer's reaction tells a cramp apart: the
             # pain wakes them (DOMAIN.md). No movement after it at all is evidence against.
             Term("no_reaction", float(f["later_intensity"]),
@@ -116,6 +113,27 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
     return terms
 
 
+def _reaction_gate(f: dict[str, Any], cfg: DetectorConfig) -> float:
+    """How far movement after the onset (0..1) is a reaction to this contraction.
+
+    Out of stillness, any movement after it is (the pain wakes the wearer). A wearer who was
+    already moving, or moved with the onset, simply goes on moving, unless the movement outlasts
+    the contraction at several times their own rate of the minute before: stretching it out,
+    standing on the leg or walking, as when a cramp starts while awake in bed (ICSD-3)."""
+    m, cr = cfg.cramp_model, cfg.cramp
+    still = math.exp(-(f["prior_intensity"] + f["lead_in_intensity"] + f["early_intensity"]) / m.prior_ref)
+    before_s = max(cr.prior_window_s - cr.lead_in_skip_s, 1.0)
+    rate = (f["prior_intensity"] + f["lead_in_intensity"]) / before_s
+    after = float(f.get("post_intensity", 0.0)) / cr.after_window_s
+    span = max(m.reaction_ratio_hi - m.reaction_ratio_lo, 1e-6)
+    ratio = after / max(rate, m.reaction_floor_rate)
+    # Only a wearer who was moving about can outlast their own rate; in between, in proportion
+    # (getting out of bed after a short movement is not a reaction to it).
+    moving = min(1.0, rate / m.reaction_floor_rate)
+    outlasting = moving * _clip((ratio - m.reaction_ratio_lo) / span, 0.0, 1.0)
+    return max(still, outlasting)
+
+
 def cramp_probability(f: dict[str, Any], cfg: DetectorConfig) -> tuple[float, list[Term]]:
     """Probability (0..1) that sustained activity with features ``f`` is a cramp, and its terms."""
     terms = cramp_terms(f, cfg)
@@ -127,8 +145,8 @@ def decidable_after_s(features: dict[str, Any], cfg: DetectorConfig) -> float | 
     """Seconds after onset from which a cramp's own evidence, without what only comes later
     (movement, standing or a turn after the onset), meets the threshold: when a live alert is
     due (docs/live.md). None when that later evidence is needed."""
-    f = features | {"later_intensity": 0.0, "upright_after": False, "rotation_after": False,
-                    "after_ratio": None}
+    f = features | {"later_intensity": 0.0, "post_intensity": 0.0, "upright_after": False,
+                    "rotation_after": False, "after_ratio": None}
     d = cfg.cramp.min_duration_s
     while d <= features["duration_s"]:
         if cramp_probability(f | {"duration_s": d}, cfg)[0] >= cfg.cramp_model.threshold:

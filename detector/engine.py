@@ -268,7 +268,7 @@ class Engine:
         for s, afr in acc.items():
             self._posture_out(s, self.legs[s].stage.process(afr))
         self.blocks += k
-        self.sleep.add_block(self)
+        self._feed_sleep(final=False)
         self._finalize(horizon=self.blocks * self.block_s - self.cfg.engine.lookahead_s, final=False)
 
     def _twitches(self, i: int, n: int) -> None:
@@ -367,9 +367,40 @@ class Engine:
         self._emit_posture(horizon)
         self._decide_sustained(horizon)
         self._emit_lms(horizon)
-        self.sleep.score(self, final)
-        self.plm.advance(self, self._complete_before(horizon), final)
-        self.sleep.emit(self, final)
+        if final:
+            self._feed_sleep(final=True)
+        self.sleep.score(final)
+        self.events += self.plm.advance(self.events, self.sleep.wake.view, self._complete_before(horizon),
+                                        final)
+        undecided = [t for t in (self._open_sustained_start(s) for s in ("left", "right")) if t is not None]
+        self.events += self.sleep.emit(final, cramps=self.cramps, undecided_from=undecided)
+
+    def _feed_sleep(self, final: bool) -> None:
+        """Give the sleep scorer each epoch's activity once the epoch is complete and position
+        changes ending within ``acc.max_rollover_s + acc.still_min_s`` after it are known; when
+        ``final``, every epoch recorded (the last one possibly partial)."""
+        sl, a = self.sleep, self.cfg.acc
+        done = self.blocks * self.block_s
+        known = done - (a.max_rollover_s + a.still_min_s + self.block_s)
+        ep = sl.epoch_s
+        while ((sl.activity.n + 1) * ep <= known + 1e-9
+               or (final and done - sl.activity.n * ep > 1e-9)):
+            sl.add_epochs(np.array([self._epoch_activity(sl.activity.n)]))
+
+    def _epoch_activity(self, e: int) -> float:
+        """Movement activity of epoch ``e`` (intensity seconds, position changes left out;
+        without an accelerometer, EMG-active seconds)."""
+        ep = self.sleep.epoch_s
+        t0, t1 = e * ep, (e + 1) * ep
+        if self.legs:
+            total = self.movement_intensity(t0, t1)
+            for r0, r1, *_ in self.rotations + self._pending_rot:
+                if r1 + 2 > t0 and r0 - 2 < t1:
+                    total -= self.movement_intensity(max(t0, r0 - 2), min(t1, r1 + 2))
+            return max(total, 0.0)
+        if self.emg:
+            return self._moving_seconds(t0, t1)
+        return 0.0
 
     def _emit_posture(self, horizon: float) -> None:
         """Emit position changes and bed exits once ``horizon`` has passed their end.
@@ -571,6 +602,7 @@ class Engine:
         e_end = min(onset_s + cr.early_window_s, onset_s + max(cr.early_skip_s + 1.0, 0.5 * duration))
         early = mi(onset_s + cr.early_skip_s, e_end, side)
         later = mi(e_end, x.end_s + cr.after_window_s)
+        post = mi(x.end_s, x.end_s + cr.after_window_s)
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
         twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10], self.frame_s)
@@ -610,6 +642,7 @@ class Engine:
             "prior_intensity": prior,
             "early_intensity": early,
             "later_intensity": later,
+            "post_intensity": post,
             "twitches_before": twitches,
             "rotation_at_onset": rot_onset,
             "rotation_after": rot_after,

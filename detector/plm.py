@@ -13,6 +13,8 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from detector.config import DetectorConfig
 from detector.events import Event
 
@@ -45,8 +47,11 @@ class PlmTracker:
         self._closed: list[list[_Combined]] = []
         self.series: list[Series] = []
 
-    def advance(self, engine, complete_before: float, final: bool) -> None:
-        events = engine.events
+    def advance(self, events: list[Event], wake: np.ndarray, complete_before: float,
+                final: bool) -> list[Event]:
+        """Take the night's events (the engine's growing list; only new ones are read), and
+        return PLM series that are closed and whose epochs are all scored in ``wake`` (per
+        epoch, 1 wake). ``complete_before``: no leg movement starting earlier can still come."""
         for ev in events[self._cursor:]:
             if ev.kind == "cramp" or (ev.kind == "limb_movement"):
                 self._pending.append(ev)
@@ -59,7 +64,7 @@ class PlmTracker:
             self._consume(ev)
         if self._run and (final or limit > self._run[-1].onset + self.max_imi):
             self._close()
-        self._flush_closed(engine, final)
+        return self._flush_closed(wake, final)
 
     def _consume(self, ev: Event) -> None:
         act = self.cfg.activation
@@ -87,33 +92,34 @@ class PlmTracker:
         if len(run) >= self.cfg.plm.min_count:
             self._closed.append(run)
 
-    def _flush_closed(self, engine, final: bool) -> None:
-        """Emit closed series whose epochs are all scored (their sleep share is then final)."""
-        ep = engine.cfg.sleep.epoch_s
+    def _flush_closed(self, wake: np.ndarray, final: bool) -> list[Event]:
+        """Closed series whose epochs are all scored (their sleep share is then final)."""
+        ep = self.cfg.sleep.epoch_s
+        out = []
         while self._closed:
             run = self._closed[0]
-            if not final and engine.sleep.wake.n <= int(run[-1].onset // ep):
-                return
+            if not final and wake.size <= int(run[-1].onset // ep):
+                break
             self._closed.pop(0)
-            self._emit(run, engine)
+            out.append(self._emit(run, wake))
+        return out
 
-    def _emit(self, run: list[_Combined], engine) -> None:
+    def _emit(self, run: list[_Combined], wake: np.ndarray) -> Event:
         sides = set().union(*(c.sides for c in run))
         onsets = [c.onset for c in run]
         s = Series(run[0].onset, max(c.end for c in run), onsets, sides)
         self.series.append(s)
         side = next(iter(sides)) if len(sides) == 1 else None
-        wake = engine.sleep.wake.view
-        ep = engine.cfg.sleep.epoch_s
+        ep = self.cfg.sleep.epoch_s
         asleep = [not wake[int(t // ep)] for t in onsets if int(t // ep) < len(wake)]
         in_sleep = sum(asleep) / len(onsets)
         s.in_sleep = in_sleep >= 0.5
         intervals = [b - a for a, b in itertools.pairwise(onsets)]
-        engine.events.append(Event(
+        return Event(
             "plm_series", s.start_s, s.end_s, side, None, 0.9, "sleep" if s.in_sleep else "wake",
             {"rules": self.cfg.plm.rules, "sleep_fraction": in_sleep, "count": len(run),
              "mean_interval_s": sum(intervals) / len(intervals),
-             "bilateral_count": sum(len(c.sides) > 1 for c in run)}))
+             "bilateral_count": sum(len(c.sides) > 1 for c in run)})
 
 
 def find_series(movements: list[Event], cfg: DetectorConfig) -> list[Series]:

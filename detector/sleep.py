@@ -43,37 +43,18 @@ class SleepScorer:
     def min_sleep_run(self) -> int:
         return max(1, round(self.cfg.sleep.min_sleep_run_s / self.epoch_s))
 
-    def add_block(self, engine) -> None:
-        """Epoch activity is measured once the epoch is complete and position changes that end
-        within ``max_rollover_s + still_min_s`` after it are known."""
-        a = self.cfg.acc
-        known = engine.blocks * engine.block_s - (a.max_rollover_s + a.still_min_s + engine.block_s)
-        while (self.activity.n + 1) * self.epoch_s <= known + 1e-9:
-            self.activity.extend(np.array([self._epoch_activity(engine, self.activity.n)]))
-
-    def _epoch_activity(self, engine, e: int) -> float:
-        t0, t1 = e * self.epoch_s, (e + 1) * self.epoch_s
-        if self.has_acc:
-            total = engine.movement_intensity(t0, t1)
-            for r0, r1, *_ in engine.rotations + engine._pending_rot:
-                if r1 + 2 > t0 and r0 - 2 < t1:
-                    total -= engine.movement_intensity(max(t0, r0 - 2), min(t1, r1 + 2))
-            return max(total, 0.0)
-        if self.has_emg:
-            return engine._moving_seconds(t0, t1)
-        return 0.0
+    def add_epochs(self, activity: np.ndarray) -> None:
+        """The next epochs' activity (movement-intensity seconds per epoch, in order), given by
+        the engine once each epoch is complete and the position changes around it are known."""
+        self.activity.extend(np.asarray(activity, np.float64))
 
     @property
     def threshold(self) -> float:
         s = self.cfg.sleep
         return s.wake_threshold if self.has_acc else s.emg_wake_threshold
 
-    def score(self, engine, final: bool) -> None:
+    def score(self, final: bool) -> None:
         """Score every epoch whose look-ahead is complete (all of them when ``final``)."""
-        if final:
-            done = engine.blocks * engine.block_s
-            while done - self.activity.n * self.epoch_s > 1e-9:
-                self.activity.extend(np.array([self._epoch_activity(engine, self.activity.n)]))
         n = self.activity.n
         upto = n if final else n - self.ahead
         if upto > self.wake.n:
@@ -87,10 +68,14 @@ class SleepScorer:
                 scores[j] = float(np.dot(ws, seg))
             self.wake.extend((scores > self.threshold).astype(np.uint8))
 
-    def emit(self, engine, final: bool) -> None:
-        """Emit awakenings that can no longer change."""
-        self._emit(engine, final)
+    def emit(self, final: bool, *, cramps: list[Event], undecided_from: list[float]) -> list[Event]:
+        """Awakenings that can no longer change, each once. ``cramps``: the cramps decided so far
+        (an awakening starting within ``sleep.cramp_link_window_s`` of one is after it);
+        ``undecided_from``: where contractions not yet decided begin (s), which could still be
+        cramps that extend a bout."""
+        out = self._emit(final, cramps, undecided_from)
         self.final = final
+        return out
 
     def add_cramp(self, onset_s: float, end_s: float) -> None:
         """A detected cramp: from ``sleep.cramp_wake_after_s`` after its onset to its end the
@@ -118,10 +103,11 @@ class SleepScorer:
             out[a:b] = v
         return out
 
-    def _emit(self, engine, final: bool) -> None:
+    def _emit(self, final: bool, cramps: list[Event], undecided_from: list[float]) -> list[Event]:
+        out: list[Event] = []
         runs = self.bouts()
         if not runs:
-            return
+            return out
         onset_run = max(1, round(self.cfg.sleep.onset_run_s / self.epoch_s))
         if self.onset_epoch is None:
             for a, b, v in runs:
@@ -129,7 +115,7 @@ class SleepScorer:
                     self.onset_epoch = a
                     break
         if self.onset_epoch is None:
-            return
+            return out
         last_sleep_end = max((b for a, b, v in runs if not v), default=0)
         min_len = self.cfg.sleep.awakening_min_s / self.epoch_s
         for k, (a, b, v) in enumerate(runs):
@@ -142,17 +128,17 @@ class SleepScorer:
             t0, t1 = a * self.epoch_s, b * self.epoch_s
             # A contraction still undecided this close could be a cramp that extends the bout.
             reach = t1 + self.cfg.sleep.min_sleep_run_s
-            if not final and any(engine._open_sustained_start(s) is not None and
-                                 engine._open_sustained_start(s) <= reach for s in ("left", "right")):
+            if not final and any(t <= reach for t in undecided_from):
                 continue
             self.emitted.add(a)
             win = self.cfg.sleep.cramp_link_window_s
-            linked = [c for c in engine.cramps if t0 - win <= c.start_s <= t1]
+            linked = [c for c in cramps if t0 - win <= c.start_s <= t1]
             feats = {"epochs": b - a, "definition": self.definition()}
             if linked:
                 feats["after_cramp_s"] = linked[0].start_s
-            engine.events.append(Event("awakening", t0, t1, None, None, 0.8,
-                                       "after_cramp" if linked else "", feats))
+            out.append(Event("awakening", t0, t1, None, None, 0.8,
+                             "after_cramp" if linked else "", feats))
+        return out
 
     def definition(self) -> str:
         s = self.cfg.sleep

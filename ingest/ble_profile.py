@@ -10,14 +10,13 @@ rates, channel labels and which decoder to use.
 from __future__ import annotations
 
 import struct
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from ingest.paths import config_file
+from ingest.paths import config_file, read_toml
 
 _HEAD = struct.Struct("<BBHIfBB")  # version, flags, seq, t_us, scale, channels, samples
 MAX_PACKET = 244  # ATT payload with a 247-byte MTU
@@ -93,10 +92,7 @@ class DeviceProfile:
 def load_profile(name: str, directory: Path | None = None) -> DeviceProfile:
     """Load ``config/sensors/<name>.toml``; ValueError names the file and the problem."""
     path = directory / f"{name}.toml" if directory else config_file(f"sensors/{name}.toml")
-    if not path.exists():
-        raise ValueError(f"{path}: no such device profile")
-    with path.open("rb") as fh:
-        d = tomllib.load(fh)
+    d = read_toml(path, "device profile")  # ConfigFileError is a ValueError
     if d.get("decoder") not in DECODERS:
         raise ValueError(f"{path}: unknown decoder {d.get('decoder')!r} (known: {', '.join(DECODERS)})")
     streams = {k: StreamProfile(v["uuid"], float(v["fs"]), tuple(v["channels"]))

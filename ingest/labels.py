@@ -8,13 +8,12 @@ g (acceleration), the detector's internal units.
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from ingest.paths import config_file
+from ingest.paths import config_file, read_toml
 
 Kind = Literal["emg", "acc"]
 Side = Literal["left", "right"]
@@ -46,8 +45,7 @@ def _fold(label: str) -> str:
 
 @lru_cache(maxsize=4)
 def _table(path: Path) -> dict:
-    with path.open("rb") as fh:
-        return tomllib.load(fh)
+    return read_toml(path, "channel alias table")  # ConfigFileError names the file
 
 
 def channel_table(path: Path | None = None) -> dict:

@@ -50,3 +50,25 @@ def config_file(name: str) -> Path:
             return d / name
     return dirs[-1] / name
 
+
+
+class ConfigFileError(ValueError):
+    """A configuration file that cannot be read; the message names the file and the problem."""
+
+
+def read_toml(path: Path, what: str = "configuration file") -> dict:
+    """The TOML document at ``path``: the one reader of every file in ``config/``.
+    ConfigFileError says which file and why (missing, unreadable, not valid TOML: line and column)."""
+    import tomllib
+
+    try:
+        with Path(path).open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigFileError(f"{path}: {what} not found") from None
+    except OSError as exc:
+        raise ConfigFileError(f"{path}: {what} unreadable: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{path}: not valid TOML: not UTF-8 text") from None

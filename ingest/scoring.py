@@ -11,11 +11,10 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.paths import config_file
+from ingest.paths import ConfigFileError, config_file, read_toml
 from ingest.recording import RecordingError
 
 STAGES = ("wake", "n1", "n2", "n3", "rem")
@@ -59,10 +58,9 @@ class Scoring:
 def scoring_table(path: Path | None = None, section: str = "noxturnal") -> dict[str, str]:
     p = path or config_file("scoring.toml")
     try:
-        with p.open("rb") as fh:
-            table = tomllib.load(fh).get(section, {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise RecordingError(f"{p}: scoring label table unusable: {exc}") from None
+        table = read_toml(p, "scoring label table").get(section, {})
+    except ConfigFileError as exc:
+        raise RecordingError(str(exc)) from None
     return {k.strip().casefold(): v for k, v in table.items()}
 
 

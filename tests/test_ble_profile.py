@@ -43,7 +43,7 @@ def test_device_profile():
     p = load_profile("nightcramp-leg-v1")
     assert p.streams["emg"].fs == 1000.0 and p.streams["acc"].fs == 50.0
     assert p.labels("acc", "R") == ["ACC R-Shank X", "ACC R-Shank Y", "ACC R-Shank Z"]
-    with pytest.raises(ValueError, match="no such device profile"):
+    with pytest.raises(ValueError, match="device profile not found"):
         load_profile("unknown-sensor")
 
 

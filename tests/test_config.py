@@ -44,3 +44,37 @@ def test_context_windows_must_fit_the_lookahead(tmp_path):
     p.write_text("[detector.cramp]\nafter_window_s = 60.0\n")
     with pytest.raises(ConfigError, match=r"after_window_s .* must be shorter than engine\.lookahead_s"):
         load_config(p)
+
+
+def _loaders():
+    from detector.advice import load_rules
+    from detector.settings import load_services
+    from ingest.ble_profile import load_profile
+    from ingest.labels import _table
+    from ingest.scoring import scoring_table
+
+    return {
+        "detector.toml": load_config,
+        "services.toml": load_services,
+        "advice.toml": load_rules,
+        "channels.toml": _table,
+        "scoring.toml": scoring_table,
+        "sensors/bad.toml": lambda p: load_profile("bad", p.parent),
+    }
+
+
+@pytest.mark.parametrize("name", ["detector.toml", "services.toml", "advice.toml", "channels.toml",
+                                  "scoring.toml", "sensors/bad.toml"])
+def test_every_config_file_reports_a_broken_or_missing_file_the_same_way(tmp_path, name):
+    """One TOML reader for every file in config/: a syntax error names the file, the line and
+    the column; a missing file names the file — a ValueError for every loader, never a traceback
+    from tomllib or open()."""
+    load = _loaders()[name]
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('[section]\nkey = "unterminated\n')
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not valid TOML: .*line 2, column"):
+        load(path)
+    path.unlink()
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: .*not found"):
+        load(path)

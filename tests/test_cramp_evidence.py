@@ -99,6 +99,16 @@ def test_evidence_moves_the_probability_the_way_domain_md_says():
     assert p(upright_at_onset=True) < p()
     assert p(duration_s=6.0) < 0.5 < p(duration_s=6.0, twitches_before=4, later_intensity=60.0,
                                        upright_after=True)
+    # Already awake and restless: movement after the onset counts only when it outlasts the
+    # contraction well above the wearer's own rate of the minute before (stretching it out).
+    awake = {"duration_s": 12.0, "median_ratio": 10.0, "prior_intensity": 60.0, "early_intensity": 30.0,
+             "later_intensity": 300.0}
+    assert p(**awake, post_intensity=300.0) > 0.5 > p(**awake, post_intensity=40.0)
+    # A short movement out of near-stillness, then getting out of bed and walking: not a
+    # reaction to the movement, however much walking follows.
+    up = {"duration_s": 4.0, "median_ratio": 15.0, "prior_intensity": 10.0, "early_intensity": 10.0,
+          "later_intensity": 230.0, "post_intensity": 230.0, "upright_after": True}
+    assert p(**up) < 0.5
 
 
 def _openhdemg(testdata):
