@@ -50,7 +50,7 @@ class EmgStage:
         self.slow_n = max(1, round(fe.slow_s * fps))
         self.fast_delay = (self.smooth_n - 1) / 2
         self.slow_delay = (self.slow_n - 1) / 2
-        self.pop_n = 4
+        self.pop_n = max(1, round(art.pop_level_s * fps))
         self.pop_blank = round(art.pop_blank_s * fps)
         self._fast_hist: np.ndarray | None = None
         self._slow_hist: np.ndarray | None = None

@@ -80,6 +80,22 @@ class Cramp(_Section):
     coactivation_window_s: float = Field(10.0, gt=0, description="[s] the first seconds (at most half) of the contraction in which the other leg's activity is measured: a body movement starts on both legs, a cramp on one; later activity is the wearer's reaction")
     twitch_window_s: float = Field(60.0, gt=0, description="[s] look-back for fasciculation-like twitches (Minetto 2009: fasciculations precede some cramps)")
     after_window_s: float = Field(30.0, gt=0, description="[s] window after the contraction searched for stretching, standing and walking (must stay below engine.lookahead_s)")
+    onset_lookback_s: float = Field(3.0, gt=0, description="[s] how far before a sustained interval its onset is looked for on the fast envelope (the last frame below the sustained level)")
+    posture_before_s: float = Field(5.0, ge=0, description="[s] a position change or standing that ends within this long before the onset counts as at the onset")
+    rotation_onset_after_s: float = Field(2.0, ge=0, description="[s] a position change beginning within this long after the onset counts as at the onset (later: after it)")
+    upright_onset_after_s: float = Field(1.0, ge=0, description="[s] standing within this long after the onset counts as at the onset (later: after it)")
+    rotation_after_s: float = Field(10.0, ge=0, description="[s] a position change beginning up to this long after the interval's end counts as after the onset")
+    lm_posture_margin_s: float = Field(5.0, ge=0, description="[s] a leg movement within this long of a position change or standing is covered by that event, not shown on its own")
+    residual_skip_s: float = Field(5.0, ge=0, description="[s] residual tension is measured from this long after the contraction's end (the envelope's own decay first)")
+    residual_min_s: float = Field(5.0, gt=0, description="[s] shortest clean stretch after the contraction over which residual tension is measured")
+    residual_min_clean: float = Field(0.5, gt=0, le=1, description="[-] share of that stretch that must be free of artefacts")
+    spectral_quiet_s: float = Field(30.0, gt=0, description="[s] resting noise for the spectral feature is taken from the quiet frames this long before the contraction")
+    spectral_quiet_ratio: float = Field(1.5, gt=1, description="[-] frames below this multiple of resting count as quiet (resting noise)")
+    spectral_active_ratio: float = Field(2.0, gt=1, description="[-] frames above this multiple of resting count as the contraction's activity")
+    spectral_lms: int = Field(50, ge=1, description="[-] how many of the channel's last leg movements form its spectral reference")
+    periodic_recent_s: float = Field(3.0, ge=0, description="[s] leg-movement onsets this close before a contraction are its own lead-in, not part of a series before it")
+    periodic_merge_s: float = Field(5.0, ge=0, description="[s] leg-movement onsets (either leg) closer than this count once when looking for a regular series before a contraction")
+    twitch_ecg_gap_s: float = Field(2.0, gt=0, description="[s] twitches with another this close are heartbeats bleeding into the EMG (recurring every 0.6-1.5 s), not fasciculations (seconds apart, Minetto 2009)")
 
 
 class CrampModel(_Section):
@@ -136,6 +152,7 @@ class Acc(_Section):
     move_g: float = Field(0.015, gt=0, description="[g] dynamic acceleration (RMS over a frame) that counts as moving; sensor noise is ~0.005 g")
     shank_axis: Literal["X", "Y", "Z"] = Field("X", description="[-] sensor axis along the shank: vertical when standing")
     vertical_deg: float = Field(50.0, gt=0, lt=90, description="[deg] shank elevation above which the wearer is upright (bed exit)")
+    upright_min_s: float = Field(3.0, gt=0, description="[s] the shank must be upright this long before standing counts (a leg lifted in bed is upright only briefly)")
     bed_exit_min_s: float = Field(10.0, gt=0, description="[s] shortest upright period reported as a bed exit")
     rotation_deg: float = Field(30.0, gt=0, description="[deg] change of the gravity vector between two still postures that is a position change")
     still_deg_per_s: float = Field(3.0, gt=0, description="[deg/s] orientation drift allowed within a still posture")
@@ -165,6 +182,7 @@ class Sleep(_Section):
 
 
 class Artifact(_Section):
+    pop_level_s: float = Field(0.2, gt=0, description="[s] span of the raw level whose step marks an electrode pop")
     pop_step_uV: float = Field(300.0, gt=0, description="[µV] step of the 0.2-s raw level that marks an electrode pop (EMG stays below it)")
     pop_blank_s: float = Field(1.5, gt=0, description="[s] time after a pop during which the channel is not scored (exponential recovery)")
     lead_off_mains_uV: float = Field(150.0, gt=0, description="[µV] mains-band envelope above which the electrode may be off")

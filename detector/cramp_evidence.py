@@ -131,7 +131,7 @@ def _reaction_gate(f: dict[str, Any], cfg: DetectorConfig) -> float:
     # (getting out of bed after a short movement is not a reaction to it).
     moving = min(1.0, rate / m.reaction_floor_rate)
     outlasting = moving * _clip((ratio - m.reaction_ratio_lo) / span, 0.0, 1.0)
-    return max(still, outlasting)
+    return float(max(still, outlasting))
 
 
 def cramp_probability(f: dict[str, Any], cfg: DetectorConfig) -> tuple[float, list[Term]]:

@@ -327,23 +327,24 @@ class Engine:
         in the 30 s before taken out (detector.spectral). None when it cannot be told."""
         st = self.emg_stage[i]
         r0, r1 = max(0, r0), min(r1, st.mav.n)
-        q0 = max(0, r0 - round(30.0 / self.frame_s))
+        cr = self.cfg.cramp
+        q0 = max(0, r0 - round(cr.spectral_quiet_s / self.frame_s))
         if r1 - r0 < 1 or r0 <= q0:
             return None
         mav, dmav = st.mav.view, st.dmav.view
         b, bad = st.baseline.view, st.bad.view
-        quiet = (mav[q0:r0] < 1.5 * b[q0:r0]) & (bad[q0:r0] == 0) & (dmav[q0:r0] > 0)
+        quiet = (mav[q0:r0] < cr.spectral_quiet_ratio * b[q0:r0]) & (bad[q0:r0] == 0) & (dmav[q0:r0] > 0)
         rest = resting_levels(mav[q0:r0], dmav[q0:r0], quiet)
         if rest is None:
             return None
-        act = (mav[r0:r1] > 2.0 * b[r0:r1]) & (bad[r0:r1] == 0) & (dmav[r0:r1] > 0)
+        act = (mav[r0:r1] > cr.spectral_active_ratio * b[r0:r1]) & (bad[r0:r1] == 0) & (dmav[r0:r1] > 0)
         return characteristic_hz(mav[r0:r1][act], dmav[r0:r1][act], rest, fs=self.channels[i].fs)
 
     def _spectral_shift(self, i: int, onset_s: float, end_s: float) -> tuple[float | None, float | None]:
         """A contraction's characteristic EMG frequency (Hz) and its rise over the same channel's
         last 50 leg movements before it (relative; None without enough of them)."""
         hz = self._emg_hz(i, round(onset_s / self.frame_s), round(end_s / self.frame_s))
-        ref = [h for t, ch, h in self._lm_hz if ch == i and t < onset_s][-50:]
+        ref = [h for t, ch, h in self._lm_hz if ch == i and t < onset_s][-self.cfg.cramp.spectral_lms:]
         return hz, relative_shift(hz, ref)
 
     def _active_near(self, i: int, s: int, e: int) -> bool:
@@ -486,9 +487,9 @@ class Engine:
         covering = [(s, e) for ch, s, e in self._lms if ch == x.ch and
                     (s - d) * self.frame_s < x.end_s and (e - d) * self.frame_s > x.start_s
                     and (e - s) * self.frame_s >= self.cfg.activation.min_duration_s]
-        t0 = feats["onset_s"]
-        return bool(covering) and not (self._upright_within(t0 - 5, x.end_s + 5)
-                                       or any(r[0] - 5 <= x.end_s and r[1] + 5 >= t0
+        t0, m = feats["onset_s"], self.cfg.cramp.lm_posture_margin_s
+        return bool(covering) and not (self._upright_within(t0 - m, x.end_s + m)
+                                       or any(r[0] - m <= x.end_s and r[1] + m >= t0
                                               for r in self.rotations + self._pending_rot))
 
     def _meets_cramp_criteria(self, feats: dict[str, Any]) -> bool:
@@ -565,10 +566,11 @@ class Engine:
         side = self.channels[x.ch].side
         # Onset refined on the fast envelope: the last frame below the sustained level before it.
         fast = st.env_fast.view
-        s_on = st.thresholds(st.baseline.view[max(0, s - 60):s + 1])[2]
-        back = fast[max(0, s - 60):s + 1] < s_on
+        lb = max(0, s - round(cr.onset_lookback_s / self.frame_s))
+        s_on = st.thresholds(st.baseline.view[lb:s + 1])[2]
+        back = fast[lb:s + 1] < s_on
         below = np.flatnonzero(back)
-        onset_f = (max(0, s - 60) + int(below[-1]) + 1) if below.size else max(0, s - 60)
+        onset_f = (lb + int(below[-1]) + 1) if below.size else lb
         onset_s = max(0.0, (onset_f - st.fast_delay) * self.frame_s)
         duration = x.end_s - onset_s
         n_av = min(e, fast.size)  # live alerts look at intervals not yet wholly processed
@@ -605,23 +607,25 @@ class Engine:
         post = mi(x.end_s, x.end_s + cr.after_window_s)
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
-        twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10], self.frame_s)
+        twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10], self.frame_s,
+                                   cr.twitch_ecg_gap_s)
         rots = self.rotations + self._pending_rot
-        rot_onset = any(r[0] < onset_s + 2 and r[1] > onset_s - 5 for r in rots)
-        rot_after = any(r[0] >= onset_s + 2 and r[0] < x.end_s + 10 for r in rots)
-        up_onset = self._upright_within(onset_s - 5, onset_s + 1)
-        up_after = self._upright_within(onset_s + 1, x.end_s + cr.after_window_s)
+        r_on, u_on = onset_s + cr.rotation_onset_after_s, onset_s + cr.upright_onset_after_s
+        rot_onset = any(r[0] < r_on and r[1] > onset_s - cr.posture_before_s for r in rots)
+        rot_after = any(r[0] >= r_on and r[0] < x.end_s + cr.rotation_after_s for r in rots)
+        up_onset = self._upright_within(onset_s - cr.posture_before_s, u_on)
+        up_after = self._upright_within(u_on, x.end_s + cr.after_window_s)
         bad = st.bad.view[s:e]
         emg_hz, shift = self._spectral_shift(x.ch, onset_s, x.end_s)
         # Residual tension: a cramp leaves the muscle above resting for minutes (DOMAIN.md); the
         # median envelope over clean frames 5 s to after_window_s after the end, over resting.
         d = round(st.fast_delay)
-        a0 = round((x.end_s + 5.0) / self.frame_s) + d
+        a0 = round((x.end_s + cr.residual_skip_s) / self.frame_s) + d
         a1 = min(round((x.end_s + cr.after_window_s) / self.frame_s) + d, st.env_fast.n)
         after_ratio = None
-        if a1 - a0 >= round(5.0 / self.frame_s):
+        if a1 - a0 >= round(cr.residual_min_s / self.frame_s):
             clean = st.bad.view[a0:a1] == 0
-            if clean.mean() >= 0.5:
+            if clean.mean() >= cr.residual_min_clean:
                 rel = st.env_fast.view[a0:a1][clean] / np.maximum(st.baseline.view[a0:a1][clean], 1e-6)
                 after_ratio = float(np.median(rel))
         return {
@@ -652,23 +656,25 @@ class Engine:
         }
 
     def _periodic_before(self, onset_s: float) -> int:
-        """How many leg-movement candidates (either leg, emitted or not; onsets within 5 s counted
-        once, as AASM combines bilateral ones) form a regular series ending at ``onset_s``:
-        intervals of 5-90 s whose longest is at most ``cramp_model.periodic_spread`` times the
-        shortest. 0 if none."""
-        m = self.cfg.cramp_model
-        t_lo = onset_s - 90.0 * (m.periodic_min + 1)
+        """How many leg-movement candidates (either leg, emitted or not; onsets within
+        ``cramp.periodic_merge_s`` counted once, as AASM combines bilateral ones) form a regular
+        series ending at ``onset_s``: intervals within the PLM limits (``plm.aasm_min_interval_s``
+        to ``plm.max_interval_s``) whose longest is at most ``cramp_model.periodic_spread`` times
+        the shortest. 0 if none."""
+        m, cr, plm = self.cfg.cramp_model, self.cfg.cramp, self.cfg.plm
+        t_lo = onset_s - plm.max_interval_s * (m.periodic_min + 1)
         onsets = self._lm_onsets
         merged: list[float] = []
-        for t in sorted(t for t in onsets if t_lo <= t < onset_s - 3):
-            if not merged or t - merged[-1] > 5.0:
+        for t in sorted(t for t in onsets if t_lo <= t < onset_s - cr.periodic_recent_s):
+            if not merged or t - merged[-1] > cr.periodic_merge_s:
                 merged.append(t)
         chain = [*merged, onset_s]
         n = 0
         lo, hi = np.inf, 0.0
         for a, b in zip(chain[-2::-1], chain[::-1], strict=False):
             gap = b - a
-            if not 5.0 <= gap <= 90.0 or max(hi, gap) > m.periodic_spread * min(lo, gap):
+            if (not plm.aasm_min_interval_s <= gap <= plm.max_interval_s
+                    or max(hi, gap) > m.periodic_spread * min(lo, gap)):
                 break
             lo, hi, n = min(lo, gap), max(hi, gap), n + 1
         return n
@@ -844,17 +850,15 @@ _TWITCH_GAP = 10  # frames (0.5 s at the default frame)
 _ARTIFACT_PRIORITY = ("saturation", "flat", "lead_off", "pop")
 
 
-def _count_twitches(frames: list[int], frame_s: float) -> int:
+def _count_twitches(frames: list[int], frame_s: float, ecg_gap_s: float) -> int:
     """Fasciculation-like twitches among twitch frames: runs of adjacent frames, leaving out
-    runs that have another within ``_ECG_GAP_S`` (heartbeats bleeding into the EMG recur every
+    runs that have another within ``ecg_gap_s`` (heartbeats bleeding into the EMG recur every
     0.6-1.5 s; fasciculations before a cramp come seconds apart, Minetto 2009)."""
     if not frames:
         return 0
     f = np.asarray(frames)
     starts = f[np.r_[True, np.diff(f) > 2]] * frame_s
     gap = np.diff(starts)
-    near = np.r_[gap < _ECG_GAP_S, False] | np.r_[False, gap < _ECG_GAP_S]
+    near = np.r_[gap < ecg_gap_s, False] | np.r_[False, gap < ecg_gap_s]
     return int(np.count_nonzero(~near))
 
-
-_ECG_GAP_S = 2.0

@@ -32,7 +32,7 @@ class AccStage:
         self.still_min = max(1, round(a.still_min_s * fps))
         self.max_gap = round(a.max_rollover_s * fps)
         self.still = Hysteresis(1)
-        self.up = Hysteresis(max(1, round(3 * fps)))
+        self.up = Hysteresis(max(1, round(a.upright_min_s * fps)))
         self.unit = Growable(np.float64, 3)
         self.moving = Growable(np.uint8)
         self.lost = Growable(np.uint8)
