@@ -76,7 +76,7 @@ def capacity(tmp: Path, wearers: int, seconds: float) -> dict:
     for vs in sensors:
         frames += [(sensor_topic(vs.wearer, vs.sensor, s), b, t) for s, b, t in vs.frames(0.1)]
     frames.sort(key=lambda f: f[2])
-    total = sum(read_header(b).n * read_header(b).channels for _, b, _ in frames)
+    total = sum(h.n * h.channels for h in (read_header(b) for _, b, _ in frames))
     c = client(mosq.port)
     acks = PubAcks(c)
     for vs in sensors:

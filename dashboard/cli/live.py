@@ -1,0 +1,168 @@
+"""``nightcramp collect``, ``detect`` and ``night close``, and ``simulate --live``: the live side."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from dashboard.cli import common
+
+
+def add_parsers(sub) -> None:
+    """This group's commands on the ``nightcramp`` parser."""
+    col = sub.add_parser("collect", help="run the BLE collector for one sensor (BLE in, MQTT out)")
+    col.add_argument("--wearer", required=True, help="pseudonymous wearer id")
+    col.add_argument("--sensor", required=True, help="sensor id, e.g. left-shank")
+    col.add_argument("--address", required=True, help="the sensor's BLE address")
+    col.add_argument("--side", required=True, choices=["L", "R"], help="leg the sensor is worn on")
+    col.add_argument("--profile", default="nightcramp-leg-v1", help="device profile in config/sensors/")
+    col.add_argument("--outbox", type=Path, help="SQLite outbox (default var/outbox-<sensor>.sqlite)")
+    col.add_argument("--replay", type=Path, help="replay a packet capture instead of a radio")
+    col.add_argument("--speed", type=float, default=1.0, help="with --replay: times real time")
+    col.add_argument("--replay-loss", type=float, default=0.0, help="with --replay: share of packets the "
+                     "radio loses (0-1)")
+    col.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    col.add_argument("--drain-s", type=float, default=60.0, help="on stopping, wait up to this long for "
+                     "the detector to confirm the last frames stored (the rest stay in the outbox)")
+    col.add_argument("--resend-s", type=float, default=30.0, help="a frame the broker took but the "
+                     "detector has not confirmed stored after this long is sent again")
+    col.add_argument("--services", type=Path)
+    col.set_defaults(func=_collect)
+
+    det = sub.add_parser("detect", help="run the detector service (MQTT in, InfluxDB out)")
+    det.add_argument("--services", type=Path,
+                     help="services TOML (default services.toml on the configuration search path)")
+    det.add_argument("--config", type=Path, help="detector configuration TOML")
+    det.add_argument("-v", "--verbose", action="store_true")
+    det.set_defaults(func=_detect)
+
+    n = sub.add_parser("night", help="night commands")
+    nsub = n.add_subparsers(metavar="ACTION")
+    nc = nsub.add_parser("close", help="close a wearer's night now (summary is written)")
+    nc.add_argument("--wearer", required=True)
+    nc.add_argument("--services", type=Path)
+    nc.set_defaults(func=_night_close)
+
+
+
+def simulate_live(args) -> int:
+    from ingest.live import publish_nights
+    from ingest.simulate import NightOptions
+
+    if args.frame_s is not None and not 0.01 <= args.frame_s <= 10.0:
+        raise ValueError(f"--frame-s {args.frame_s:g}: a frame holds 0.01 to 10 s of samples")
+    sv = common.services(args.services)
+    opts = NightOptions(hours=args.hours, seed=args.seed, fs_emg=args.fs_emg, fs_acc=args.fs_acc,
+                        mains_hz=args.mains, cramps_per_night=args.cramps_per_night)
+    print(f"publishing {args.wearers} simulated {args.hours:g}-h night(s) at {args.speed:g}x to "
+          f"{sv.mqtt.host}:{sv.mqtt.port}; truth in {args.output}/", file=sys.stderr)
+
+    def progress(sent, t_night):
+        print(f"  {t_night / 3600:.2f} h of night, {sent['frames']} frames sent", file=sys.stderr)
+
+    try:
+        sent = publish_nights(sv.mqtt, opts, n_wearers=args.wearers, speed=args.speed,
+                              frame_s=args.frame_s, truth_dir=args.output, progress=progress)
+    except ConnectionRefusedError:
+        raise OSError(f"no MQTT broker at {sv.mqtt.host}:{sv.mqtt.port} (start one with "
+                      "'nightcramp stack up')") from None
+    print(json.dumps(sent))
+    return 0
+
+
+def _collect(args) -> int:
+    import asyncio
+    import signal as sig
+
+    from ingest.ble_profile import load_profile
+    from ingest.collector import Collector, Publisher, SensorSpec, connect_ble, connect_replay
+    from ingest.mqtt_client import identity, port_for
+    from ingest.outbox import Outbox
+    from ingest.wire.ids import check_id
+    from ingest.wire.topics import sensor_topic
+
+    sv = common.services(args.services)
+    spec = SensorSpec(check_id(args.wearer, "wearer"), check_id(args.sensor, "sensor"), args.address,
+                      args.side)
+    profile = load_profile(args.profile)
+    outbox = Outbox(args.outbox or Path(sv.stack.data_dir) / f"outbox-{spec.sensor}.sqlite")
+    connect = (connect_replay(args.replay, profile, speed=args.speed, loss=args.replay_loss) if args.replay
+               else connect_ble)
+    ident = identity(sv.mqtt, spec.wearer)
+    will = sensor_topic(spec.wearer, spec.sensor, "status")
+    cid = f"nightcramp-collect-{spec.wearer}-{spec.sensor}"
+    offline = json.dumps({"state": "offline"})
+    # End to end: a frame leaves the outbox only once the detector has stored it.
+    pub = Publisher(outbox, sv.mqtt.host, port_for(sv.mqtt, ident), cid, will, offline, identity=ident,
+                    ack_topic=sensor_topic(spec.wearer, spec.sensor, "ack"), resend_s=args.resend_s)
+    pub.start()
+    col = Collector(spec, profile, outbox, connect)
+    print(f"collecting {spec.address} as {spec.wearer}/{spec.sensor} ({len(outbox)} frames waiting in "
+          f"{outbox.path})", file=sys.stderr)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for s in (sig.SIGINT, sig.SIGTERM):
+            loop.add_signal_handler(s, stop.set)
+        if args.seconds:
+            loop.call_later(args.seconds, stop.set)
+        await col.run(stop)
+
+    asyncio.run(main())
+    if not pub.drain(args.drain_s):
+        print(f"{len(outbox)} frames not yet confirmed stored by the detector stay in {outbox.path} and "
+              "are sent again next time", file=sys.stderr)
+    pub.stop()
+    print(json.dumps({"stats": col.stats, "sent": pub.sent, "confirmed": pub.confirmed,
+                      "broker_connects": pub.connects, "resent": pub.resent, "waiting": len(outbox)}))
+    return 0
+
+
+def _detect(args) -> int:
+    import logging
+    import signal as sig
+
+    from detector.service import DetectorService
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    svc = DetectorService(common.services(args.services), common.config(args.config))
+    sig.signal(sig.SIGTERM, lambda *_: svc.stop())
+    sig.signal(sig.SIGINT, lambda *_: svc.stop())
+    try:
+        svc.run()
+    except ConnectionRefusedError:
+        m = svc.services.mqtt
+        raise OSError(f"no MQTT broker at {m.host}:{m.port} (start one with 'nightcramp stack up')") from None
+    print(json.dumps({"stats": dict(svc.stats), "nights_closed": svc.closed}), file=sys.stderr)
+    return 0
+
+
+def request_night_close(sv, wearer: str) -> None:
+    """Ask the detector service (over MQTT) to close a wearer's night now."""
+    from ingest.mqtt_client import OPERATOR, make_client
+    from ingest.wire.topics import wearer_topic
+
+    c, port = make_client(sv.mqtt, OPERATOR)
+    acked: list = []
+    c.on_publish = lambda _c, _u, _mid, rc, _p: acked.append(rc)
+    c.connect(sv.mqtt.host, port)
+    c.loop_start()
+    try:
+        c.publish(wearer_topic(wearer, "control"), json.dumps({"cmd": "close-night"}),
+                  qos=1).wait_for_publish(10)
+    finally:
+        c.loop_stop()
+        c.disconnect()
+    if acked and acked[0].is_failure:
+        raise PermissionError(f"the broker refused the close-night command ({acked[0]}): the operator "
+                              "account (_operator) is missing from the credentials directory")
+
+
+def _night_close(args) -> int:
+    request_night_close(common.services(args.services), args.wearer)
+    print(f"asked the detector to close the night of {args.wearer}")
+    return 0
