@@ -35,7 +35,7 @@ FEATURE_TEXT = {
     "prior_intensity": "movement in the minute before",
     "early_intensity": "movement accompanying the onset",
     "later_intensity": "movement after the onset (waking, stretching, walking)",
-    "post_intensity": "movement in the 30 s after the contraction",
+    "post_intensity": "movement after the contraction has ended (cramp.after_window_s)",
     "no_reaction": "no movement after a contraction as short as a leg movement",
     "twitches_before": "twitches before the onset",
     "rotation_at_onset": "position change at the onset",
