@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -32,19 +33,41 @@ def factory(**replay):
 
 
 class Sink:
-    """A real MQTT subscriber recording what arrives for the sensor."""
+    """A real MQTT subscriber recording what arrives for the sensor; ready once the broker has
+    granted the subscription."""
 
     def __init__(self, port: int) -> None:
         self.msgs: list[mqtt.MQTTMessage] = []
+        self._lock = threading.Lock()
+        self._arrived = threading.Condition(self._lock)
+        subscribed = threading.Event()
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        self.c.on_message = lambda c, u, m: self.msgs.append(m)
+        self.c.on_message = self._on_message
+        self.c.on_connect = lambda c, u, f, rc, p=None: c.subscribe("nightcramp/v1/w-7/#", qos=1)
+        self.c.on_subscribe = lambda c, u, mid, rcs, p=None: subscribed.set()
         self.c.connect("127.0.0.1", port)
-        self.c.subscribe("nightcramp/v1/w-7/#", qos=1)
         self.c.loop_start()
-        time.sleep(0.3)
+        assert subscribed.wait(30), "the broker never granted the test subscription"
+
+    def _on_message(self, c, u, m) -> None:
+        with self._arrived:
+            self.msgs.append(m)
+            self._arrived.notify_all()
 
     def frames(self, stream: str):
-        return [decode(m.payload) for m in self.msgs if m.topic.endswith("/" + stream)]
+        with self._lock:
+            msgs = list(self.msgs)
+        return [decode(m.payload) for m in msgs if m.topic.endswith("/" + stream)]
+
+    def wait_frames(self, emg: int, acc: int, timeout: float = 60.0) -> tuple[int, int]:
+        """Wait until at least ``emg`` and ``acc`` frames have arrived (or the timeout);
+        the counts seen."""
+        def counts() -> tuple[int, int]:
+            return (sum(m.topic.endswith("/emg") for m in self.msgs),
+                    sum(m.topic.endswith("/acc") for m in self.msgs))
+        with self._arrived:
+            self._arrived.wait_for(lambda: counts()[0] >= emg and counts()[1] >= acc, timeout)
+            return counts()
 
     def close(self) -> None:
         self.c.loop_stop()
@@ -78,7 +101,7 @@ def test_capture_reaches_mqtt_as_frames_with_the_gap_kept(tmp_path, mosquitto):
     pub = _publisher(outbox, mosquitto.port)
     col = _collect(outbox, 1.0, speed=100)
     assert pub.drain(30), "every frame acknowledged and removed from the outbox"
-    time.sleep(0.3)
+    sink.wait_frames(299, 150)
     pub.stop()
     sink.close()
     emg, acc = sink.frames("emg"), sink.frames("acc")
@@ -109,7 +132,7 @@ def test_collector_killed_with_a_full_outbox_loses_nothing(tmp_path, mosquitto):
     again = Outbox(path)
     pub = _publisher(again, mosquitto.port)  # restarted, the broker reachable now
     assert pub.drain(30)
-    time.sleep(0.3)
+    sink.wait_frames(299, 150)
     pub.stop()
     sink.close()
     assert (len(sink.frames("emg")), len(sink.frames("acc"))) == (299, 150)
