@@ -74,18 +74,30 @@ class Sink:
         self.c.disconnect()
 
 
-def _collect(outbox, seconds: float, **replay) -> Collector:
+CAPTURE_PACKETS = 299 + 150  # EMG and accelerometer notifications in the capture
+
+
+def _collect(outbox, until, timeout: float = 120.0, **replay) -> Collector:
+    """Run the collector on the replayed capture until ``until(collector)`` holds (a condition,
+    not a wall-clock guess: a starved machine replays slower), then stop it."""
     col = Collector(SPEC, PROFILE, outbox, factory(**replay), silence_s=0.5)
 
     async def main():
         stop = asyncio.Event()
         task = asyncio.create_task(col.run(stop))
-        await asyncio.sleep(seconds)
+        deadline = time.monotonic() + timeout
+        while not until(col) and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.02)
         stop.set()
         await task
 
     asyncio.run(main())
+    assert until(col), f"collector condition not met within {timeout:g} s: {col.stats}"
     return col
+
+
+def _all_packets(col: Collector) -> bool:
+    return col.stats["packets"] >= CAPTURE_PACKETS
 
 
 def _publisher(outbox, port):
@@ -99,7 +111,7 @@ def test_capture_reaches_mqtt_as_frames_with_the_gap_kept(tmp_path, mosquitto):
     sink = Sink(mosquitto.port)
     outbox = Outbox(tmp_path / "outbox.sqlite")
     pub = _publisher(outbox, mosquitto.port)
-    col = _collect(outbox, 1.0, speed=100)
+    col = _collect(outbox, _all_packets, speed=100)
     assert pub.drain(30), "every frame acknowledged and removed from the outbox"
     sink.wait_frames(299, 150)
     pub.stop()
@@ -124,7 +136,7 @@ def test_collector_killed_with_a_full_outbox_loses_nothing(tmp_path, mosquitto):
     path = tmp_path / "outbox.sqlite"
     outbox = Outbox(path)
     down = _publisher(outbox, free_port())  # no broker there: frames stay in the outbox
-    _collect(outbox, 1.0, speed=100)
+    _collect(outbox, _all_packets, speed=100)
     down.stop()
     outbox.close()  # the collector process ends here, its outbox on disk
     assert len(Outbox(path)) == 299 + 150 + 2  # frames and two status messages
@@ -140,7 +152,8 @@ def test_collector_killed_with_a_full_outbox_loses_nothing(tmp_path, mosquitto):
 
 def test_silent_link_triggers_the_watchdog_and_a_reconnect(tmp_path):
     outbox = Outbox(tmp_path / "outbox.sqlite")
-    col = _collect(outbox, 2.0, speed=100, silence_after_s=5.0)
+    col = _collect(outbox, lambda c: c.stats["watchdog"] >= 1 and c.stats["reconnects"] >= 1,
+                   speed=100, silence_after_s=5.0)
     assert col.stats["watchdog"] >= 1 and col.stats["reconnects"] >= 1
 
 
