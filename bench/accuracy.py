@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from detector.analyze import analyze_recording  # noqa: E402
-from detector.config import DetectorConfig  # noqa: E402
-from detector.events import match_intervals  # noqa: E402
-from detector.frontend import EmgFrontEnd  # noqa: E402
-from ingest.edf import read_edf_recording  # noqa: E402
+from detector.engine.config import DetectorConfig  # noqa: E402
+from detector.engine.events import match_intervals  # noqa: E402
+from detector.engine.frontend import EmgFrontEnd  # noqa: E402
+from ingest.recordings.edf import read_edf_recording  # noqa: E402
 from ingest.simulate import NightOptions, plan_night, write_night  # noqa: E402
 
 LM_IGNORE = ("voluntary", "cramp", "bed_exit", "artifact:lead_off")
@@ -203,7 +203,7 @@ def pooled(rows: list[dict], kind: str, key=lambda r, k: r[k]) -> dict:
 def real_tibialis() -> dict:
     import scipy.io
 
-    from ingest.recording import array_recording
+    from ingest.recordings.recording import array_recording
     path = ROOT / ".." / "shared" / "testdata" / "emg" / "emggo-tibialis-ballistic" / "Sample_Data.mat"
     m = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
     x = np.asarray(m["EMG"].channelData, float)

@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 from dashboard.sample_night import store_simulated_night  # noqa: E402
 from dashboard.services import free_port, start_dashboard, start_influxd  # noqa: E402
 from dashboard.users import Users  # noqa: E402
-from detector.settings import load_services  # noqa: E402
-from detector.store import InfluxStore  # noqa: E402
+from detector.service.settings import load_services  # noqa: E402
+from detector.store.influx import InfluxStore  # noqa: E402
 from ingest.simulate import NightOptions  # noqa: E402
 
 PASSWORD = "bench password"

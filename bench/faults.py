@@ -30,10 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.services import start_influxd, start_mosquitto  # noqa: E402
-from detector.settings import load_services  # noqa: E402
-from detector.store import InfluxStore  # noqa: E402
-from ingest.ble_profile import decode_v1  # noqa: E402
-from ingest.ble_replay import kept_packets, read_capture  # noqa: E402
+from detector.service.settings import load_services  # noqa: E402
+from detector.store.influx import InfluxStore  # noqa: E402
+from ingest.ble.profile import decode_v1  # noqa: E402
+from ingest.ble.replay import kept_packets, read_capture  # noqa: E402
 
 CLI = str(ROOT / ".venv" / "bin" / "nightcramp")
 CAPTURE = ROOT / "tests" / "data" / "ble-capture-left-shank.txt"

@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dashboard.services import start_influxd, start_mosquitto  # noqa: E402
-from detector.config import DetectorConfig  # noqa: E402
-from detector.cramp_evidence import decidable_after_s  # noqa: E402
-from detector.settings import load_services  # noqa: E402
-from detector.store import InfluxStore  # noqa: E402
-from ingest.live import PubAcks, VirtualSensor  # noqa: E402
+from detector.engine.config import DetectorConfig  # noqa: E402
+from detector.engine.cramp_evidence import decidable_after_s  # noqa: E402
+from detector.service.settings import load_services  # noqa: E402
+from detector.store.influx import InfluxStore  # noqa: E402
 from ingest.simulate import NightOptions, plan_night  # noqa: E402
+from ingest.simulate.live import PubAcks, VirtualSensor  # noqa: E402
 from ingest.wire.frames import read_header  # noqa: E402
 from ingest.wire.topics import EVENTS_SUB, sensor_topic  # noqa: E402
 

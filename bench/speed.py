@@ -32,10 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from detector.analyze import analyze_recording  # noqa: E402
-from detector.config import DetectorConfig  # noqa: E402
-from detector.dsp import design_bandpass  # noqa: E402
-from ingest.edf import read_edf_recording  # noqa: E402
-from ingest.recording import array_recording  # noqa: E402
+from detector.engine.config import DetectorConfig  # noqa: E402
+from detector.engine.dsp import design_bandpass  # noqa: E402
+from ingest.recordings.edf import read_edf_recording  # noqa: E402
+from ingest.recordings.recording import array_recording  # noqa: E402
 from ingest.simulate import NightOptions, plan_night, write_night  # noqa: E402
 
 CLI = ROOT / ".venv" / "bin" / "nightcramp"
@@ -46,8 +46,8 @@ PEER = (
     "import sys\n"
     f"sys.path.insert(0, {str(ROOT)!r})\n"
     "from scipy import signal\n"
-    "from detector.dsp import design_bandpass\n"
-    "from ingest.edf import read_edf_recording\n"
+    "from detector.engine.dsp import design_bandpass\n"
+    "from ingest.recordings.edf import read_edf_recording\n"
     "r = read_edf_recording(sys.argv[1])\n"
     "sos = design_bandpass(fs=1000.0, low_hz=20.0, high_hz=450.0, order=4)\n"
     "[signal.sosfilt(sos, r.read(i, 0, c.n_samples)) for i, c in enumerate(r.channels) if c.kind == 'emg']\n"

@@ -18,8 +18,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from ingest.mqtt_client import DETECTOR, OPERATOR, secret_path, write_secret
 from ingest.wire.ids import check_id
+from ingest.wire.mqtt_client import DETECTOR, OPERATOR, secret_path, write_secret
 from ingest.wire.topics import CONTROL_SUB, EVENTS_SUB, ROOT, SENSORS_SUB
 
 # %u is the account name, which for a collector is its wearer id: it may write only its own

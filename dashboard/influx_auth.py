@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from detector.store_accounts import ADMIN, ROLES, secret_file
-from ingest.mqtt_client import read_secret, write_secret
+from detector.store.accounts import ADMIN, ROLES, secret_file
+from ingest.wire.mqtt_client import read_secret, write_secret
 
 
 class InfluxAuthError(RuntimeError):

@@ -6,8 +6,8 @@ import datetime as dt
 
 from fpdf import FPDF
 
-from detector.advice import DISCLAIMER
-from detector.summary import NightSummary
+from detector.advice.rules import DISCLAIMER
+from detector.engine.summary import NightSummary
 
 
 def _latin1(text: str) -> str:

@@ -6,9 +6,9 @@ import csv
 import datetime as dt
 import io
 
-from detector.advice import format_advice
+from detector.advice.rules import format_advice
 from detector.analyze import Analysis
-from detector.summary import NightSummary, night_key
+from detector.engine.summary import NightSummary, night_key
 
 
 def hm(seconds: float | None) -> str:

@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from detector.advice import LoadedRule, default_rules, evaluate, stored_night_features
-from detector.events import KINDS
-from detector.summary import NightSummary
+from detector.advice.rules import LoadedRule, default_rules, evaluate, stored_night_features
+from detector.engine.events import KINDS
+from detector.engine.summary import NightSummary
 
 ACTIONS = ("accept", "reject", "relabel", "add")
 

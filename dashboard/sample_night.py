@@ -4,13 +4,13 @@ trials."""
 
 from __future__ import annotations
 
-from detector.advice import with_advice
+from detector.advice.rules import with_advice
 from detector.analyze import analyze_recording
-from detector.config import DetectorConfig
-from detector.store import InfluxStore
-from detector.summary import night_key
-from ingest.live import VirtualSensor
+from detector.engine.config import DetectorConfig
+from detector.engine.summary import night_key
+from detector.store.influx import InfluxStore
 from ingest.simulate import NightOptions, plan_night, render_recording
+from ingest.simulate.live import VirtualSensor
 from ingest.wire.frames import decode
 
 

@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from dashboard import broker_auth, influx_auth
 from dashboard.services import ServiceError, start_dashboard, start_influxd, start_mosquitto
-from detector.settings import Services
+from detector.service.settings import Services
 
 
 def _state_file(services: Services) -> Path:

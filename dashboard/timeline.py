@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
-from detector.intervals import runs
+from detector.engine.intervals import runs
 
 W, H = 800.0, 150.0
 X0, X1 = 40.0, 790.0

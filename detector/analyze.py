@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.config import DetectorConfig
 from detector.disclaimer import DISCLAIMER
-from detector.engine import Engine
-from detector.events import Event, Match, clamp_to_recording, compare_events
-from detector.summary import NightSummary, summarize
-from ingest.recording import Channel, Recording, RecordingError
+from detector.engine.config import DetectorConfig
+from detector.engine.events import Event, Match, clamp_to_recording, compare_events
+from detector.engine.pipeline import Engine
+from detector.engine.summary import NightSummary, summarize
+from ingest.recordings.recording import Channel, Recording, RecordingError
 
 SCHEMA = "nightcramp.analysis/1"
 
@@ -82,7 +82,7 @@ class Analysis:
 def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 300.0,
                       progress: Callable[[float], None] | None = None) -> Analysis:
     """Run the engine over ``rec``; ``progress`` gets the fraction done (0..1). The analysis
-    carries no advice: ``detector.advice.with_advice`` adds it (the command line does)."""
+    carries no advice: ``detector.advice.rules.with_advice`` adds it (the command line does)."""
     if not rec.channels:
         found = ", ".join(rec.ignored[:12]) + (" …" if len(rec.ignored) > 12 else "")
         raise RecordingError(f"{rec.name}: no leg EMG or accelerometer channels found "

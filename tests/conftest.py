@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from detector.analyze import analyze_recording
-from detector.config import DetectorConfig
+from detector.engine.config import DetectorConfig
 from ingest.simulate import NightOptions, plan_night, render_recording
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def influxd(tmp_path_factory):
 def make_store(influxd, tmp_path, request):
     """``make_store(prefix)``: a store on the session's InfluxDB with a database of this test's
     own (spool in tmp_path, quick retries), closed after the test."""
-    from detector.store import InfluxStore, StoreSettings
+    from detector.store.influx import InfluxStore, StoreSettings
 
     made = []
 

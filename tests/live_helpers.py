@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from detector.store import InfluxStore
+from detector.store.influx import InfluxStore
 
 
 def wait_for_line(path: Path, text: str, timeout: float = 120, proc: subprocess.Popen | None = None) -> None:
@@ -66,8 +66,8 @@ def close_night_and_wait(cli: str, services: Path, store: InfluxStore, wearer: s
 def virtual_night(hours: float = 0.25, seed: int = 8):
     """A short two-sensor night of virtual sensors: (sensors, [(sensor, stream, frame bytes,
     night time s)] in time order), 5-s frames, 250/25 Hz, no cramps."""
-    from ingest.live import VirtualSensor
     from ingest.simulate import NightOptions, plan_night
+    from ingest.simulate.live import VirtualSensor
 
     plan = plan_night(NightOptions(hours=hours, seed=seed, fs_emg=250.0, fs_acc=25.0, cramps_per_night=0.0))
     sensors = [VirtualSensor("w-1", "left-shank", "L", plan), VirtualSensor("w-1", "right-shank", "R", plan)]
@@ -81,7 +81,7 @@ def one_go_reference(sensors, frames, cfg):
     live run is compared with)."""
     from collections import Counter
 
-    from detector.service import WearerNight
+    from detector.service.live import WearerNight
     from ingest.wire.frames import decode
 
     statuses = {vs.sensor: vs.status() for vs in sensors}
@@ -95,8 +95,8 @@ def service_on(tmp_path, influxd, database: str, cfg, service_extra: str = ""):
     """A DetectorService on a real InfluxDB (its state dir locked, its database made), whose
     handler a test calls with frames as the broker would deliver them. Close it with
     ``svc._unlock_state_dir(); svc.store.close()``."""
-    from detector.service import DetectorService
-    from detector.settings import load_services
+    from detector.service.live import DetectorService
+    from detector.service.settings import load_services
 
     services = tmp_path / "services.toml"
     services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"{database}\"\n"

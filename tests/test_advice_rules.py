@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.advice import (
+from detector.advice.diary import Diary, Evening, Morning
+from detector.advice.rules import (
     DISCLAIMER,
     AdviceError,
     evaluate,
@@ -19,7 +20,6 @@ from detector.advice import (
     night_features,
     rules_path,
 )
-from detector.diary import Diary, Evening, Morning
 
 GOOD = '''
 [[rule]]
@@ -164,7 +164,7 @@ def test_rules_fire_with_the_facts_that_made_them(tmp_path):
 
 
 def test_analysis_json_carries_advice_and_disclaimer(night_analysis):
-    from detector.advice import with_advice
+    from detector.advice.rules import with_advice
 
     obj = with_advice(night_analysis).to_json()
     assert obj["advice_disclaimer"] == DISCLAIMER
@@ -178,7 +178,7 @@ def test_analysis_json_carries_advice_and_disclaimer(night_analysis):
 
 def test_advice_command_explains_every_rule(tmp_path, cli, night_analysis):
     p = tmp_path / "night.json"
-    from detector.advice import with_advice
+    from detector.advice.rules import with_advice
 
     p.write_text(json.dumps(with_advice(night_analysis).to_json()))
     r = subprocess.run([cli, "advice", "--analysis", str(p), "--explain"], capture_output=True, text=True)
@@ -197,11 +197,11 @@ def test_advice_command_explains_every_rule(tmp_path, cli, night_analysis):
 
 
 def test_a_broken_rule_file_never_costs_the_analysis(tmp_path, monkeypatch, night_rec):
-    from detector.advice import with_advice
+    from detector.advice.rules import with_advice
     from detector.analyze import analyze_recording
-    from detector.config import DetectorConfig
+    from detector.engine.config import DetectorConfig
 
-    monkeypatch.setattr("detector.advice.DEFAULT_RULES", _extra(tmp_path, "cramp >= 1"))
+    monkeypatch.setattr("detector.advice.rules.DEFAULT_RULES", _extra(tmp_path, "cramp >= 1"))
     a = with_advice(analyze_recording(night_rec, DetectorConfig()))
     assert a.events and a.advice == []
     assert any("no advice" in n and "unknown feature 'cramp'" in n for n in a.notes)

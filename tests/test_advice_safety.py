@@ -14,7 +14,7 @@ import textstat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detector.advice import (
+from detector.advice.rules import (
     ENUMS,
     FEATURES,
     RED_FLAGS,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.ble_profile import PacketError, decode_v1, encode_v1, load_profile
+from ingest.ble.profile import PacketError, decode_v1, encode_v1, load_profile
 
 CAPTURE = Path(__file__).parent / "data" / "ble-capture-left-shank.txt"
 

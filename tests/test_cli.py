@@ -9,8 +9,8 @@ import subprocess
 
 import pytest
 
-from detector.advice import DISCLAIMER
-from detector.events import KINDS
+from detector.advice.rules import DISCLAIMER
+from detector.engine.events import KINDS
 
 from .conftest import EDF_DIR
 

@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-import detector.store as store_mod
-import ingest.outbox as outbox_mod
+import detector.store.influx as store_mod
+import ingest.ble.outbox as outbox_mod
 from dashboard.services import free_port
-from detector.config import DetectorConfig
-from detector.settings import StoreSettings
-from detector.store import InfluxStore
-from ingest.ble_profile import load_profile
-from ingest.ble_replay import read_capture
-from ingest.clock import SteadyWall
-from ingest.collector import Collector, SensorSpec
-from ingest.outbox import Outbox
+from detector.engine.config import DetectorConfig
+from detector.service.settings import StoreSettings
+from detector.store.influx import InfluxStore
+from ingest.ble.clock import SteadyWall
+from ingest.ble.collector import Collector, SensorSpec
+from ingest.ble.outbox import Outbox
+from ingest.ble.profile import load_profile
+from ingest.ble.replay import read_capture
 from ingest.wire.frames import decode, encode
 from ingest.wire.topics import sensor_topic
 from tests.live_helpers import one_go_reference, service_on, virtual_night

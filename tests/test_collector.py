@@ -14,12 +14,12 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 from dashboard.services import free_port, start_mosquitto
-from detector.settings import load_services
-from detector.store import InfluxStore
-from ingest.ble_profile import decode_v1, load_profile
-from ingest.ble_replay import read_capture
-from ingest.collector import Collector, Publisher, SensorSpec, connect_replay
-from ingest.outbox import Outbox
+from detector.service.settings import load_services
+from detector.store.influx import InfluxStore
+from ingest.ble.collector import Collector, Publisher, SensorSpec, connect_replay
+from ingest.ble.outbox import Outbox
+from ingest.ble.profile import decode_v1, load_profile
+from ingest.ble.replay import read_capture
 from ingest.wire.frames import decode
 from tests.live_helpers import start_detector, wait_for_line
 

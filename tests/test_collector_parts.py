@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.ble_profile import load_profile
-from ingest.ble_replay import read_capture
-from ingest.clock import ClockMap, Unwrapper
-from ingest.collector import Collector, SensorSpec
-from ingest.outbox import Outbox
+from ingest.ble.clock import ClockMap, Unwrapper
+from ingest.ble.collector import Collector, SensorSpec
+from ingest.ble.outbox import Outbox
+from ingest.ble.profile import load_profile
+from ingest.ble.replay import read_capture
 from ingest.wire.frames import decode
 
 

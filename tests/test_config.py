@@ -6,12 +6,12 @@ import re
 
 import pytest
 
-from detector.config import ConfigError, DetectorConfig, default_config_path, load_config, render_toml
+from detector.engine.config import ConfigError, DetectorConfig, default_config_path, load_config, render_toml
 
 
 def test_shipped_file_equals_the_defaults():
     assert default_config_path().read_text() == render_toml(), \
-        "config/detector.toml is stale: regenerate it with detector.config.render_toml()"
+        "config/detector.toml is stale: regenerate it with detector.engine.config.render_toml()"
     assert load_config() == DetectorConfig()
 
 
@@ -47,11 +47,11 @@ def test_context_windows_must_fit_the_lookahead(tmp_path):
 
 
 def _loaders():
-    from detector.advice import load_rules
-    from detector.settings import load_services
-    from ingest.ble_profile import load_profile
-    from ingest.labels import _table
-    from ingest.scoring import scoring_table
+    from detector.advice.rules import load_rules
+    from detector.service.settings import load_services
+    from ingest.ble.profile import load_profile
+    from ingest.recordings.labels import _table
+    from ingest.recordings.scoring import scoring_table
 
     return {
         "detector.toml": load_config,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.config import DetectorConfig
-from detector.cramp_evidence import decidable_after_s
-from detector.engine import Engine
+from detector.engine.config import DetectorConfig
+from detector.engine.cramp_evidence import decidable_after_s
+from detector.engine.pipeline import Engine
 from ingest.simulate import plan_night, render_recording
 
 from .conftest import busy_night

@@ -15,10 +15,10 @@ import pytest
 import scipy.io
 
 from detector.analyze import analyze_recording
-from detector.config import DetectorConfig
-from detector.cramp_evidence import cramp_probability
-from ingest.csvfile import read_csv_recording
-from ingest.recording import RecordingError, array_recording
+from detector.engine.config import DetectorConfig
+from detector.engine.cramp_evidence import cramp_probability
+from ingest.recordings.csvfile import read_csv_recording
+from ingest.recordings.recording import RecordingError, array_recording
 from ingest.simulate import NightOptions, plan_night, render_recording
 
 CFG = DetectorConfig()
@@ -197,7 +197,7 @@ def test_csv_rate_from_time_column_is_clean_and_backwards_time_is_refused(tmp_pa
 
 
 def test_sleep_efficiency_never_above_one(testdata):
-    from ingest.edf import read_edf_recording
+    from ingest.recordings.edf import read_edf_recording
 
     for name in ("test_subsecond.bdf", "test_subsecond.edf"):
         path = testdata / "edf" / "edfio-testdata" / name
@@ -210,7 +210,7 @@ def test_sleep_efficiency_never_above_one(testdata):
 
 
 def test_real_nox_psg_leg_channels_too_coarse_to_score_is_said(testdata):
-    from ingest.edf import read_edf_recording
+    from ingest.recordings.edf import read_edf_recording
 
     rec = read_edf_recording(testdata / "psg" / "rsleep-nox-a1-psg" / "subject1.edf")
     assert {c.label for c in rec.channels if c.kind == "emg"} == {"Left Leg", "Right Leg"}

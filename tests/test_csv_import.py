@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from detector.analyze import analyze_recording
-from detector.config import DetectorConfig
-from ingest.csvfile import read_csv_recording
-from ingest.recording import RecordingError
+from detector.engine.config import DetectorConfig
+from ingest.recordings.csvfile import read_csv_recording
+from ingest.recordings.recording import RecordingError
 
 
 def _write(path, rows, header="time_s,EMG L-Gastroc [mV],ACC L-Shank X [mg]", meta=("# nightcramp-csv/1",)):

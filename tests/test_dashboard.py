@@ -15,8 +15,8 @@ import pytest
 from dashboard.sample_night import store_simulated_night
 from dashboard.services import free_port, start_dashboard
 from dashboard.users import Users
-from detector.settings import load_services
-from detector.store import InfluxStore
+from detector.service.settings import load_services
+from detector.store.influx import InfluxStore
 from ingest.simulate import NightOptions
 
 ROOT = Path(__file__).resolve().parent.parent

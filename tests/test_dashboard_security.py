@@ -19,8 +19,8 @@ from dashboard.sample_night import store_simulated_night
 from dashboard.services import free_port, start_dashboard
 from dashboard.users import Users
 from dashboard.web.security import LoginLimiter
-from detector.settings import load_services
-from detector.store import InfluxStore
+from detector.service.settings import load_services
+from detector.store.influx import InfluxStore
 from ingest.simulate import NightOptions
 
 PASSWORD = "correct horse battery"

@@ -9,8 +9,8 @@ import pytest
 import scipy.io
 
 from detector.analyze import analyze_recording
-from detector.config import DetectorConfig, Plm
-from ingest.recording import Recording, RecordingError, array_recording
+from detector.engine.config import DetectorConfig, Plm
+from ingest.recordings.recording import Recording, RecordingError, array_recording
 
 CFG = DetectorConfig()
 START = dt.datetime(2026, 11, 24, 22, 0, tzinfo=dt.UTC)

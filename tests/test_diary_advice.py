@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from detector.advice import DISCLAIMER
-from detector.settings import load_services
-from detector.store import InfluxStore
+from detector.advice.rules import DISCLAIMER
+from detector.service.settings import load_services
+from detector.store.influx import InfluxStore
 
 
 @pytest.fixture()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from detector.dsp import design_bandpass, detect_mains, frame_edges, moving_median
-from detector.stream import SosFilter
+from detector.engine.dsp import design_bandpass, detect_mains, frame_edges, moving_median
+from detector.engine.stream import SosFilter
 
 
 @pytest.mark.parametrize("fs", [250.0, 487.5, 1000.0, 2000.0])

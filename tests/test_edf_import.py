@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.edf import read_edf_recording
-from ingest.recording import RecordingError
+from ingest.recordings.edf import read_edf_recording
+from ingest.recordings.recording import RecordingError
 
 from .conftest import EDF_DIR
 
@@ -75,7 +75,7 @@ def test_file_loads_or_is_rejected_clearly(path: Path):
         return
     r, labels, dims = info
     try:
-        # A voltage channel at a rate EMG can have (ingest.recording.RATE_LIMITS_HZ).
+        # A voltage channel at a rate EMG can have (ingest.recordings.recording.RATE_LIMITS_HZ).
         idx = next((i for i, d in enumerate(dims) if d.strip().lower() in ("uv", "µv", "mv")
                     and 44 <= r.getSampleFrequency(i) <= 20_000), None)
         if idx is None:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from dashboard.services import start_influxd, start_mosquitto
-from detector.settings import load_services
-from detector.store import InfluxStore
+from detector.service.settings import load_services
+from detector.store.influx import InfluxStore
 from tests.live_helpers import close_night_and_wait, start_detector, wait_for_line
 
 NIGHT = ["--hours", "1", "--seed", "43", "--fs-emg", "250", "--fs-acc", "25", "--cramps-per-night", "24"]

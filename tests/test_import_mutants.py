@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from detector.analyze import analyze_recording
-from detector.config import DetectorConfig
-from ingest.open import open_recording
-from ingest.recording import RecordingError
+from detector.engine.config import DetectorConfig
+from ingest.recordings.open import open_recording
+from ingest.recordings.recording import RecordingError
 from ingest.simulate import NightOptions, plan_night, write_night
 
 from .conftest import EDF_DIR  # ../shared/testdata/edf, found from a scratch clone as well

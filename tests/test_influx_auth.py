@@ -11,8 +11,8 @@ import pytest
 
 from dashboard import influx_auth
 from dashboard.services import start_influxd
-from detector.store import InfluxStore, StoreError, StoreSettings
-from detector.store_accounts import ROLES, settings_for
+from detector.store.accounts import ROLES, settings_for
+from detector.store.influx import InfluxStore, StoreError, StoreSettings
 
 
 @pytest.fixture(scope="module")

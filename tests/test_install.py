@@ -15,10 +15,10 @@ from pathlib import Path
 
 from setuptools import find_packages
 
-from detector.advice import default_rules, load_rules, rules_path
-from detector.config import load_config
-from detector.settings import load_services
-from ingest.ble_profile import load_profile
+from detector.advice.rules import default_rules, load_rules, rules_path
+from detector.engine.config import load_config
+from detector.service.settings import load_services
+from ingest.ble.profile import load_profile
 from ingest.paths import config_file, search_dirs
 
 ROOT = Path(__file__).resolve().parent.parent

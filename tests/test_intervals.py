@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.intervals import longest_run, runs
+from detector.engine.intervals import longest_run, runs
 
 
 def test_runs_cover_every_element_once_with_their_values():

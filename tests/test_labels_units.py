@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ingest.labels import parse_label, unit_scale
+from ingest.recordings.labels import parse_label, unit_scale
 
 
 @pytest.mark.parametrize("label, kind, side, site, axis", [

@@ -5,7 +5,7 @@ the frames' bytes as the broker would deliver them)."""
 
 from __future__ import annotations
 
-from detector.config import DetectorConfig
+from detector.engine.config import DetectorConfig
 from ingest.wire.topics import sensor_topic
 from tests.live_helpers import one_go_reference, service_on, virtual_night
 

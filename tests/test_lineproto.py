@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.lineproto import point
+from detector.store.lineproto import point
 
 influx_point = pytest.importorskip("influxdb_client").Point
 

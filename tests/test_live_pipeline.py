@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import DetectorConfig
-from detector.cramp_evidence import decidable_after_s
-from detector.settings import load_services
-from detector.store import InfluxStore
+from detector.engine.config import DetectorConfig
+from detector.engine.cramp_evidence import decidable_after_s
+from detector.service.settings import load_services
+from detector.store.influx import InfluxStore
 from tests.live_helpers import close_night_and_wait, start_detector, start_subscriber, wait_for_line
 
 HOURS, SEED, FS_EMG, FS_ACC = 1.0, 41, 250, 25

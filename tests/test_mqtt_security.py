@@ -19,9 +19,9 @@ from paho.mqtt.properties import Properties
 
 from dashboard import broker_auth
 from dashboard.services import start_mosquitto
-from detector.settings import load_services
-from detector.store import InfluxStore
-from ingest.mqtt_client import DETECTOR, OPERATOR, read_secret, secret_path
+from detector.service.settings import load_services
+from detector.store.influx import InfluxStore
+from ingest.wire.mqtt_client import DETECTOR, OPERATOR, read_secret, secret_path
 from tests.live_helpers import close_night_and_wait, start_detector
 
 

@@ -8,8 +8,8 @@ import pickle
 import tracemalloc
 from collections import Counter
 
-from detector.config import DetectorConfig
-from detector.service import WearerNight
+from detector.engine.config import DetectorConfig
+from detector.service.live import WearerNight
 from ingest.wire.frames import decode
 from tests.live_helpers import virtual_night
 

@@ -58,7 +58,7 @@ def test_long_cramps_are_counted_against_the_nights_own_red_flag_duration():
     """A night analysed with cramp.red_flag_s = 300: its 400-s cramp is a red flag in the
     analysis and stays one on the dashboard (reviewed or not)."""
     from detector.analyze import analyze_recording
-    from detector.config import DetectorConfig
+    from detector.engine.config import DetectorConfig
     from ingest.simulate import NightOptions, plan_night, render_recording
 
     rec = render_recording(plan_night(NightOptions(hours=1.0, seed=3, fs_emg=500.0, fs_acc=25.0,

@@ -6,11 +6,11 @@ import datetime as dt
 
 import pytest
 
-from detector.config import DetectorConfig, Plm
-from detector.events import Event
-from detector.plm import find_series
-from ingest.recording import RecordingError
-from ingest.scoring import read_noxturnal_csv
+from detector.engine.config import DetectorConfig, Plm
+from detector.engine.events import Event
+from detector.engine.plm import find_series
+from ingest.recordings.recording import RecordingError
+from ingest.recordings.scoring import read_noxturnal_csv
 
 NOX = "psg/rsleep-nox-a1-psg/noxturnal_events_example_unicode_2.csv"
 

@@ -10,9 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from detector.config import DetectorConfig
-from detector.service import DetectorService, WearerNight
-from detector.settings import load_services
+from detector.engine.config import DetectorConfig
+from detector.service.live import DetectorService, WearerNight
+from detector.service.settings import load_services
 from ingest.wire.frames import decode
 from ingest.wire.topics import CONTROL_SUB, SENSORS_SUB, sensor_topic
 from tests.live_helpers import virtual_night

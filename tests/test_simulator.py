@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from ingest.edf import read_edf_recording
+from ingest.recordings.edf import read_edf_recording
 from ingest.simulate import NightOptions, plan_night, render, write_night
 from ingest.simulate.render import acc_labels, emg_labels
 from ingest.simulate.writer import truth_path

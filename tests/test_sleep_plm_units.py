@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.config import DetectorConfig
-from detector.events import Event
-from detector.plm import PlmTracker
-from detector.sleep import SleepScorer
+from detector.engine.config import DetectorConfig
+from detector.engine.events import Event
+from detector.engine.plm import PlmTracker
+from detector.engine.sleep import SleepScorer
 
 CFG = DetectorConfig()
 EP = CFG.sleep.epoch_s

@@ -1,4 +1,4 @@
-"""The contraction's characteristic EMG frequency (detector.spectral) and the cramp evidence
+"""The contraction's characteristic EMG frequency (detector.engine.spectral) and the cramp evidence
 it gives: measured from the front end's frames, resting noise taken out, and compared with the
 same channel's leg movements on simulated nights whose cramps do or do not shift."""
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from detector.analyze import analyze_recording
-from detector.config import DetectorConfig
-from detector.frontend import EmgFrontEnd
-from detector.spectral import characteristic_hz, relative_shift, resting_levels
+from detector.engine.config import DetectorConfig
+from detector.engine.frontend import EmgFrontEnd
+from detector.engine.spectral import characteristic_hz, relative_shift, resting_levels
 from ingest.simulate import NightOptions, plan_night, render_recording
 
 CFG = DetectorConfig()

@@ -11,7 +11,7 @@ import httpx
 import paho.mqtt.client as mqtt
 
 from dashboard.services import free_port
-from detector.settings import load_services
+from detector.service.settings import load_services
 
 
 def _services(tmp_path, dash_port: int):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dashboard.services import free_port
-from detector.store import InfluxStore, StoreError, StoreSettings
+from detector.store.influx import InfluxStore, StoreError, StoreSettings
 
 
 @pytest.fixture()

@@ -11,10 +11,10 @@ import httpx
 import numpy as np
 import pytest
 
-from detector import store_schema
-from detector.store import NightConflict, StoreError
-from detector.store_schema import MEASUREMENTS, SUMMARY_FIELDS, SchemaError, coerce
-from detector.summary import summarize
+from detector.engine.summary import summarize
+from detector.store.influx import NightConflict, StoreError
+from detector.store.influx import schema as store_schema
+from detector.store.schema import MEASUREMENTS, SUMMARY_FIELDS, SchemaError, coerce
 
 
 @pytest.fixture()

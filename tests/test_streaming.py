@@ -8,11 +8,11 @@ import pickle
 import numpy as np
 import pytest
 
-from detector.config import DetectorConfig
-from detector.dsp import design_bandpass
-from detector.engine import Engine
-from detector.frontend import AccFrontEnd, EmgFrontEnd
-from detector.stream import Hysteresis, SosFilter
+from detector.engine.config import DetectorConfig
+from detector.engine.dsp import design_bandpass
+from detector.engine.frontend import AccFrontEnd, EmgFrontEnd
+from detector.engine.pipeline import Engine
+from detector.engine.stream import Hysteresis, SosFilter
 from ingest.simulate import plan_night, render_recording
 
 from .conftest import busy_night

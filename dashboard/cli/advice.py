@@ -9,7 +9,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-from detector.diary_answers import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING
+from detector.advice.diary_answers import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING
 
 # The advice engine, the store and the diary's models are imported by the commands that use them:
 # building the parser (``nightcramp --help``) stays quick.
@@ -91,9 +91,9 @@ def add_parsers(sub) -> None:
 
 @contextmanager
 def _store(path: Path | None, *, create: bool = False):
-    from detector.settings import load_services
-    from detector.store import InfluxStore, StoreError
-    from detector.store_accounts import settings_for
+    from detector.service.settings import load_services
+    from detector.store.accounts import settings_for
+    from detector.store.influx import InfluxStore, StoreError
 
     store = InfluxStore(settings_for(load_services(path).store, "dashboard"))
     try:
@@ -136,9 +136,9 @@ def _ask(questions) -> dict:
 
 def diary_command(args) -> int:
     from dashboard.review import refresh_advice
-    from detector.advice import format_advice
-    from detector.diary import save_checkin
-    from detector.summary import night_key
+    from detector.advice.diary import save_checkin
+    from detector.advice.rules import format_advice
+    from detector.engine.summary import night_key
 
     night = args.night or night_key(dt.datetime.now(dt.UTC))
     dt.date.fromisoformat(night)  # a clear error for a bad date
@@ -170,7 +170,7 @@ def diary_command(args) -> int:
 
 def advice_command(args) -> int:
     from dashboard.review import refresh_advice
-    from detector.advice import (
+    from detector.advice.rules import (
         DISCLAIMER,
         FEATURES,
         default_rules,
@@ -180,7 +180,7 @@ def advice_command(args) -> int:
         load_rules,
         night_features,
     )
-    from detector.summary import night_key
+    from detector.engine.summary import night_key
 
     rules = load_rules(args.rules) if args.rules else default_rules()
     if args.features:

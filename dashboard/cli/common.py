@@ -6,18 +6,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from detector.config import DetectorConfig
-    from detector.settings import Services
+    from detector.engine.config import DetectorConfig
+    from detector.service.settings import Services
 
 
 def config(path: Path | None) -> DetectorConfig:
-    from detector.config import load_config
+    from detector.engine.config import load_config
 
     return load_config(path) if path else load_config()
 
 
 def services(path: Path | None) -> Services:
-    from detector.settings import load_services
+    from detector.service.settings import load_services
 
     return load_services(path)
 

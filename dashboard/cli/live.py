@@ -47,8 +47,8 @@ def add_parsers(sub) -> None:
 
 
 def simulate_live(args) -> int:
-    from ingest.live import publish_nights
     from ingest.simulate import NightOptions
+    from ingest.simulate.live import publish_nights
 
     if args.frame_s is not None and not 0.01 <= args.frame_s <= 10.0:
         raise ValueError(f"--frame-s {args.frame_s:g}: a frame holds 0.01 to 10 s of samples")
@@ -75,11 +75,11 @@ def _collect(args) -> int:
     import asyncio
     import signal as sig
 
-    from ingest.ble_profile import load_profile
-    from ingest.collector import Collector, Publisher, SensorSpec, connect_ble, connect_replay
-    from ingest.mqtt_client import identity, port_for
-    from ingest.outbox import Outbox
+    from ingest.ble.collector import Collector, Publisher, SensorSpec, connect_ble, connect_replay
+    from ingest.ble.outbox import Outbox
+    from ingest.ble.profile import load_profile
     from ingest.wire.ids import check_id
+    from ingest.wire.mqtt_client import identity, port_for
     from ingest.wire.topics import sensor_topic
 
     sv = common.services(args.services)
@@ -124,7 +124,7 @@ def _detect(args) -> int:
     import logging
     import signal as sig
 
-    from detector.service import DetectorService
+    from detector.service.live import DetectorService
 
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -143,7 +143,7 @@ def _detect(args) -> int:
 
 def request_night_close(sv, wearer: str) -> None:
     """Ask the detector service (over MQTT) to close a wearer's night now."""
-    from ingest.mqtt_client import OPERATOR, make_client
+    from ingest.wire.mqtt_client import OPERATOR, make_client
     from ingest.wire.topics import wearer_topic
 
     c, port = make_client(sv.mqtt, OPERATOR)

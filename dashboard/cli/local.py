@@ -59,11 +59,11 @@ def _demo(args) -> int:
 
     from dashboard import stack
     from dashboard.report import text_summary
-    from detector.store import InfluxStore
-    from detector.store_accounts import settings_for
-    from detector.summary import night_key
-    from ingest.live import publish_nights
+    from detector.engine.summary import night_key
+    from detector.store.accounts import settings_for
+    from detector.store.influx import InfluxStore
     from ingest.simulate import NightOptions, plan_night
+    from ingest.simulate.live import publish_nights
     from ingest.simulate.writer import truth_json
 
     sv = common.services(args.services)
@@ -148,7 +148,7 @@ def _demo_accounts(sv, services_path) -> str:
 
 def _demo_offline(args) -> int:
     from dashboard.report import text_summary
-    from ingest.edf import read_edf_recording
+    from ingest.recordings.edf import read_edf_recording
     from ingest.simulate import NightOptions, plan_night, write_night
     from ingest.simulate.writer import truth_json
 

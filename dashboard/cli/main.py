@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from detector.config import ConfigError
-    from ingest.recording import RecordingError
+    from detector.engine.config import ConfigError
+    from ingest.recordings.recording import RecordingError
 
     try:
         return int(args.func(args) or 0)

@@ -53,7 +53,7 @@ def add_parsers(sub) -> None:
 
 def _analyze(args) -> int:
     from dashboard.report import events_csv, text_summary
-    from ingest.open import open_recording
+    from ingest.recordings.open import open_recording
 
     cfg = common.config(args.config)
     rec = open_recording(args.recording, aliases=common.aliases(args.alias))
@@ -73,7 +73,7 @@ def run(rec, cfg, *, quiet: bool):
 
     from tqdm import tqdm
 
-    from detector.advice import AdviceError, default_rules, with_advice
+    from detector.advice.rules import AdviceError, default_rules, with_advice
     from detector.analyze import analyze_recording
 
     # Loading the rules builds rule-engine's parser (pure Python, ~0.6 s); it overlaps with the
@@ -126,7 +126,7 @@ def _simulate(args) -> int:
 
 def compare_table(events: list[dict], truth: list[dict]) -> str:
     """How detected events (analysis JSON or store rows) compare with the simulator's truth."""
-    from detector.events import compare_events
+    from detector.engine.events import compare_events
 
     rows: list[tuple[str, dict]] = [("cramp", {}), ("awakening", {"sided": False}),
             ("limb_movement", {"subtypes": ("lm",), "ignore_kinds": ("voluntary", "cramp", "bed_exit",

@@ -15,10 +15,10 @@ def add_scoring_parser(sub) -> None:
 
 
 def _scoring(args: argparse.Namespace) -> int:
-    from detector.config import DetectorConfig, Plm
-    from detector.events import Event
-    from detector.plm import find_series
-    from ingest.scoring import read_noxturnal_csv
+    from detector.engine.config import DetectorConfig, Plm
+    from detector.engine.events import Event
+    from detector.engine.plm import find_series
+    from ingest.recordings.scoring import read_noxturnal_csv
 
     sc = read_noxturnal_csv(args.file)
     kinds: dict[str, int] = {}

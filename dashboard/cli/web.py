@@ -48,7 +48,7 @@ def add_parsers(sub) -> None:
 
 def _users(args):
     from dashboard.users import Users
-    from detector.settings import load_services
+    from detector.service.settings import load_services
 
     return Users(load_services(args.services).dashboard.users_db)
 
@@ -102,7 +102,7 @@ def users_list(args) -> int:
 
 
 def _broker_dir(args):
-    from detector.settings import load_services
+    from detector.service.settings import load_services
 
     sv = load_services(args.services)
     if not sv.mqtt.credentials_dir:
@@ -145,7 +145,7 @@ def serve(args) -> int:
     import uvicorn
 
     from dashboard.web.app import create_app
-    from detector.settings import load_services
+    from detector.service.settings import load_services
 
     sv = load_services(args.services)
     host, port = args.host or sv.dashboard.host, args.port or sv.dashboard.port

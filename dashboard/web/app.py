@@ -41,13 +41,13 @@ from dashboard.review import ReviewError, make_review, parse_review_request, ref
 from dashboard.timeline import timeline_svg
 from dashboard.users import Session, Users
 from dashboard.web.security import LoginLimiter, security_headers
-from detector.advice import DISCLAIMER, AdviceError
-from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Evening, Morning, save_checkin
-from detector.events import KINDS
-from detector.settings import Services
-from detector.store import InfluxStore, StoreError
-from detector.store_accounts import settings_for
-from detector.summary import NightSummary
+from detector.advice.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Evening, Morning, save_checkin
+from detector.advice.rules import DISCLAIMER, AdviceError
+from detector.engine.events import KINDS
+from detector.engine.summary import NightSummary
+from detector.service.settings import Services
+from detector.store.accounts import settings_for
+from detector.store.influx import InfluxStore, StoreError
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "nc_session"

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import signal
 
-from ingest.recording import Recording, array_recording
+from ingest.recordings.recording import Recording, array_recording
 from ingest.simulate.carrier import carrier_block
 from ingest.simulate.plan import SIDES, NightPlan
 

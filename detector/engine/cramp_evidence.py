@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from detector.config import CrampModel, DetectorConfig
+from detector.engine.config import CrampModel, DetectorConfig
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.config import DetectorConfig
-from detector.dsp import angle_deg
-from detector.frontend import AccFrames
-from detector.stream import Growable, Hysteresis
+from detector.engine.config import DetectorConfig
+from detector.engine.dsp import angle_deg
+from detector.engine.frontend import AccFrames
+from detector.engine.stream import Growable, Hysteresis
 
 
 @dataclass

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detector.config import load_toml_model
-from detector.store import StoreSettings
+from detector.engine.config import load_toml_model
+from detector.store.influx import StoreSettings
 from ingest.paths import config_file
 
 

@@ -32,20 +32,20 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from detector.advice import AdviceError, advise
+from detector.advice.diary import Diary
+from detector.advice.rules import AdviceError, advise
 from detector.analyze import Analysis, _capability_notes
-from detector.config import DetectorConfig
-from detector.diary import Diary
-from detector.engine import Engine
-from detector.events import CrampAlert, Event, clamp_to_recording
-from detector.settings import Services
-from detector.store import InfluxStore, NightConflict, SpoolFull, StoreError
-from detector.store_accounts import settings_for
-from detector.summary import night_key, summarize
-from ingest.labels import parse_label
-from ingest.mqtt_client import DETECTOR, make_client
-from ingest.recording import Channel, Recording
+from detector.engine.config import DetectorConfig
+from detector.engine.events import CrampAlert, Event, clamp_to_recording
+from detector.engine.pipeline import Engine
+from detector.engine.summary import night_key, summarize
+from detector.service.settings import Services
+from detector.store.accounts import settings_for
+from detector.store.influx import InfluxStore, NightConflict, SpoolFull, StoreError
+from ingest.recordings.labels import parse_label
+from ingest.recordings.recording import Channel, Recording
 from ingest.wire.frames import Frame, FrameError, decode
+from ingest.wire.mqtt_client import DETECTOR, make_client
 from ingest.wire.status import SensorStatus, StatusError, parse_status
 from ingest.wire.topics import (
     CONTROL_SUB,
@@ -271,7 +271,7 @@ class DetectorService:
     def __init__(self, services: Services, cfg: DetectorConfig, store: InfluxStore | None = None, *,
                  client: mqtt.Client | None = None) -> None:
         """``client``: an MQTT client to use instead of the service's own (logged in as
-        ``_detector``, see ingest/mqtt_client.py); it gets the service's callbacks either way."""
+        ``_detector``, see ingest/wire/mqtt_client.py); it gets the service's callbacks either way."""
         self.services, self.cfg = services, cfg
         self.store = store or InfluxStore(settings_for(services.store, "detector"))
         self.stats: Counter = Counter()
@@ -295,7 +295,7 @@ class DetectorService:
         self._lock_fh: Any = None
         self._last_checkpoint = time.monotonic()
         m = services.mqtt
-        # Logged in as _detector (ingest/mqtt_client.py): it may read every wearer's frames and
+        # Logged in as _detector (ingest/wire/mqtt_client.py): it may read every wearer's frames and
         # write events, nothing else.
         if client is None:
             self.client, self._port = make_client(m, DETECTOR, client_id=m.client_id, manual_ack=True)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ingest.labels import Kind, Side
+from ingest.recordings.labels import Kind, Side
 
 
 class RecordingError(ValueError):
@@ -111,7 +111,7 @@ def array_recording(
 
     Labels must follow the convention (or an alias); used by the simulator, tests and benches.
     """
-    from ingest.labels import parse_label
+    from ingest.recordings.labels import parse_label
 
     channels: list[Channel] = []
     sources: list[SampleSource] = []

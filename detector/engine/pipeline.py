@@ -16,17 +16,17 @@ from typing import Any
 
 import numpy as np
 
-from detector.channel import BAD_NAMES, LOST, POP, EmgStage, StageOut
-from detector.config import DetectorConfig
-from detector.cramp_evidence import cramp_probability, explain
-from detector.events import CrampAlert, Event
-from detector.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
-from detector.intervals import longest_run
-from detector.plm import PlmTracker
-from detector.posture import AccStage, PostureOut
-from detector.sleep import SleepScorer
-from detector.spectral import characteristic_hz, relative_shift, resting_levels
-from ingest.recording import Channel
+from detector.engine.channel import BAD_NAMES, LOST, POP, EmgStage, StageOut
+from detector.engine.config import DetectorConfig
+from detector.engine.cramp_evidence import cramp_probability, explain
+from detector.engine.events import CrampAlert, Event
+from detector.engine.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
+from detector.engine.intervals import longest_run
+from detector.engine.plm import PlmTracker
+from detector.engine.posture import AccStage, PostureOut
+from detector.engine.sleep import SleepScorer
+from detector.engine.spectral import characteristic_hz, relative_shift, resting_levels
+from ingest.recordings.recording import Channel
 
 
 @dataclass
@@ -82,7 +82,7 @@ class Engine:
         # before a contraction must not depend on when candidates were emitted or dropped.
         self._lm_onsets: list[float] = []
         # (end s, channel, characteristic Hz) of leg-movement candidates: each channel's own
-        # reference for a contraction's EMG frequency (detector.spectral).
+        # reference for a contraction's EMG frequency (detector.engine.spectral).
         self._lm_hz: list[tuple[float, int, float]] = []
         self._train_end: dict[int, float] = {}  # channel: end (s) of its last rhythmic train
         self._sus: list[_Sustained] = []
@@ -324,7 +324,7 @@ class Engine:
     def _emg_hz(self, i: int, r0: int, r1: int) -> float | None:
         """Characteristic EMG frequency (Hz) of channel ``i``'s activity in frames [r0, r1): the
         frames at least twice the resting baseline, with the resting noise of the quiet frames
-        in the 30 s before taken out (detector.spectral). None when it cannot be told."""
+        in the 30 s before taken out (detector.engine.spectral). None when it cannot be told."""
         st = self.emg_stage[i]
         r0, r1 = max(0, r0), min(r1, st.mav.n)
         cr = self.cfg.cramp

@@ -27,11 +27,11 @@ from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
-from ingest.ble_profile import DeviceProfile, PacketError
-from ingest.clock import ClockMap, SteadyWall, Unwrapper
-from ingest.mqtt_client import Identity, apply_identity
-from ingest.outbox import Outbox
+from ingest.ble.clock import ClockMap, SteadyWall, Unwrapper
+from ingest.ble.outbox import Outbox
+from ingest.ble.profile import DeviceProfile, PacketError
 from ingest.wire.frames import encode
+from ingest.wire.mqtt_client import Identity, apply_identity
 from ingest.wire.status import SensorStatus
 from ingest.wire.topics import sensor_topic
 
@@ -88,7 +88,7 @@ class Publisher:
     def __init__(self, outbox: Outbox, host: str, port: int, client_id: str, will_topic: str,
                  will_payload: str, max_inflight: int = 500, identity: Identity | None = None,
                  ack_topic: str | None = None, resend_s: float = 30.0) -> None:
-        """``identity``: the wearer's broker account and TLS (ingest.mqtt_client.identity)."""
+        """``identity``: the wearer's broker account and TLS (ingest.wire.mqtt_client.identity)."""
         self.outbox = outbox
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
         if identity is not None:
@@ -356,10 +356,10 @@ async def connect_ble(address: str, on_disconnect: Callable, *, name: str = "leg
 
 
 def connect_replay(capture: Path, profile: DeviceProfile, **replay):
-    """A ``connect`` for the stand-in radio replaying ``capture`` (ingest.ble_replay)."""
+    """A ``connect`` for the stand-in radio replaying ``capture`` (ingest.ble.replay)."""
     from bleak import BleakClient
 
-    from ingest.ble_replay import ReplayBackend
+    from ingest.ble.replay import ReplayBackend
 
     async def connect(address: str, on_disconnect: Callable):
         client = BleakClient(address, disconnected_callback=on_disconnect, backend=ReplayBackend,

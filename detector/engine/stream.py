@@ -6,7 +6,10 @@ interval), so feeding data in any chunking gives the same output as one call on 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import DTypeLike
 from scipy import signal
 
 
@@ -17,7 +20,7 @@ class SosFilter:
     accurate in single precision for the band-pass and notch poles used here.
     """
 
-    def __init__(self, sos: np.ndarray, dtype=np.float64) -> None:
+    def __init__(self, sos: np.ndarray, dtype: DTypeLike = np.float64) -> None:
         self.sos = np.asarray(sos, dtype=dtype)
         self.zi = np.zeros((sos.shape[0], 2), dtype=dtype)
 
@@ -26,13 +29,13 @@ class SosFilter:
         if x.size == 0:
             return x
         y, self.zi = signal.sosfilt(self.sos, x, zi=self.zi)
-        return y
+        return np.asarray(y)
 
 
 class Growable:
     """An append-only float array with amortised growth (per-frame history of a night)."""
 
-    def __init__(self, dtype=np.float32, width: int | None = None) -> None:
+    def __init__(self, dtype: DTypeLike = np.float32, width: int | None = None) -> None:
         shape = (1024,) if width is None else (1024, width)
         self._a = np.zeros(shape, dtype=dtype)
         self.n = 0
@@ -51,10 +54,10 @@ class Growable:
     def view(self) -> np.ndarray:
         return self._a[: self.n]
 
-    def __getstate__(self):
+    def __getstate__(self) -> dict[str, Any]:
         return {"a": self._a[: self.n].copy(), "dtype": self._a.dtype}
 
-    def __setstate__(self, st):
+    def __setstate__(self, st: dict[str, Any]) -> None:
         self._a = st["a"] if len(st["a"]) else np.zeros((1024, *st["a"].shape[1:]), st["dtype"])
         self.n = len(st["a"])
 

@@ -12,12 +12,14 @@ movement cannot be seen by a leg sensor and is scored sleep.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from detector.config import DetectorConfig
-from detector.events import Event
-from detector.intervals import runs
-from detector.stream import Growable
+from detector.engine.config import DetectorConfig
+from detector.engine.events import Event
+from detector.engine.intervals import runs
+from detector.engine.stream import Growable
 
 
 class SleepScorer:
@@ -35,7 +37,7 @@ class SleepScorer:
         self.onset_epoch: int | None = None
         self.final = False
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints written before cramp-time wake existed resume without it.
         self.__dict__.update({"cramp_wake": []} | state)
 

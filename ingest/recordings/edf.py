@@ -14,8 +14,8 @@ from pathlib import Path
 import edfio
 import numpy as np
 
-from ingest.labels import channel_table, parse_label, unit_scale, with_aliases
-from ingest.recording import Annotation, Channel, Recording, RecordingError, check_rates
+from ingest.recordings.labels import channel_table, parse_label, unit_scale, with_aliases
+from ingest.recordings.recording import Annotation, Channel, Recording, RecordingError, check_rates
 
 _TAL_ONSET = re.compile(rb"^([+-]\d+(?:\.\d*)?)\x14\x14")
 

@@ -16,7 +16,7 @@ from typing import Final, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from detector.diary import Evening, Morning
+from detector.advice.diary import Evening, Morning
 
 FieldType = Literal["float", "integer", "string", "boolean"]
 F: Final = "float"

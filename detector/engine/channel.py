@@ -9,13 +9,14 @@ from __future__ import annotations
 import copy
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from detector.config import DetectorConfig
-from detector.dsp import moving_median, quantile, sorted_quantile
-from detector.frontend import EmgFrames
-from detector.stream import Growable, Hysteresis
+from detector.engine.config import DetectorConfig
+from detector.engine.dsp import moving_median, quantile, sorted_quantile
+from detector.engine.frontend import EmgFrames
+from detector.engine.stream import Growable, Hysteresis
 
 POP, LEAD_OFF, FLAT, CLIPPED, LOST = 1, 2, 4, 8, 16
 BAD_NAMES = {POP: "pop", LEAD_OFF: "lead_off", FLAT: "flat", CLIPPED: "saturation", LOST: "lost"}
@@ -64,21 +65,21 @@ class EmgStage:
         self.art = Hysteresis(max(1, round(art.merge_gap_s * fps)))
         self.lost = Hysteresis(max(1, round(art.merge_gap_s * fps)))
         self.mav = Growable()
-        self.dmav = Growable()  # µV per sample, mean sample-to-sample change (detector.spectral)
+        self.dmav = Growable()  # µV per sample, mean sample-to-sample change (detector.engine.spectral)
         self.env_fast = Growable()
         self.env_slow = Growable()
         self.baseline = Growable()
         self.bad = Growable(np.uint8)
         self.baseline_now = float("nan")
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints from before the frequency feature: those frames have no change (unknown).
         self.__dict__.update(state)
         if "dmav" not in state:
             self.dmav = Growable()
             self.dmav.extend(np.zeros(self.mav.n, np.float32))
 
-    def thresholds(self, b: np.ndarray | float):
+    def thresholds(self, b: np.ndarray | float) -> tuple[Any, Any, Any, Any]:
         """LM onset/offset and sustained on/off levels (µV) for baseline ``b`` (µV)."""
         act, cr = self.cfg.activation, self.cfg.cramp
         on = b + np.maximum(act.onset_above_uV, (act.onset_min_ratio - 1) * b)
@@ -247,7 +248,8 @@ class EmgStage:
         return blank
 
 
-def _sustained_on_off(slow: np.ndarray, s_on, s_off, bad: np.ndarray, known) -> tuple[np.ndarray, np.ndarray]:
+def _sustained_on_off(slow: np.ndarray, s_on: np.ndarray | float, s_off: np.ndarray | float, bad: np.ndarray,
+                      known: np.ndarray | bool) -> tuple[np.ndarray, np.ndarray]:
     """Where sustained activity starts and where it may end, from the slow envelope and its
     levels (µV). Pops are short transients the median envelope already ignores; only a dead or
     saturated signal stops activity detection, and a gone signal ends it."""

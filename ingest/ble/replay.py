@@ -16,8 +16,8 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.service import BleakGATTService, BleakGATTServiceCollection
 
-from ingest.ble_profile import DeviceProfile
-from ingest.clock import Unwrapper
+from ingest.ble.clock import Unwrapper
+from ingest.ble.profile import DeviceProfile
 
 
 def read_capture(path: Path) -> dict[str, list[bytes]]:

@@ -20,11 +20,11 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.mqtt_client import make_client
 from ingest.simulate import NightOptions, NightPlan, plan_night, render
 from ingest.simulate.render import BLOCK_S
 from ingest.simulate.writer import truth_json
 from ingest.wire.frames import encode, read_header
+from ingest.wire.mqtt_client import make_client
 from ingest.wire.status import SensorStatus
 from ingest.wire.topics import sensor_topic
 
@@ -139,7 +139,7 @@ def publish_nights(mqtt_settings, opts: NightOptions, *, n_wearers: int = 1, spe
     """Publish ``n_wearers`` simulated nights at ``speed`` x real time; returns counts sent.
 
     Each wearer's sensors publish over a connection of their own, logged in as that wearer (the
-    broker lets a collector publish only under its own wearer id; ingest/mqtt_client.py)."""
+    broker lets a collector publish only under its own wearer id; ingest/wire/mqtt_client.py)."""
     frame_s = frame_s or max(0.1, min(10.0, speed / 100.0))
     groups = wearers(n_wearers, opts)
     if truth_dir:

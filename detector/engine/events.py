@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,16 +23,16 @@ class Event:
     channel: str | None = None
     confidence: float = 1.0
     subtype: str = ""
-    features: dict = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
 
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
 
-    def key(self) -> tuple:
+    def key(self) -> tuple[float, str, str, str, str]:
         return (round(self.start_s, 6), self.kind, self.side or "", self.channel or "", self.subtype)
 
-    def to_json(self, start: dt.datetime) -> dict:
+    def to_json(self, start: dt.datetime) -> dict[str, Any]:
         d = {
             "kind": self.kind,
             "start_s": round(self.start_s, 3),
@@ -73,9 +74,9 @@ class CrampAlert:
     start_s: float
     met_at_s: float
     status: str = "suspected"
-    features: dict = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
 
-    def to_json(self, start: dt.datetime) -> dict:
+    def to_json(self, start: dt.datetime) -> dict[str, Any]:
         return {
             "kind": "cramp",
             "provisional": True,
@@ -89,7 +90,7 @@ class CrampAlert:
         }
 
 
-def _plain(v):
+def _plain(v: Any) -> Any:
     if isinstance(v, float | np.floating):
         return round(float(v), 4)
     if isinstance(v, np.integer):
@@ -122,14 +123,14 @@ class Match:
         d = 2 * self.tp + self.fp + self.fn
         return 2 * self.tp / d if d else float("nan")
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         med = float(np.median(np.abs(self.onset_errors_s))) if self.onset_errors_s else float("nan")
         return {"kind": self.kind, "tp": self.tp, "fp": self.fp, "fn": self.fn,
                 "precision": self.precision, "recall": self.recall, "f1": self.f1,
                 "median_onset_error_s": med}
 
 
-def compare_events(events: list[dict], truth: list[dict], kind: str, *,
+def compare_events(events: list[dict[str, Any]], truth: list[dict[str, Any]], kind: str, *,
                    ignore_kinds: tuple[str, ...] = (), subtypes: tuple[str, ...] | None = None,
                    sided: bool = True) -> Match:
     """Match event dicts (analysis JSON or store rows) of ``kind`` with truth event dicts.
@@ -137,7 +138,7 @@ def compare_events(events: list[dict], truth: list[dict], kind: str, *,
     ``ignore_kinds`` names truth kinds (``kind`` or ``kind:subtype``) that are "don't care"
     regions; ``subtypes`` restricts the detected events to some subtypes.
     """
-    def side(e):
+    def side(e: dict[str, Any]) -> str | None:
         s = e.get("side")
         return None if s in (None, "none") else s
 

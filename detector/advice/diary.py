@@ -1,7 +1,7 @@
 """The wearer's evening and morning check-in (diary), one per night.
 
 Answers are optional one by one: an unanswered question is ``None`` and advice rules that use
-it must say what to do then (see detector/advice.py). Units: litres, minutes, drinks.
+it must say what to do then (see detector/advice/rules.py). Units: litres, minutes, drinks.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from detector.diary_answers import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING  # noqa: F401 (re-exported)
+from detector.advice.diary_answers import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING  # noqa: F401 (re-exported)
 
 
 class Evening(BaseModel):

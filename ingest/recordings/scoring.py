@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.paths import ConfigFileError, config_file, read_toml
-from ingest.recording import RecordingError
+from ingest.recordings.recording import RecordingError
 
 STAGES = ("wake", "n1", "n2", "n3", "rem")
 

@@ -26,7 +26,8 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from detector import lineproto, store_schema
+from detector.store import lineproto
+from detector.store import schema as store_schema
 
 log = logging.getLogger("nightcramp.store")
 
@@ -74,7 +75,7 @@ class InfluxStore:
         headers = {"Authorization": f"Token {settings.token}"} if settings.auth == "token" else {}
         password = settings.password
         if settings.auth == "basic" and settings.password_file and not password:
-            from ingest.mqtt_client import read_secret  # the same rules for every secret file
+            from ingest.wire.mqtt_client import read_secret  # the same rules for every secret file
 
             password = read_secret(Path(settings.password_file))
         auth = (settings.username, password) if settings.auth == "basic" else None

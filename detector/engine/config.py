@@ -8,7 +8,7 @@ configuration is echoed into every analysis result.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -99,7 +99,7 @@ class Cramp(_Section):
 
 
 class CrampModel(_Section):
-    """Log-odds weights of the cramp decision (detector/cramp_evidence.py); hand-set from DOMAIN.md."""
+    """Log-odds weights of the cramp decision (detector/engine/cramp_evidence.py); hand-set from DOMAIN.md."""
 
     threshold: float = Field(0.5, gt=0, lt=1, description="[-] probability at or above which sustained activity is called a cramp (else sustained_activity)")
     bias: float = Field(0.0, description="[-] log-odds before any evidence")
@@ -223,6 +223,9 @@ class DetectorConfig(_Section):
         return self
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
 class ConfigError(ValueError):
     """A configuration file is unusable; the message names the file and the key."""
 
@@ -236,7 +239,7 @@ def load_config(path: str | Path | None = None) -> DetectorConfig:
     return load_toml_model(Path(path) if path else default_config_path(), DetectorConfig, "detector")
 
 
-def load_toml_model(path: Path, model: type[BaseModel], table: str | None = None):
+def load_toml_model(path: Path, model: type[M], table: str | None = None) -> M:
     """Validate a TOML file (or its ``table``) against ``model``; ConfigError names file and keys."""
     try:
         data = read_toml(path)
@@ -253,7 +256,7 @@ def render_toml(cfg: DetectorConfig | None = None) -> str:
     """The configuration as commented TOML (how ``config/detector.toml`` is produced)."""
     cfg = cfg or DetectorConfig()
     lines = ["# nightcramp detector configuration: every threshold with [unit] and the reason for it.",
-             "# Produced by detector.config.render_toml(); tests check it equals the code's defaults.",
+             "# Produced by detector.engine.config.render_toml(); tests check it equals the code's defaults.",
              ""]
     for name in DetectorConfig.model_fields:
         section = getattr(cfg, name)
@@ -265,7 +268,7 @@ def render_toml(cfg: DetectorConfig | None = None) -> str:
     return "\n".join(lines)
 
 
-def _toml_value(v) -> str:
+def _toml_value(v: object) -> str:
     if isinstance(v, bool):
         return str(v).lower()
     if isinstance(v, str):

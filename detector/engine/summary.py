@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from detector.config import Cramp
+from detector.engine.config import Cramp
 
 
 def night_key(start: dt.datetime) -> str:
@@ -124,7 +124,7 @@ def count_events(events: Iterable[Any], red_flag_s: float) -> dict[str, Any]:
 
 def summarize(engine: Any, rec: Any, events: list[Any]) -> NightSummary:
     """The summary of a finished engine's night over recording ``rec`` with ``events``."""
-    from detector.channel import LOST  # the engine's module: already loaded with the engine
+    from detector.engine.channel import LOST  # the engine's module: already loaded with the engine
     cfg = engine.cfg
     sl = engine.sleep
     epoch = cfg.sleep.epoch_s

@@ -6,6 +6,8 @@ function accepts several, are on the last axis.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import ndimage, signal
 
@@ -16,7 +18,7 @@ def design_bandpass(*, fs: float, low_hz: float, high_hz: float, order: int) -> 
     if high <= low_hz:
         raise ValueError(f"sampling rate {fs:g} Hz is too low for an EMG band starting at "
                          f"{low_hz:g} Hz (need at least {low_hz / 0.45:.0f} Hz)")
-    return signal.butter(order, [low_hz, high], btype="bandpass", fs=fs, output="sos")
+    return np.asarray(signal.butter(order, [low_hz, high], btype="bandpass", fs=fs, output="sos"))
 
 
 def detect_mains(x: np.ndarray, *, fs: float, min_ratio: float) -> float:
@@ -69,7 +71,7 @@ def frame_edges(k0: int, k1: int, *, fs: float, frame_s: float) -> np.ndarray:
     integer or not, maps onto the same time grid.
     """
     per = fs * frame_s
-    return np.ceil(np.arange(k0, k1 + 1) * per - 1e-9).astype(np.int64)
+    return np.ceil(np.arange(k0, k1 + 1) * per - 1e-9).astype(np.int64)  # type: ignore[no-any-return]
 
 
 def moving_median(x: np.ndarray, n: int, history: np.ndarray | None = None) -> np.ndarray:
@@ -88,7 +90,7 @@ def moving_median(x: np.ndarray, n: int, history: np.ndarray | None = None) -> n
     # A centred C median filter, read back so each output ends its window (causal).
     shift = n - 1 - n // 2
     centred = ndimage.median_filter(full, size=n, mode="nearest")
-    return centred[n - 1 - shift:len(full) - shift]
+    return np.asarray(centred[n - 1 - shift:len(full) - shift])
 
 
 def quantile(x: np.ndarray, q: float) -> float:
@@ -97,7 +99,7 @@ def quantile(x: np.ndarray, q: float) -> float:
     return sorted_quantile(s, q) if s.size else float("nan")
 
 
-def sorted_quantile(s, q: float) -> float:
+def sorted_quantile(s: Sequence[float] | np.ndarray, q: float) -> float:
     """The ``q`` quantile of ascending values ``s`` (a list or an array), interpolated linearly;
     scalar Python, for the few values of a baseline window."""
     pos = q * (len(s) - 1)
@@ -111,4 +113,4 @@ def angle_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     nu = np.linalg.norm(u, axis=-1)
     nv = np.linalg.norm(v, axis=-1)
     cos = np.sum(u * v, axis=-1) / np.maximum(nu * nv, 1e-12)
-    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+    return np.asarray(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ingest.labels import channel_table, parse_label, unit_scale, with_aliases
-from ingest.recording import Channel, Recording, RecordingError, check_rates
+from ingest.recordings.labels import channel_table, parse_label, unit_scale, with_aliases
+from ingest.recordings.recording import Channel, Recording, RecordingError, check_rates
 
 _EMPTY = re.compile(r"(?m)(^|,)(?=,|$)")
 _COL = re.compile(r"^\s*(.*?)\s*\[\s*([^\]]*)\s*\]\s*$")

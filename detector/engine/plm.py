@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.config import DetectorConfig
-from detector.events import Event
+from detector.engine.config import DetectorConfig
+from detector.engine.events import Event
 
 
 @dataclass

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from detector.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary
+from detector.advice.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Diary
 from detector.disclaimer import DISCLAIMER
-from detector.summary import NightSummary
+from detector.engine.summary import NightSummary
 from ingest.paths import ConfigFileError, config_file, read_toml
 
 DEFAULT_RULES: Path | None = None  # a fixed rule file; None: advice.toml where ingest.paths finds it

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest.csvfile import read_csv_recording
-from ingest.edf import read_edf_recording
-from ingest.recording import Recording, RecordingError
+from ingest.recordings.csvfile import read_csv_recording
+from ingest.recordings.edf import read_edf_recording
+from ingest.recordings.recording import Recording, RecordingError
 
 
 def open_recording(path: str | Path, *, aliases: dict[str, str] | None = None) -> Recording:

@@ -3,7 +3,7 @@
 EMG: mains detection on the first seconds, band-pass + notch with carried state, then per
 frame the mean absolute value (µV), the mean absolute sample-to-sample change of the same
 signal (µV per sample: with the mean absolute value it gives the frame's characteristic
-frequency, see ``detector.spectral``), the mains-band envelope (µV), the raw level (µV, for
+frequency, see ``detector.engine.spectral``), the mains-band envelope (µV), the raw level (µV, for
 electrode pops), and flags for flat, clipped and missing samples.
 ACC: per frame the mean vector (g) and the dynamic RMS (g).
 """
@@ -11,12 +11,13 @@ ACC: per frame the mean vector (g) and the dynamic RMS (g).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from detector.config import DetectorConfig
-from detector.dsp import design_bandpass, design_notches, detect_mains, frame_edges
-from detector.stream import SosFilter
+from detector.engine.config import DetectorConfig
+from detector.engine.dsp import design_bandpass, design_notches, detect_mains, frame_edges
+from detector.engine.stream import SosFilter
 
 
 @dataclass
@@ -83,7 +84,7 @@ class EmgFrontEnd:
         self._n0 = 0  # sample index of the first tail sample
         self._prev: float | None = None  # the notched sample before the tail (for the change)
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         # Checkpoints from before the frequency feature resume with it.
         self.__dict__.update({"_prev": None} | state)
 

@@ -1,0 +1,1 @@
+"""Advice: the rules drawn from the source article, the features they read, the wearer's diary."""

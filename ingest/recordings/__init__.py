@@ -1,0 +1,1 @@
+"""Recordings from files: EDF/EDF+/BDF, CSV, channel labels and units, another scorer's events."""
