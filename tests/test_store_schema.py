@@ -13,7 +13,7 @@ import pytest
 
 from detector.engine.summary import summarize
 from detector.store.influx import NightConflict, StoreError
-from detector.store.influx import schema as store_schema
+from detector.store import schema as store_schema
 from detector.store.schema import MEASUREMENTS, SUMMARY_FIELDS, SchemaError, coerce
 
 
