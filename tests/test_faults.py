@@ -9,7 +9,6 @@ file (so none lost or duplicated) and every sample sent to be stored exactly onc
 from __future__ import annotations
 
 import json
-import pickle
 import signal
 import subprocess
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dashboard.services import start_influxd, start_mosquitto
+from detector.engine.state import read_state_index
 from detector.service.settings import load_services
 from detector.store.influx import InfluxStore
 from tests.live_helpers import close_night_and_wait, start_detector, wait_for_line
@@ -110,12 +110,8 @@ def _wait_for_checkpointed_night(path: Path, timeout: float = 120) -> None:
     """Until the detector's checkpoint holds an open night (then a kill has something to resume)."""
     deadline = time.monotonic() + timeout
     while True:
-        try:
-            with path.open("rb") as fh:
-                if pickle.load(fh)["nights"]:
-                    return
-        except (OSError, EOFError, pickle.UnpicklingError):
-            pass
+        if path.exists() and read_state_index(path):
+            return
         assert time.monotonic() < deadline, f"no open night checkpointed in {path} after {timeout} s"
         time.sleep(0.05)
 
@@ -123,7 +119,7 @@ def _wait_for_checkpointed_night(path: Path, timeout: float = 120) -> None:
 def test_detector_killed_and_restarted(rig, offline):
     rig.start_detector()
     pub = rig.publish(speed=900)
-    _wait_for_checkpointed_night(rig.tmp / "state" / "nights.pickle")
+    _wait_for_checkpointed_night(rig.tmp / "state" / "nights.state")
     rig.det.send_signal(signal.SIGKILL)  # mid-night, without warning
     rig.det.wait(10)
     rig.start_detector()

@@ -4,7 +4,6 @@ frames in order, as long as they stay within the reorder window; beyond it the g
 from __future__ import annotations
 
 import dataclasses
-import pickle
 import tracemalloc
 from collections import Counter
 
@@ -63,7 +62,7 @@ def test_the_waiting_frames_survive_a_checkpoint():
         night.feed(sensor, stream, fr, stats, 3600.0)
         if k == 120:  # frames wait in the reorder buffer now: checkpoint and resume
             assert any(s.ahead for s in night.streams.values())
-            night = pickle.loads(pickle.dumps(night))
+            night = WearerNight.from_state(night.get_state(), CFG)
     a = night.finish()
     assert [(e.kind, round(e.start_s, 3), round(e.end_s, 3), e.side) for e in a.events] == in_order
     assert stats["gap_samples"] == 0

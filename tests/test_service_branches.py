@@ -160,3 +160,60 @@ def test_the_service_subscribes_acks_only_after_storing_and_publishes_through_it
     finally:
         svc._unlock_state_dir()
         svc.store.close()
+
+
+def test_a_checkpoint_resumes_and_an_unreadable_one_is_refused_and_reanalysed(tmp_path, influxd, monkeypatch):
+    """The checkpoint is versioned plain data: a second service resumes the open night from it; a
+    checkpoint of another state version (or an old pickle) is set aside unread, and the night it
+    held is re-analysed from the stored samples when its sensor sends again."""
+    services = tmp_path / "services.toml"
+    services.write_text(f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"resume\"\n"
+                        f"spool_dir = \"{tmp_path / 'spool'}\"\n"
+                        f"[service]\nstate_dir = \"{tmp_path / 'state'}\"\ncheckpoint_frames = 100000\n")
+    fake = RecordingClient()
+
+    def service():
+        svc = DetectorService(load_services(services), CFG, client=fake)
+        svc.store.setup()
+        return svc
+
+    sensors, frames = virtual_night(hours=0.05)
+    a = service()
+    try:
+        for k, vs in enumerate(sensors):
+            a._on_message(fake, None, Msg(sensor_topic("w-1", vs.sensor, "status"), vs.status().payload(), k))
+        for k, (s, st, payload, _) in enumerate(frames[:-1]):
+            a._on_message(fake, None, Msg(sensor_topic("w-1", s, st), payload, 100 + k))
+        a.flush()
+        a._checkpoint()
+        fed = {key: s.fed for key, s in a.nights["w-1"].streams.items()}
+    finally:
+        a.store.close()
+    (tmp_path / "state" / "nights.pickle").write_bytes(b"\x80\x04 an old pickled checkpoint")
+
+    b = service()
+    try:
+        b._restore()
+        assert {key: s.fed for key, s in b.nights["w-1"].streams.items()} == fed
+        assert (tmp_path / "state" / "nights.pickle.refused").exists()
+        assert not (tmp_path / "state" / "nights.pickle").exists()
+        monkeypatch.setattr("detector.engine.state.STATE_VERSION", 2)  # as a newer detector wrote it
+        b._checkpoint()
+        monkeypatch.undo()
+    finally:
+        b.store.close()
+
+    c = service()
+    try:
+        c._restore()
+        assert c.nights == {} and c.stats["checkpoint_refused"] == 1
+        assert (tmp_path / "state" / "nights.state.refused").exists()
+        s, st, payload, _ = frames[-1]
+        for k, vs in enumerate(sensors):
+            c._on_message(fake, None, Msg(sensor_topic("w-1", vs.sensor, "status"), vs.status().payload(), k))
+        c._on_message(fake, None, Msg(sensor_topic("w-1", s, st), payload, 10**6))
+        assert c.stats["nights_reopened"] == 1
+        night = c.nights["w-1"]
+        assert sum(x.fed for x in night.streams.values()) >= sum(fed.values())
+    finally:
+        c.store.close()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from detector.engine.summary import summarize
-from detector.store.influx import NightConflict, StoreError
 from detector.store import schema as store_schema
+from detector.store.influx import NightConflict, StoreError
 from detector.store.schema import MEASUREMENTS, SUMMARY_FIELDS, SchemaError, coerce
 
 

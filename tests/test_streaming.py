@@ -3,7 +3,7 @@ and survives pickling mid-stream (a restarted service resumes cleanly)."""
 
 from __future__ import annotations
 
-import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +12,7 @@ from detector.engine.config import DetectorConfig
 from detector.engine.dsp import design_bandpass
 from detector.engine.frontend import AccFrontEnd, EmgFrontEnd
 from detector.engine.pipeline import Engine
+from detector.engine.state import StateError, read_state_file, write_state_file
 from detector.engine.stream import Hysteresis, SosFilter
 from ingest.simulate import plan_night, render_recording
 
@@ -67,7 +68,7 @@ STEPS = {
 
 
 @pytest.mark.parametrize("name", list(STEPS))
-def test_stateful_step_is_chunking_invariant_and_picklable(name):
+def test_stateful_step_is_chunking_invariant_and_resumes_from_its_state(name):
     make, data, feed, join = STEPS[name]
     x = data()
     whole_obj = make()
@@ -78,8 +79,10 @@ def test_stateful_step_is_chunking_invariant_and_picklable(name):
         parts = _random_chunks(len(x), rng)
         outs = []
         for k, (a, b) in enumerate(parts):
-            if k == len(parts) // 2:
-                obj = pickle.loads(pickle.dumps(obj))
+            if k == len(parts) // 2:  # a fresh part given the state the first one accumulated
+                state = obj.get_state()
+                obj = make()
+                obj.set_state(state)
             outs.append(feed(obj, x[a:b]))
         np.testing.assert_array_equal(np.asarray(join(outs), dtype=float), np.asarray(whole, dtype=float),
                                       err_msg=f"{name}, trial {trial}")
@@ -92,7 +95,7 @@ def conformance_night():
     return render_recording(plan)
 
 
-def _run(rec, chunk_s: float | None, pickle_at: float | None = None):
+def _run(rec, chunk_s: float | None, checkpoint_at: float | None = None, tmp: Path | None = None):
     eng = Engine(rec.channels, CFG)
     step = chunk_s or rec.duration_s
     t, emitted_early = 0.0, 0
@@ -100,8 +103,10 @@ def _run(rec, chunk_s: float | None, pickle_at: float | None = None):
         t1 = min(rec.duration_s, t + step)
         emitted_early += len(eng.update({i: rec.read(i, round(t * c.fs), round(t1 * c.fs))
                                          for i, c in enumerate(rec.channels)}))
-        if pickle_at is not None and t < pickle_at <= t1:
-            eng = pickle.loads(pickle.dumps(eng))
+        if checkpoint_at is not None and tmp is not None and t < checkpoint_at <= t1:
+            write_state_file(tmp / "engine.state", eng.get_state())
+            eng = Engine(rec.channels, CFG)
+            eng.set_state(read_state_file(tmp / "engine.state"))
         t = t1
     eng.finish()
     return sorted(e.to_json(rec.start).__repr__() for e in eng.events), emitted_early
@@ -118,10 +123,29 @@ def test_engine_events_equal_for_every_chunk_size(conformance_night):
         assert early > 0.8 * len(events), "events must be emitted while streaming, not only at the end"
 
 
-def test_engine_resumes_after_pickling_mid_stream(conformance_night):
+def test_engine_resumes_from_a_state_file_mid_stream(conformance_night, tmp_path):
     whole, _ = _run(conformance_night, None)
-    events, _ = _run(conformance_night, 7.3, pickle_at=1800.0)
+    events, _ = _run(conformance_night, 7.3, checkpoint_at=1800.0, tmp=tmp_path)
     assert events == whole
+
+
+def test_a_state_that_does_not_fit_is_refused_by_name(conformance_night, tmp_path, monkeypatch):
+    rec = conformance_night
+    eng = Engine(rec.channels, CFG)
+    eng.update({i: rec.read(i, 0, round(60 * c.fs)) for i, c in enumerate(rec.channels)})
+    state = eng.get_state()
+    del state["blocks"]
+    with pytest.raises(StateError, match=r"Engine: state does not fit \(missing \['blocks'\]"):
+        Engine(rec.channels, CFG).set_state(state)
+    path = tmp_path / "engine.state"
+    monkeypatch.setattr("detector.engine.state.STATE_VERSION", 0)  # as an older detector wrote it
+    write_state_file(path, eng.get_state())
+    monkeypatch.undo()
+    with pytest.raises(StateError, match="written with state version 0, this detector reads version 1"):
+        read_state_file(path)
+    (tmp_path / "pickle.state").write_bytes(b"\x80\x04\x95 not a checkpoint")
+    with pytest.raises(StateError, match="unreadable checkpoint"):
+        read_state_file(tmp_path / "pickle.state")
 
 
 def test_threaded_analysis_equals_single_threaded_engine(conformance_night, monkeypatch):
@@ -136,4 +160,4 @@ def test_threaded_analysis_equals_single_threaded_engine(conformance_night, monk
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:  # a checkpoint holds the state, never the threads
-        assert pickle.loads(pickle.dumps(Engine(rec.channels, CFG, pool=pool))).pool is None
+        assert "pool" not in Engine(rec.channels, CFG, pool=pool).get_state()

@@ -16,6 +16,7 @@ import numpy as np
 from detector.engine.config import DetectorConfig
 from detector.engine.dsp import moving_median, quantile, sorted_quantile
 from detector.engine.frontend import EmgFrames
+from detector.engine.state import Stateful
 from detector.engine.stream import Growable, Hysteresis
 
 POP, LEAD_OFF, FLAT, CLIPPED, LOST = 1, 2, 4, 8, 16
@@ -40,8 +41,10 @@ class SustainedPeek:
     bad: np.ndarray  # uint8 artefact flags per looked-at frame
 
 
-class EmgStage:
+class EmgStage(Stateful):
     """Frame-level state of one EMG channel (µV envelopes, baseline, open intervals)."""
+
+    _derived = frozenset({"cfg"})
 
     def __init__(self, cfg: DetectorConfig) -> None:
         fe, bl, act, cr, art = cfg.front_end, cfg.baseline, cfg.activation, cfg.cramp, cfg.artifact
@@ -72,12 +75,6 @@ class EmgStage:
         self.bad = Growable(np.uint8)
         self.baseline_now = float("nan")
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Checkpoints from before the frequency feature: those frames have no change (unknown).
-        self.__dict__.update(state)
-        if "dmav" not in state:
-            self.dmav = Growable()
-            self.dmav.extend(np.zeros(self.mav.n, np.float32))
 
     def thresholds(self, b: np.ndarray | float) -> tuple[Any, Any, Any, Any]:
         """LM onset/offset and sustained on/off levels (µV) for baseline ``b`` (µV)."""

@@ -8,10 +8,13 @@ from typing import Any
 
 import numpy as np
 
+from detector.engine.state import record
+
 KINDS = ("cramp", "limb_movement", "sustained_activity", "plm_series", "rollover", "awakening", "bed_exit",
          "artifact", "signal_lost")
 
 
+@record
 @dataclass
 class Event:
     """A detected interval. Times are seconds from the recording start."""
@@ -58,6 +61,7 @@ def clamp_to_recording(events: list[Event], duration_s: float) -> None:
         e.end_s = min(max(e.start_s, e.end_s), duration_s)
 
 
+@record
 @dataclass
 class CrampAlert:
     """A cramp suspected while it is still going on (live service), before its final decision.

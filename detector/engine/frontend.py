@@ -11,15 +11,16 @@ ACC: per frame the mean vector (g) and the dynamic RMS (g).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from detector.engine.config import DetectorConfig
 from detector.engine.dsp import design_bandpass, design_notches, detect_mains, frame_edges
+from detector.engine.state import Stateful, record
 from detector.engine.stream import SosFilter
 
 
+@record
 @dataclass
 class EmgFrames:
     mav: np.ndarray  # µV, band-passed and notched
@@ -60,8 +61,10 @@ class EmgFrames:
 _EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost", "dmav", "nohum")
 
 
-class EmgFrontEnd:
+class EmgFrontEnd(Stateful):
     """Streaming EMG front end; feeding any chunking yields identical frames."""
+
+    _derived = frozenset({"cfg"})
 
     def __init__(self, fs: float, cfg: DetectorConfig) -> None:
         fe = cfg.front_end
@@ -84,9 +87,6 @@ class EmgFrontEnd:
         self._n0 = 0  # sample index of the first tail sample
         self._prev: float | None = None  # the notched sample before the tail (for the change)
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Checkpoints from before the frequency feature resume with it.
-        self.__dict__.update({"_prev": None} | state)
 
     def update(self, x: np.ndarray) -> EmgFrames:
         x = np.asarray(x, dtype=np.float32)
@@ -176,6 +176,7 @@ class EmgFrontEnd:
         return EmgFrames(mav, mains, level, flat, clipped, lost, dmav, nohum)
 
 
+@record
 @dataclass
 class AccFrames:
     mean: np.ndarray  # (n, 3) g
@@ -186,8 +187,10 @@ class AccFrames:
         return len(self.dynamic)
 
 
-class AccFrontEnd:
+class AccFrontEnd(Stateful):
     """Streaming 3-axis accelerometer front end (axes fed together, same rate)."""
+
+    _derived = frozenset({"cfg"})
 
     def __init__(self, fs: float, cfg: DetectorConfig) -> None:
         self.fs, self.frame_s = fs, cfg.acc.frame_s

@@ -3,7 +3,7 @@
 Samples pass through per-channel front ends into fixed frame grids; frames are processed in
 fixed blocks; intervals are classified once ``engine.lookahead_s`` of context after them has
 been seen. Nothing depends on how the samples were chunked, so the streamed events equal the
-whole-night events (tests/test_streaming.py checks this for many chunk sizes and a pickled
+whole-night events (tests/test_streaming.py checks this for many chunk sizes and a checkpointed
 restart).
 """
 
@@ -26,9 +26,11 @@ from detector.engine.plm import PlmTracker
 from detector.engine.posture import AccStage, PostureOut
 from detector.engine.sleep import SleepScorer
 from detector.engine.spectral import characteristic_hz, relative_shift, resting_levels
+from detector.engine.state import Stateful, record
 from ingest.recordings.recording import Channel
 
 
+@record
 @dataclass
 class _Sustained:
     ch: int
@@ -42,7 +44,7 @@ class _Sustained:
 
 
 @dataclass
-class _Leg:
+class _Leg(Stateful):
     side: str
     axes: tuple[int, int, int]
     fe: AccFrontEnd
@@ -50,8 +52,15 @@ class _Leg:
     pending: list[list[np.ndarray]]
 
 
-class Engine:
-    """Analyse one night incrementally. ``update`` takes new samples per channel index."""
+class Engine(Stateful):
+    """Analyse one night incrementally. ``update`` takes new samples per channel index.
+
+    ``get_state()``/``set_state()`` take out and put back what the night accumulated, as plain
+    data (detector.engine.state); the configuration, the channels and the thread pool are the
+    constructor's and never part of it.
+    """
+
+    _derived = frozenset({"cfg", "pool", "channels"})
 
     def __init__(self, channels: list[Channel], cfg: DetectorConfig, *,
                  pool: Executor | None = None) -> None:
@@ -98,15 +107,6 @@ class Engine:
         self._alert_news: list[CrampAlert] = []
         self.plm = PlmTracker(cfg)
         self.sleep = SleepScorer(cfg, has_acc=bool(self.legs), has_emg=bool(self.emg))
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Checkpoints hold the analysis state, never the threads.
-        return {**self.__dict__, "pool": None}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Checkpoints written before live alerts existed resume without them.
-        self.__dict__.update({"alerts": [], "_alert_news": [], "sustained": [], "_lm_onsets": [],
-                              "_lm_hz": [], "_train_end": {}} | state)
 
     # ---------------------------------------------------------------- input
     def _group_acc(self) -> None:

@@ -17,8 +17,10 @@ import numpy as np
 
 from detector.engine.config import DetectorConfig
 from detector.engine.events import Event
+from detector.engine.state import Stateful, record
 
 
+@record
 @dataclass
 class _Combined:
     onset: float
@@ -26,6 +28,7 @@ class _Combined:
     sides: set[str] = field(default_factory=set)
 
 
+@record
 @dataclass
 class Series:
     start_s: float
@@ -35,7 +38,9 @@ class Series:
     in_sleep: bool = True
 
 
-class PlmTracker:
+class PlmTracker(Stateful):
+    _derived = frozenset({"cfg"})
+
     def __init__(self, cfg: DetectorConfig) -> None:
         self.cfg = cfg
         p = cfg.plm

@@ -14,6 +14,7 @@ import numpy as np
 from detector.engine.config import DetectorConfig
 from detector.engine.dsp import angle_deg
 from detector.engine.frontend import AccFrames
+from detector.engine.state import Stateful
 from detector.engine.stream import Growable, Hysteresis
 
 
@@ -23,7 +24,9 @@ class PostureOut:
     upright: list[tuple[int, int]] = field(default_factory=list)
 
 
-class AccStage:
+class AccStage(Stateful):
+    _derived = frozenset({"cfg"})
+
     def __init__(self, cfg: DetectorConfig) -> None:
         a = cfg.acc
         self.cfg = cfg

@@ -12,17 +12,18 @@ movement cannot be seen by a leg sensor and is scored sleep.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from detector.engine.config import DetectorConfig
 from detector.engine.events import Event
 from detector.engine.intervals import runs
+from detector.engine.state import Stateful
 from detector.engine.stream import Growable
 
 
-class SleepScorer:
+class SleepScorer(Stateful):
+    _derived = frozenset({"cfg"})
+
     def __init__(self, cfg: DetectorConfig, *, has_acc: bool, has_emg: bool) -> None:
         self.cfg = cfg
         self.has_acc, self.has_emg = has_acc, has_emg
@@ -37,9 +38,6 @@ class SleepScorer:
         self.onset_epoch: int | None = None
         self.final = False
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # Checkpoints written before cramp-time wake existed resume without it.
-        self.__dict__.update({"cramp_wake": []} | state)
 
     @property
     def min_sleep_run(self) -> int:

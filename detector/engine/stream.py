@@ -12,8 +12,10 @@ import numpy as np
 from numpy.typing import DTypeLike
 from scipy import signal
 
+from detector.engine.state import StateError, Stateful
 
-class SosFilter:
+
+class SosFilter(Stateful):
     """A second-order-sections filter whose state carries across chunks.
 
     ``dtype`` float32 halves memory traffic and runs ~3x faster; second-order sections stay
@@ -32,7 +34,7 @@ class SosFilter:
         return np.asarray(y)
 
 
-class Growable:
+class Growable(Stateful):
     """An append-only float array with amortised growth (per-frame history of a night)."""
 
     def __init__(self, dtype: DTypeLike = np.float32, width: int | None = None) -> None:
@@ -54,15 +56,20 @@ class Growable:
     def view(self) -> np.ndarray:
         return self._a[: self.n]
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"a": self._a[: self.n].copy(), "dtype": self._a.dtype}
+    def get_state(self) -> dict[str, Any]:
+        # Only the filled part: the spare capacity is rebuilt on the next extend.
+        return {"a": self._a[: self.n].copy()}
 
-    def __setstate__(self, st: dict[str, Any]) -> None:
-        self._a = st["a"] if len(st["a"]) else np.zeros((1024, *st["a"].shape[1:]), st["dtype"])
-        self.n = len(st["a"])
+    def set_state(self, state: dict[str, Any]) -> None:
+        a = np.asarray(state["a"])
+        if a.shape[1:] != self._a.shape[1:] or a.dtype != self._a.dtype:
+            raise StateError(f"Growable: state of shape {a.shape[1:]} {a.dtype}, "
+                             f"built for {self._a.shape[1:]} {self._a.dtype}")
+        self._a = a.copy() if len(a) else self._a
+        self.n = len(a)
 
 
-class Hysteresis:
+class Hysteresis(Stateful):
     """Intervals (frame indices) that open where ``on`` holds and close at the first frame of a
     run of at least ``hold`` frames where ``off`` holds. ``on`` must imply ``not off``.
     """

@@ -18,7 +18,6 @@ import heapq
 import json
 import logging
 import os
-import pickle
 import re
 import time
 from collections import Counter
@@ -38,6 +37,15 @@ from detector.analyze import Analysis, _capability_notes
 from detector.engine.config import DetectorConfig
 from detector.engine.events import CrampAlert, Event, clamp_to_recording
 from detector.engine.pipeline import Engine
+from detector.engine.state import (
+    StateError,
+    from_plain,
+    read_state_file,
+    read_state_index,
+    record,
+    to_plain,
+    write_state_file,
+)
 from detector.engine.summary import night_key, summarize
 from detector.service.settings import Services
 from detector.store.accounts import settings_for
@@ -58,6 +66,7 @@ from ingest.wire.topics import (
 )
 
 log = logging.getLogger("nightcramp.detect")
+record(Channel)  # channels are part of a night's checkpoint
 
 _FLUSH_BYTES = 4_000_000
 _GAP_SLICE_S = 30.0  # [s] of a gap's missing samples handed to the engine at once
@@ -80,6 +89,7 @@ class StateDirBusy(OSError):
     """Another detector holds the state directory."""
 
 
+@record
 @dataclass
 class _Stream:
     channels: list[int]
@@ -90,10 +100,6 @@ class _Stream:
     pending: list = field(default_factory=list)  # accepted samples not yet given to the engine
     given: int = 0  # channel samples given to the engine
     ahead: dict = field(default_factory=dict)  # start sample -> samples that came before a missing frame
-
-    def __setstate__(self, state: dict) -> None:
-        # Checkpoints written before the reorder buffer existed resume with an empty one.
-        self.__dict__.update({"ahead": {}} | state)
 
 
 @dataclass
@@ -133,6 +139,25 @@ class WearerNight:
                                             "uV" if stream == "emg" else "g", 0))
                 streams[(sensor, stream)] = _Stream(idx, labels, fs)
         return cls(wearer, start_ns, Engine(channels, cfg), streams, channels)
+
+    def end_ns(self) -> int:
+        """UTC ns just after the last sample accepted on any stream."""
+        return self.start_ns + int(max((s.fed / s.fs for s in self.streams.values()), default=0.0) * 1e9)
+
+    def get_state(self) -> dict[str, Any]:
+        """Plain data: the engine's state and how each sensor stream maps onto it."""
+        return {"wearer": self.wearer, "start_ns": self.start_ns, "channels": to_plain(self.channels),
+                "streams": to_plain(self.streams), "live_events": to_plain(self.live_events),
+                "watch_due": self._watch_due, "engine": self.engine.get_state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], cfg: DetectorConfig) -> WearerNight:
+        """The night ``get_state`` described, its engine rebuilt from ``cfg`` and the channels."""
+        channels = from_plain(state["channels"])
+        engine = Engine(channels, cfg)
+        engine.set_state(state["engine"])
+        return cls(state["wearer"], state["start_ns"], engine, from_plain(state["streams"]), channels,
+                   live_events=from_plain(state["live_events"]), _watch_due=state["watch_due"])
 
     def feed(self, sensor: str, stream: str, frame: Frame, stats: Counter,
              reorder_s: float, max_night_s: float = 64800.0) -> list[Event]:
@@ -718,51 +743,70 @@ class DetectorService:
             log.warning("status not written: %s", exc)
 
     # ------------------------------------------------------------------ checkpoints
-    def _state_path(self):
+    def _state_path(self) -> Path:
         d = Path(self.services.service.state_dir)
         d.mkdir(parents=True, exist_ok=True)
-        return d / "nights.pickle"
+        return d / "nights.state"
 
     def _checkpoint(self) -> None:
+        """Every open night's state as versioned plain data (detector.engine.state), beside an
+        index (wearer, start, last sample time) that any later version can still read."""
         path = self._state_path()
-        tmp = path.with_suffix(".tmp")
-        try:
-            with tmp.open("wb") as fh:
-                statuses = {w: {k: st.model_dump(exclude_none=True) for k, st in per.items()}
-                            for w, per in self.statuses.items()}
-                pickle.dump({"version": 1, "nights": self.nights, "statuses": statuses,
-                         "unwritten": self.unwritten, "stored_ranges": self.stored_ranges,
-                         "recent": self.recent}, fh,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except OSError:
-            tmp.unlink(missing_ok=True)  # the old checkpoint stays whole
-            raise
-        os.replace(tmp, path)  # atomic: a crash leaves the old or the new checkpoint, never half
+        statuses = {w: {k: st.model_dump(exclude_none=True) for k, st in per.items()}
+                    for w, per in self.statuses.items()}
+        index = [{"wearer": w, "start_ns": n.start_ns, "end_ns": n.end_ns()} for w, n in self.nights.items()]
+        size = write_state_file(path, {
+            "nights": {w: n.get_state() for w, n in self.nights.items()},
+            "statuses": statuses, "unwritten": self.unwritten,
+            "stored_ranges": to_plain(self.stored_ranges), "recent": self.recent}, index=index)
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self.stats["checkpoints"] += 1
+        self.stats["checkpoint_bytes"] = size
 
     def _restore(self) -> None:
         path = self._state_path()
+        old = path.with_name("nights.pickle")
+        if old.exists():
+            # Written by a detector before checkpoints were plain data: never unpickled (a
+            # pickle can run code), kept for the operator.
+            old.rename(old.with_name("nights.pickle.refused"))
+            log.error("checkpoint %s is from an earlier nightcramp (pickled objects) and is not loaded; "
+                      "kept as %s. Nights open when it was written are re-analysed from their stored "
+                      "samples when their sensors send again.", old, old.with_name("nights.pickle.refused"))
         if not path.exists():
             return
         try:
-            with path.open("rb") as fh:
-                state = pickle.load(fh)
-        except Exception as exc:  # an unreadable checkpoint must not stop the service
-            log.error("checkpoint %s unreadable (%s): starting without it", path, exc)
+            state = read_state_file(path)
+            nights = {w: WearerNight.from_state(s, self.cfg) for w, s in state["nights"].items()}
+            statuses = {w: {k: SensorStatus.model_validate(st) for k, st in per.items()}
+                        for w, per in state["statuses"].items()}
+        except (StateError, ValueError, KeyError, TypeError) as exc:
+            self._refuse_checkpoint(path, exc)
             return
-        self.nights = state["nights"]
+        self.nights = nights
         for night in self.nights.values():
             night.last_frame_wall = time.monotonic()
-        self.statuses = {w: {k: SensorStatus.model_validate(st) for k, st in per.items()}
-                         for w, per in state["statuses"].items()}
-        self.unwritten = state.get("unwritten", [])
-        self.stored_ranges = state.get("stored_ranges", {})
-        self.recent = state.get("recent", {})
+        self.statuses = statuses
+        self.unwritten = state["unwritten"]
+        self.stored_ranges = from_plain(state["stored_ranges"])
+        self.recent = state["recent"]
         log.info("resumed %d open night(s) from %s", len(self.nights), path)
+
+    def _refuse_checkpoint(self, path: Path, why: Exception) -> None:
+        """A checkpoint this version cannot resume: set aside, and each night it held is marked as
+        closed so that the wearer's next frames reopen it from the stored samples (``_reopen``),
+        which re-analyses the whole night."""
+        refused = path.with_name(path.name + ".refused")
+        os.replace(path, refused)
+        index = read_state_index(refused)
+        for entry in index:
+            start = dt.datetime.fromtimestamp(entry["start_ns"] / 1e9, dt.UTC)
+            self.recent[entry["wearer"]] = {"night": night_key(start), "start_ns": entry["start_ns"],
+                                            "end_ns": entry["end_ns"]}
+        self.stats["checkpoint_refused"] += 1
+        log.error("checkpoint not resumed (%s); kept as %s. %d open night(s) in it are re-analysed from "
+                  "their stored samples when their sensors send again.", why, refused, len(index))
 
     def _ack(self) -> None:
         for mid, qos in self._unacked:
