@@ -61,9 +61,6 @@ class Server:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
 
 def _wait(check, server: Server, timeout: float) -> None:
     deadline = time.monotonic() + timeout

@@ -445,12 +445,6 @@ class InfluxStore:
                 out.setdefault(night, {})[part] = json.loads(js)
         return out
 
-    def delete_night(self, wearer: str, night: str) -> None:
-        """Remove a night's events, summary and advice (before it is analysed again)."""
-        for m in ("event", "night", "advice"):
-            self._q(f"DELETE FROM \"{m}\" WHERE \"wearer\" = '{_lit(wearer)}' AND "
-                    f"\"night\" = '{_lit(night)}'", post=True)
-
     # ------------------------------------------------------------------ domain reads
     def nights(self, wearer: str, night: str | None = None) -> list[dict]:
         """Stored nights (or the one ``night``): start, duration, summary, recording, notes."""

@@ -107,11 +107,6 @@ class Outbox:
                                     (before, time.time() + 1.0, limit)).fetchall()
         return [(i, t, bytes(p), bool(r)) for i, t, p, r in rows]
 
-    def unconfirmed(self) -> int:
-        """Frames the broker acknowledged that the detector has not confirmed yet."""
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE sent = 1").fetchone()[0]
-
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]

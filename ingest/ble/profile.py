@@ -103,12 +103,3 @@ def load_profile(name: str, directory: Path | None = None) -> DeviceProfile:
     return DeviceProfile(d["name"], DECODERS[d["decoder"]], d["service_uuid"], d["control_uuid"],
                          d["battery_uuid"], streams)
 
-
-def packets_for(samples: np.ndarray, fs: float, scale: float, per_packet: int, *,
-                first_seq: int = 0, t0_us: int = 0) -> list[bytes]:
-    """Split counts (n, channels) into v1 packets of ``per_packet`` samples (virtual sensors)."""
-    out = []
-    for k, a in enumerate(range(0, len(samples), per_packet)):
-        t_us = t0_us + round(a * 1e6 / fs)
-        out.append(encode_v1(first_seq + k, t_us, scale, samples[a:a + per_packet]))
-    return out

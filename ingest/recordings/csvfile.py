@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest.recordings.labels import channel_table, parse_label, unit_scale, with_aliases
-from ingest.recordings.recording import Channel, Recording, RecordingError, check_rates
+from ingest.recordings.recording import Channel, Recording, RecordingError, check_rates, existing_file
 
 _EMPTY = re.compile(r"(?m)(^|,)(?=,|$)")
 _COL = re.compile(r"^\s*(.*?)\s*\[\s*([^\]]*)\s*\]\s*$")
@@ -29,12 +29,8 @@ _COL = re.compile(r"^\s*(.*?)\s*\[\s*([^\]]*)\s*\]\s*$")
 
 def read_csv_recording(path: str | Path, *, aliases: dict[str, str] | None = None) -> Recording:
     """Read a CSV recording; raises RecordingError naming the file and the problem."""
-    path = Path(path)
+    path = existing_file(path)
     name = path.name
-    if path.is_dir():
-        raise RecordingError(f"{name}: is a directory, not a recording")
-    if not path.is_file():
-        raise RecordingError(f"{name}: no such file")
     meta: dict[str, str] = {}
     lines = path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
     if any("\x00" in line for line in lines[:5]):

@@ -15,7 +15,14 @@ import edfio
 import numpy as np
 
 from ingest.recordings.labels import channel_table, parse_label, unit_scale, with_aliases
-from ingest.recordings.recording import Annotation, Channel, Recording, RecordingError, check_rates
+from ingest.recordings.recording import (
+    Annotation,
+    Channel,
+    Recording,
+    RecordingError,
+    check_rates,
+    existing_file,
+)
 
 _TAL_ONSET = re.compile(rb"^([+-]\d+(?:\.\d*)?)\x14\x14")
 
@@ -26,12 +33,8 @@ def read_edf_recording(path: str | Path, *, aliases: dict[str, str] | None = Non
     ``aliases`` adds label mappings (``{"Leg 1": "EMG L-TibAnt"}``) to those in config.
     Raises RecordingError with the file name and the problem for files that cannot be used.
     """
-    path = Path(path)
+    path = existing_file(path)
     name = path.name
-    if path.is_dir():
-        raise RecordingError(f"{name}: is a directory, not a recording")
-    if not path.is_file():
-        raise RecordingError(f"{name}: no such file")
     raw = _open(path)
     start, start_notes = _start(raw, name)
     if raw.num_data_records <= 0:

@@ -10,11 +10,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from ingest.recordings.labels import Kind, Side
+
+
+def existing_file(path: str | Path) -> Path:
+    """``path`` as a Path, or RecordingError naming the file when it is missing or a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise RecordingError(f"{path.name}: is a directory, not a recording")
+    if not path.is_file():
+        raise RecordingError(f"{path.name}: no such file")
+    return path
 
 
 class RecordingError(ValueError):
