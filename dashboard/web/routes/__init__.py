@@ -1,0 +1,2 @@
+"""The dashboard's routes, one router per audience: login, the wearer's pages, the clinician's
+review, exports."""

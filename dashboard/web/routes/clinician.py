@@ -1,0 +1,171 @@
+"""The clinician's review: the wearer list, the night viewer, its traces and review edits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from dashboard.review import ReviewError, make_review, parse_review_request
+from dashboard.web.common import (
+    FastJSON,
+    Sess,
+    clinician,
+    csrf_ok,
+    finite_span,
+    may_see,
+    night_data,
+    page,
+    refresh_night_advice,
+    store,
+)
+from detector.engine.summary import NightSummary
+
+router = APIRouter()
+
+
+@router.get("/wearers", response_class=HTMLResponse)
+def wearers_page(request: Request, s: Sess):
+    clinician(s)
+    out = []
+    for w in request.app.state.users.visible_wearers(s.user):
+        nights = store(request).nights(w)
+        last = nights[-1] if nights else None
+        out.append({"wearer": w, "nights": len(nights), "last": last["night"] if last else None,
+                    "last_cramps": NightSummary.of(last["summary"]).cramps if last else None})
+    return page(request, "wearers.html", s, wearers=out)
+
+
+@router.get("/w/{wearer}/{night}/view", response_class=HTMLResponse)
+def viewer(request: Request, wearer: str, night: str, s: Sess):
+    may_see(request, s, wearer)
+    clinician(s)
+    a = night_data(request, wearer, night)
+    return page(request, "viewer.html", s, wearer=wearer, night=night, a=a)
+
+
+@router.get("/api/w/{wearer}/{night}/meta")
+def meta(request: Request, wearer: str, night: str, s: Sess):
+    may_see(request, s, wearer)
+    a = night_data(request, wearer, night)
+    return {"recording": a["recording"], "events": a["events"], "summary": a["summary"],
+            "hypnogram": store(request).hypnogram(wearer, night), "csrf": s.csrf}
+
+
+def recording(request: Request, wearer: str, night: str) -> dict:
+    """A night's recording description (channels, start), cached briefly: every trace request
+    needs it, and it changes only when the night is analysed again."""
+    cache: dict[tuple[str, str], tuple[float, dict]] = request.app.state.recording_cache
+    key, now = (wearer, night), time.monotonic()
+    hit = cache.get(key)
+    if hit and now - hit[0] < 30:
+        return hit[1]
+    rec = store(request).recording(wearer, night)
+    if rec is None:
+        raise HTTPException(404, f"no stored night {night} for {wearer}")
+    if len(cache) > 256:
+        cache.clear()
+    cache[key] = (now, rec)
+    return rec
+
+
+def view_traces(request: Request, wearer: str, rec: dict, names: list[str], t0: float, t1: float,
+                px: int) -> dict:
+    """Traces of the named channels (and ``activity L|R``) for [t0, t1) s in ``px`` buckets."""
+    chans = {c["label"]: c["kind"] for c in rec["channels"]}
+    unknown = [n for n in names if n not in chans and n not in ("activity L", "activity R")]
+    if unknown:
+        raise HTTPException(404, f"no channel {unknown[0]!r} in this night")
+    want = {n: chans[n] for n in names if n in chans}
+    for side in ("L", "R"):  # a leg's activity is the largest range of its accelerometer axes
+        if f"activity {side}" in names:
+            want |= {c: k for c, k in chans.items() if k == "acc" and c.startswith(f"ACC {side}-")}
+    start_ns = int(dt.datetime.fromisoformat(rec["start"]).timestamp() * 1e9)
+    span = (start_ns + int(t0 * 1e9), start_ns + int(t1 * 1e9))
+    got = store(request).traces(wearer, want, *span, px)
+    for side in ("L", "R"):
+        if f"activity {side}" in names:
+            best: dict[int, float] = {}
+            for c, tr in got.items():
+                if c.startswith(f"ACC {side}-"):
+                    for t, lo, hi in zip(tr["t_ns"], tr["min"], tr["max"], strict=True):
+                        if lo is not None and hi is not None:
+                            best[t] = max(best.get(t, 0.0), hi - lo)
+            ts = sorted(best)
+            got[f"activity {side}"] = {"t_ns": ts, "min": [0.0] * len(ts), "max": [best[t] for t in ts],
+                                       "mav": None, "bucket_ns": max(1, (span[1] - span[0]) // px),
+                                       "source": "envelope"}
+    return {n: plain_trace(n, got[n], start_ns, t0, t1, px) for n in names}
+
+
+@router.get("/api/w/{wearer}/{night}/trace")
+def trace(request: Request, wearer: str, night: str, s: Sess, channel: str = Query(max_length=200),
+          t0: float = Query(ge=0), t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+    """Min/max of one channel over [t0, t1) s in ``px`` buckets (at most 2 values per pixel)."""
+    may_see(request, s, wearer)
+    rec = recording(request, wearer, night)
+    t0, t1 = finite_span(t0, t1, rec)
+    return FastJSON(view_traces(request, wearer, rec, [channel], t0, t1, px)[channel])
+
+
+@router.get("/api/w/{wearer}/{night}/traces")
+def traces(request: Request, wearer: str, night: str, s: Sess, channels: str = Query(max_length=4000),
+           t0: float = Query(ge=0), t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+    """Every listed channel (comma-separated) for one view: one round trip per zoom step,
+    the channels' queries run side by side in InfluxDB."""
+    may_see(request, s, wearer)
+    rec = recording(request, wearer, night)
+    t0, t1 = finite_span(t0, t1, rec)
+    names = [c for c in channels.split(",") if c]
+    if not names or len(names) > 32:
+        raise HTTPException(400, "list 1 to 32 channels")
+    return FastJSON({"t0": t0, "t1": t1, "px": px,
+                     "traces": view_traces(request, wearer, rec, names, t0, t1, px)})
+
+
+@router.post("/api/w/{wearer}/{night}/review")
+async def review(request: Request, wearer: str, night: str, s: Sess):
+    may_see(request, s, wearer)
+    clinician(s)
+    csrf_ok(s, request.headers.get("x-csrf-token"))
+    try:
+        body = await request.json()
+    except ValueError:
+        raise HTTPException(400, "the review must be JSON") from None
+    try:
+        req = parse_review_request(body)
+    except ReviewError as exc:
+        raise HTTPException(422, str(exc)) from None
+    st = store(request)
+    a = st.analysis(wearer, night)
+    if a is None:
+        raise HTTPException(404, f"no stored night {night} for {wearer}")
+    try:
+        r = make_review(req.action, s.user.name, event=req.event, kind=req.kind, start_s=req.start_s,
+                        end_s=req.end_s, side=req.side, note=req.note,
+                        duration_s=a["recording"]["duration_s"])
+    except ReviewError as exc:
+        raise HTTPException(422, str(exc)) from None
+    st.write_review(wearer, night, r)
+    refresh_night_advice(st, wearer, night)
+    d = night_data(request, wearer, night)
+    return {"review": r, "events": d["events"], "summary": d["summary"]}
+
+
+def plain_trace(channel: str, tr: dict, start_ns: int, t0: float, t1: float, px: int) -> dict:
+    """A trace as JSON-ready lists: times in s from the night's start to the ms, values to 1e-4
+    (µV or g; what a screen can show) — a view of 11 channels stays a few hundred kB."""
+    t = np.round((np.asarray(tr["t_ns"], np.int64) - start_ns) / 1e9, 3)
+    out = {"channel": channel, "t0": t0, "t1": t1, "px": px, "source": tr["source"],
+           "bucket_s": tr["bucket_ns"] / 1e9, "t": t.tolist()}
+    for k in ("min", "max", "mav"):
+        if tr[k] is None:
+            out[k] = None
+            continue
+        v = np.round(np.asarray(tr[k], np.float64), 4)  # None (empty bucket) becomes NaN
+        vals = v.tolist()
+        out[k] = vals if np.isfinite(v).all() else [x if np.isfinite(x) else None for x in vals]
+    return out

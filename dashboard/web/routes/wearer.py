@@ -1,0 +1,118 @@
+"""The wearer's pages: the nights table with trends, one night's morning summary, the diary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from statistics import mean
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from dashboard.timeline import timeline_svg
+from dashboard.web.common import (
+    Sess,
+    csrf_ok,
+    may_see,
+    night_data,
+    page,
+    refresh_night_advice,
+    store,
+    text_field,
+)
+from detector.advice.diary import AGE_BANDS, EXERCISE, MEDICATIONS, SWELLING, Evening, Morning, save_checkin
+from detector.engine.summary import NightSummary
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, s: Sess):
+    if s.user.role == "wearer" and s.user.wearer is not None:
+        nights = store(request).nights(s.user.wearer)
+        if nights:
+            return RedirectResponse(f"/w/{s.user.wearer}/{nights[-1]['night']}", status_code=303)
+        return page(request, "empty.html", s, wearer=s.user.wearer)
+    return RedirectResponse("/wearers", status_code=303)
+
+
+@router.get("/w/{wearer}", response_class=HTMLResponse)
+def nights_page(request: Request, wearer: str, s: Sess, sort: str = "night", desc: bool = True):
+    may_see(request, s, wearer)
+    rows = [night_row(n) for n in store(request).nights(wearer)]
+    keys = {"night", "cramps", "cramp_min", "awakenings", "sleep_efficiency", "plm_index", "signal"}
+    sort = sort if sort in keys else "night"
+    table = sorted(rows, key=lambda r: (r[sort] is not None, r[sort] or 0), reverse=desc)
+    trend = {k: [r[k] for r in rows] for k in ("night", "cramps", "cramp_min", "awakenings",
+                                                "sleep_efficiency")}
+    return page(request, "nights.html", s, wearer=wearer, rows=table, sort=sort, desc=desc,
+                trend=trend)
+
+
+@router.get("/w/{wearer}/{night}", response_class=HTMLResponse)
+def night_page(request: Request, wearer: str, night: str, s: Sess):
+    may_see(request, s, wearer)
+    a = night_data(request, wearer, night)
+    st = store(request)
+    hyp = st.hypnogram(wearer, night)
+    past = [n for n in st.nights(wearer) if n["night"] < night][-14:]
+    diary = st.diaries(wearer).get(night, {})
+    summary = NightSummary.of(a["summary"])
+    return page(request, "night.html", s, wearer=wearer, night=night, a=a, summary=summary,
+                timeline=timeline_svg(a, hyp), compare=compare_to_usual(summary, past),
+                advice=a["advice"], diary=diary, medications=MEDICATIONS,
+                exercise=EXERCISE, age_bands=AGE_BANDS, swelling=SWELLING,
+                start=dt.datetime.fromisoformat(a["recording"]["start"]))
+
+
+@router.post("/w/{wearer}/{night}/diary")
+async def diary_post(request: Request, wearer: str, night: str, s: Sess):
+    may_see(request, s, wearer)
+    form = await request.form()
+    csrf_ok(s, text_field(form.get("csrf")))
+    part = form.get("part")
+    if part not in ("evening", "morning"):
+        raise HTTPException(400, "part must be evening or morning")
+    model = Evening if part == "evening" else Morning
+    answers: dict = {}
+    for name, field in model.model_fields.items():
+        if name == "medications":
+            meds = form.getlist("medications")
+            if meds or form.get("medications_answered"):
+                answers[name] = [m for m in meds if m]
+            continue
+        v = text_field(form.get(name))
+        if v in (None, ""):
+            continue
+        answers[name] = {"yes": True, "no": False}.get(v, v) if field.annotation in (bool | None,) else v
+    try:
+        save_checkin(store(request), wearer, night, part, answers)
+    except ValueError as exc:
+        raise HTTPException(400, f"diary: {exc}") from None
+    refresh_night_advice(store(request), wearer, night)
+    return RedirectResponse(f"/w/{wearer}/{night}#diary", status_code=303)
+
+
+def night_row(n: dict) -> dict:
+    """One row of the nights table (and a point of each trend) from a stored night."""
+    s = NightSummary.of(n["summary"])
+    q = [v for v in s.signal_quality.values() if v.get("kind") == "emg"]
+    worst = max((float(v.get("artifact_pct") or 0) + float(v.get("lost_pct") or 0) for v in q), default=0.0)
+    se = s.sleep_efficiency
+    return {"night": n["night"], "cramps": s.cramps,
+            "cramp_min": round(s.cramp_total_s / 60, 1), "awakenings": s.awakenings,
+            "sleep_efficiency": round(100 * se, 1) if se is not None else None,
+            "plm_index": s.plms_index_per_h, "signal": round(100 - worst, 1)}
+
+
+def compare_to_usual(summary: NightSummary, past: list[dict]) -> dict | None:
+    """This night against the mean of up to 14 nights before it, in plain words."""
+    if not past:
+        return None
+    out: dict[str, object] = {"nights": len(past)}
+    for key, label in (("cramps", "cramps"), ("awakenings", "awakenings")):
+        usual = mean(float(getattr(NightSummary.of(n["summary"]), key)) for n in past)
+        now = float(getattr(summary, key))
+        word = "about as many as" if abs(now - usual) < 0.5 else "more than" if now > usual else "fewer than"
+        out[key] = {"now": now, "usual": round(usual, 1), "text": f"{int(now)} {label}: {word} your usual "
+                    f"{usual:.1f} a night"}
+    return out
