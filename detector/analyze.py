@@ -106,7 +106,6 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
     workers = min(n_emg, cores) if cores > 1 else 0
     with ThreadPoolExecutor(workers, thread_name_prefix="emg") if workers else nullcontext() as pool:
         engine = Engine(rec.channels, cfg, pool=pool)
-        notes += engine.notes
         duration = rec.duration_s
         bounds = np.append(np.arange(0.0, duration, read_s), duration) if duration > 0 else np.zeros(1)
 
@@ -126,12 +125,12 @@ def analyze_recording(rec: Recording, cfg: DetectorConfig, *, read_s: float = 30
             chunk = nxt or {}
             if progress:
                 progress(bounds[j] / duration if duration else 1.0)
-        engine.finish()
-    clamp_to_recording(engine.events, rec.duration_s)
-    events = sorted(engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
-    notes += _capability_notes(engine)
-    summary = summarize(engine, rec, events)
-    return Analysis(shown, cfg, events, summary, engine.sleep.hypnogram(), notes)
+        result = engine.finish()
+    clamp_to_recording(result.events, rec.duration_s)
+    events = sorted(result.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
+    notes += result.notes
+    summary = summarize(result, rec.duration_s, events)
+    return Analysis(shown, cfg, events, summary, result.hypnogram, notes)
 
 
 def _without_coarse_emg(rec: Recording, cfg: DetectorConfig) -> tuple[Recording, list[Channel]]:
@@ -146,19 +145,3 @@ def _without_coarse_emg(rec: Recording, cfg: DetectorConfig) -> tuple[Recording,
                                sources=[rec.sources[i] for i in keep]), coarse
 
 
-def _capability_notes(engine: Engine) -> list[str]:
-    notes = []
-    if not engine.legs:
-        notes.append("no accelerometer: rollovers, bed exits and posture are not detected; sleep and "
-                     "wake are estimated from EMG activity only; cramps cannot be told from "
-                     "voluntary contractions by preceding movement")
-    if not engine.emg:
-        notes.append("no leg EMG: cramps and leg movements cannot be detected; only sleep, "
-                     "awakenings, rollovers and bed exits are reported")
-    sides = {engine.channels[i].side for i in engine.emg}
-    if len(sides) == 1:
-        other = "right" if "left" in sides else "left"
-        notes.append(f"EMG on the {next(iter(sides))} leg only: the {other} leg is not watched, and "
-                     "two-legged movements cannot be told from one-sided cramps by co-activation")
-    notes.append("quiet wakefulness without movement cannot be seen by a leg sensor and counts as sleep")
-    return notes

@@ -22,7 +22,7 @@ from detector.engine.cramp_evidence import cramp_probability, explain
 from detector.engine.events import CrampAlert, Event
 from detector.engine.frontend import AccFrames, AccFrontEnd, EmgFrames, EmgFrontEnd
 from detector.engine.intervals import longest_run
-from detector.engine.plm import PlmTracker
+from detector.engine.plm import PlmTracker, Series
 from detector.engine.posture import AccStage, PostureOut
 from detector.engine.sleep import SleepScorer
 from detector.engine.spectral import characteristic_hz, relative_shift, resting_levels
@@ -50,6 +50,23 @@ class _Leg(Stateful):
     fe: AccFrontEnd
     stage: AccStage
     pending: list[list[np.ndarray]]
+
+
+@dataclass(frozen=True)
+class NightResult:
+    """What a finished engine hands on, with no reference back to it: the summary, the analysis
+    JSON and the live service read this. Times in s from the recording's start."""
+
+    cfg: DetectorConfig
+    events: list[Event]  # every event of the night, in the order decided
+    new_events: list[Event]  # those decided by ``finish`` itself (what a streaming caller announces)
+    hypnogram: np.ndarray  # per sleep epoch: 1 wake, 0 sleep
+    bouts: list[tuple[int, int, int]]  # (first epoch, end epoch, 1 wake / 0 sleep)
+    sleep_onset_epoch: int | None
+    awakening_definition: str
+    plm_series: list[Series]
+    signal_quality: dict[str, dict[str, Any]]  # per channel label (EMG) or "ACC <side>"
+    notes: list[str]  # what the analysis could not see, in words
 
 
 class Engine(Stateful):
@@ -165,8 +182,8 @@ class Engine(Stateful):
             self._feed_leg(leg)
         return self._run_blocks(final=False)
 
-    def finish(self) -> list[Event]:
-        """No more data: flush everything and return the remaining events."""
+    def finish(self) -> NightResult:
+        """No more data: flush everything and return the night's result."""
         for i in self.emg:
             self._push_emg(i, self.emg_fe[i].finish())
         for leg in self.legs.values():
@@ -179,7 +196,51 @@ class Engine(Stateful):
                     e.channel == a.channel and e.start_s - 2 <= a.start_s <= e.end_s for e in self.cramps) \
                     else "retracted"
                 self._alert_news.append(a)
-        return out
+        return NightResult(cfg=self.cfg, events=self.events, new_events=out, hypnogram=self.sleep.hypnogram(),
+                           bouts=self.sleep.bouts(), sleep_onset_epoch=self.sleep.onset_epoch,
+                           awakening_definition=self.sleep.definition(), plm_series=list(self.plm.series),
+                           signal_quality=self._signal_quality(), notes=self.notes + self._capability_notes())
+
+    def _signal_quality(self) -> dict[str, dict[str, Any]]:
+        """Per EMG channel: resting level (µV), artefact and lost shares (%), mains (Hz); per leg's
+        accelerometer: lost and moving shares (%)."""
+        quality: dict[str, dict[str, Any]] = {}
+        for i in self.emg:
+            st = self.emg_stage[i]
+            bad = st.bad.view
+            b = st.baseline.view
+            quality[self.channels[i].label] = {
+                "kind": "emg",
+                "baseline_uV": round(float(np.nanmedian(b)), 3) if b.size and np.isfinite(b).any() else None,
+                "artifact_pct": round(100 * float(np.mean((bad & ~np.uint8(LOST)) > 0)), 2)
+                if bad.size else 0.0,
+                "lost_pct": round(100 * float(np.mean((bad & LOST) > 0)), 2) if bad.size else 0.0,
+                "mains_hz": self.emg_fe[i].mains_hz,
+            }
+        for side, leg in self.legs.items():
+            lost = leg.stage.lost.view
+            quality[f"ACC {side}"] = {"kind": "acc",
+                                      "lost_pct": round(100 * float(np.mean(lost)), 2) if lost.size else 0.0,
+                                      "moving_pct": round(100 * float(np.mean(leg.stage.moving.view)), 2)
+                                      if leg.stage.moving.n else 0.0}
+        return quality
+
+    def _capability_notes(self) -> list[str]:
+        notes = []
+        if not self.legs:
+            notes.append("no accelerometer: rollovers, bed exits and posture are not detected; sleep and "
+                         "wake are estimated from EMG activity only; cramps cannot be told from "
+                         "voluntary contractions by preceding movement")
+        if not self.emg:
+            notes.append("no leg EMG: cramps and leg movements cannot be detected; only sleep, "
+                         "awakenings, rollovers and bed exits are reported")
+        sides = {self.channels[i].side for i in self.emg}
+        if len(sides) == 1:
+            other = "right" if "left" in sides else "left"
+            notes.append(f"EMG on the {next(iter(sides))} leg only: the {other} leg is not watched, and "
+                         "two-legged movements cannot be told from one-sided cramps by co-activation")
+        notes.append("quiet wakefulness without movement cannot be seen by a leg sensor and counts as sleep")
+        return notes
 
     def _push_emg(self, i: int, fr: EmgFrames) -> None:
         if len(fr):

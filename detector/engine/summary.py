@@ -9,13 +9,17 @@ counted, whether from the detected events (the analysis) or from a clinician's r
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from detector.engine.config import Cramp
+
+if TYPE_CHECKING:  # the engine imports this module's neighbours, not the other way round
+    from detector.engine.events import Event
+    from detector.engine.pipeline import NightResult
 
 
 def night_key(start: dt.datetime) -> str:
@@ -122,17 +126,17 @@ def count_events(events: Iterable[Any], red_flag_s: float) -> dict[str, Any]:
     }
 
 
-def summarize(engine: Any, rec: Any, events: list[Any]) -> NightSummary:
-    """The summary of a finished engine's night over recording ``rec`` with ``events``."""
-    from detector.engine.channel import LOST  # the engine's module: already loaded with the engine
-    cfg = engine.cfg
-    sl = engine.sleep
+def summarize(result: NightResult, duration_s: float, events: Sequence[Event]) -> NightSummary:
+    """The summary of a finished night (``result``) recorded for ``duration_s`` s, counted from
+    ``events`` (the analysis's, or a clinician's reviewed ones)."""
+    cfg = result.cfg
     epoch = cfg.sleep.epoch_s
-    runs = sl.bouts()
-    wake = sl.hypnogram().astype(bool)
-    tib = rec.duration_s
-    onset = sl.onset_epoch
-    sleep_runs = [(a, b) for a, b, v in runs if not v]
+    wake = result.hypnogram.astype(bool)
+    tib = duration_s
+    onset = result.sleep_onset_epoch
+    sleep_runs = [(a, b) for a, b, v in result.bouts if not v]
+    onset_s: float | None = None
+    end_s: float | None = None
     if onset is not None and sleep_runs:
         end_epoch = max(b for a, b in sleep_runs)
         period = wake[onset:end_epoch]
@@ -143,9 +147,8 @@ def summarize(engine: Any, rec: Any, events: list[Any]) -> NightSummary:
         onset_s, end_s = onset * epoch, min(end_epoch * epoch, tib)
     else:
         tst = waso = 0.0
-        onset_s = end_s = None
     plms = 0
-    for s in engine.plm.series:
+    for s in result.plm_series:
         if not s.in_sleep:
             continue
         for t in s.onsets:
@@ -153,24 +156,6 @@ def summarize(engine: Any, rec: Any, events: list[Any]) -> NightSummary:
             if onset is not None and onset <= k < len(wake) and not wake[k] and (end_s is None or t < end_s):
                 plms += 1
     tst_h = tst / 3600.0
-    quality = {}
-    for i in engine.emg:
-        st = engine.emg_stage[i]
-        bad = st.bad.view
-        b = st.baseline.view
-        quality[engine.channels[i].label] = {
-            "kind": "emg",
-            "baseline_uV": round(float(np.nanmedian(b)), 3) if b.size and np.isfinite(b).any() else None,
-            "artifact_pct": round(100 * float(np.mean((bad & ~np.uint8(LOST)) > 0)), 2) if bad.size else 0.0,
-            "lost_pct": round(100 * float(np.mean((bad & LOST) > 0)), 2) if bad.size else 0.0,
-            "mains_hz": engine.emg_fe[i].mains_hz,
-        }
-    for side, leg in engine.legs.items():
-        lost = leg.stage.lost.view
-        quality[f"ACC {side}"] = {"kind": "acc",
-                                  "lost_pct": round(100 * float(np.mean(lost)), 2) if lost.size else 0.0,
-                                  "moving_pct": round(100 * float(np.mean(leg.stage.moving.view)), 2)
-                                  if leg.stage.moving.n else 0.0}
     return NightSummary(
         time_in_bed_s=round(tib, 1),
         sleep_onset_s=onset_s,
@@ -179,7 +164,7 @@ def summarize(engine: Any, rec: Any, events: list[Any]) -> NightSummary:
         total_sleep_time_s=tst,
         waso_s=waso,
         sleep_efficiency=round(tst / tib, 4) if tib else None,
-        awakening_definition=sl.definition(),
+        awakening_definition=result.awakening_definition,
         red_flag_s=cfg.cramp.red_flag_s,
         cramp_definition=(f"sustained calf/foot EMG at >= {cfg.cramp.on_ratio:g}x the wearer's resting "
                           f"level for >= {cfg.cramp.min_duration_s:g} s whose evidence (duration, level, "
@@ -188,6 +173,6 @@ def summarize(engine: Any, rec: Any, events: list[Any]) -> NightSummary:
         plm_rules=cfg.plm.rules,
         plms=plms,
         plms_index_per_h=round(plms / tst_h, 2) if tst_h > 0 else None,
-        signal_quality=quality,
+        signal_quality=result.signal_quality,
         **count_events(events, cfg.cramp.red_flag_s),
     )

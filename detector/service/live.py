@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 
 from detector.advice.diary import Diary
 from detector.advice.rules import AdviceError, advise
-from detector.analyze import Analysis, _capability_notes
+from detector.analyze import Analysis
 from detector.engine.config import DetectorConfig
 from detector.engine.events import CrampAlert, Event, clamp_to_recording
 from detector.engine.pipeline import Engine
@@ -278,18 +278,17 @@ class WearerNight:
             while s.ahead:  # the frames they waited for never came
                 self._drain_ahead(s, Counter(), fill_first=True)
             self._give(s)
-        self.engine.finish()
+        result = self.engine.finish()
         fed = {ch: s.fed for s in self.streams.values() for ch in s.channels}
         self.channels = [Channel(c.label, c.kind, c.side, c.site, c.axis, c.fs, c.unit, fed.get(i, 0))
                          for i, c in enumerate(self.channels)]
         duration = max((s.fed / s.fs for s in self.streams.values()), default=0.0)
         start = dt.datetime.fromtimestamp(self.start_ns / 1e9, dt.UTC)
         rec = Recording(f"live-{self.wearer}", start, duration, self.channels, [])
-        clamp_to_recording(self.engine.events, duration)
-        events = sorted(self.engine.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
-        summary = summarize(self.engine, rec, events)
-        return Analysis(rec, self.engine.cfg, events, summary, self.engine.sleep.hypnogram(),
-                        self.engine.notes + _capability_notes(self.engine))
+        clamp_to_recording(result.events, duration)
+        events = sorted(result.events, key=lambda e: (e.start_s, e.kind, e.side or "", e.channel or ""))
+        return Analysis(rec, result.cfg, events, summarize(result, duration, events), result.hypnogram,
+                        result.notes)
 
 
 class DetectorService:
