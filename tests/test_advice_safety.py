@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detector.advice.rules import (
+    ACTIONS,
     ENUMS,
     FEATURES,
     RED_FLAGS,
+    AdviceError,
     evaluate,
     format_advice,
     load_rules,
@@ -146,3 +148,42 @@ def test_any_combination_of_fired_rules_stays_safe(features):
     items = evaluate(RULES, neutral_features() | features)
     assert not safety_problems(" ".join(a.text for a in items))
     assert all(a.source for a in items)
+
+
+# A night on which every self-care rule of the shipped file fires: cramps that woke the wearer,
+# hard exercise, little to drink, older age, pregnancy, cramps on several nights, no stretching.
+SELF_CARE_NIGHT = {"cramps": 2.0, "cramp_woke": True, "awakenings_after_cramp": 1.0, "exercise": "hard",
+                   "exercise_min": 120.0, "fluids_l": 1.0, "age_band": "65-plus", "pregnant": True,
+                   "cramp_nights_7": 4.0, "stretched_nights_7": 4.0, "cramp_nights_30": 4.0,
+                   "cramp_trend": 1.0, "diary_evening": False, "nights_7": 7.0}
+
+
+@pytest.mark.parametrize("flag", list(RED_FLAGS))
+def test_a_red_flag_holds_back_advice_that_could_harm(flag):
+    """With a possible clot no advice may ask to stretch, massage, stand on the leg or exercise;
+    the red flag's own text says what to do instead. Checked over every red flag, on a night where
+    all those rules would otherwise fire."""
+    base = neutral_features() | SELF_CARE_NIGHT
+    plain = {a.rule for a in evaluate(RULES, base)}
+    assert {"stretch-before-bed", "ease-a-cramp", "age-and-activity", "muscle-fatigue"} <= plain
+    items = evaluate(RULES, base | RED_FLAGS[flag])
+    flagged = [lr.rule for lr in RULES if lr.rule.red_flag == flag]
+    assert any(a.rule in {r.id for r in flagged} for a in items), f"{flag} not answered"
+    held = {a for r in flagged for a in r.withholds if any(i.rule == r.id for i in items)}
+    if flag in ("one-sided-swelling", "warm-or-red-calf"):
+        assert held == set(ACTIONS)  # a possible clot: everything that moves or presses the calf
+    for item in items:
+        if item.level == "see-a-clinician":
+            continue
+        asked = [a for a in held if ACTIONS[a].search(item.text)]
+        assert not asked, f"with {flag}, rule {item.rule} still asks for {asked}: {item.text}"
+    if held:
+        assert not {"stretch-before-bed", "ease-a-cramp"} & {a.rule for a in items}
+
+
+def test_a_rule_that_asks_for_an_action_must_declare_it(tmp_path):
+    body = rules_path().read_text().replace('actions = ["stretch", "weight-bearing"]\n', "", 1)
+    p = tmp_path / "advice.toml"
+    p.write_text(body)
+    with pytest.raises(AdviceError, match=r"rule 'ease-a-cramp': its text asks for stretch, weight-bearing"):
+        load_rules(p)

@@ -170,6 +170,17 @@ class AdviceError(ValueError):
     """A rule file that cannot be used; the message names the rule and the problem."""
 
 
+# What a rule asks the wearer to do with the leg, so that a red flag can hold it back: with a
+# possible clot, stretching, massage, standing on the leg or exercise could do harm. A wearer
+# text that speaks of one of these must declare it (checked at load).
+ACTIONS: dict[str, re.Pattern[str]] = {
+    "stretch": re.compile(r"\bstretch", re.I),
+    "massage": re.compile(r"\bmassag|\brub\b", re.I),
+    "weight-bearing": re.compile(r"\bweight on\b|\bstand up\b|\bwalk(?:ing)?\b", re.I),
+    "exercise": re.compile(r"\bexercis|\bcycling\b|\bactivity\b|\bsessions?\b", re.I),
+}
+
+
 class Rule(BaseModel):
     """One advice rule (see config/advice.toml for the fields' meaning)."""
 
@@ -184,7 +195,18 @@ class Rule(BaseModel):
     source: str = Field(min_length=5, description="seed section and/or study")
     seed: list[str] = Field(default_factory=list, description="seed headings this rule answers")
     red_flag: str | None = None
+    actions: list[str] = Field(default_factory=list, description="what the text asks of the leg (ACTIONS)")
+    withholds: list[str] = Field(default_factory=list,
+                                 description="for a red flag: actions no other advice may ask while it is up")
     when: str = Field(min_length=1, description="rule-engine condition over FEATURES")
+
+    @field_validator("actions", "withholds")
+    @classmethod
+    def _actions(cls, v: list[str]) -> list[str]:
+        unknown = [a for a in v if a not in ACTIONS]
+        if unknown:
+            raise ValueError(f"unknown action(s) {', '.join(unknown)} (known: {', '.join(ACTIONS)})")
+        return v
 
     @field_validator("red_flag")
     @classmethod
@@ -301,6 +323,13 @@ def load_rules(path: Path | None = None) -> list[LoadedRule]:
             raise AdviceError(f"{path}: rule {r.id!r}: {'; '.join(unsafe)}")
         if not r.text.rstrip().endswith((".", "!", "?")):
             raise AdviceError(f"{path}: rule {r.id!r}: text must end a sentence (texts are shown together)")
+        undeclared = [a for a, pat in ACTIONS.items() if pat.search(r.text) and a not in r.actions
+                      and not r.red_flag]
+        if undeclared:
+            raise AdviceError(f"{path}: rule {r.id!r}: its text asks for {', '.join(undeclared)}; list it "
+                              f"in 'actions' so that a red flag can hold it back")
+        if r.withholds and not r.red_flag:
+            raise AdviceError(f"{path}: rule {r.id!r}: only a red-flag rule may withhold advice")
         if r.red_flag and r.level != "see-a-clinician":
             raise AdviceError(f"{path}: rule {r.id!r} answers red flag {r.red_flag!r} but its level is "
                               f"{r.level!r}, not 'see-a-clinician'")
@@ -421,8 +450,12 @@ def _multi(f: dict, by_night: dict[str, tuple[float, float, float]], key: str | 
 
 # ------------------------------------------------------------------------------------- evaluation
 def evaluate(rules: list[LoadedRule], features: dict) -> list[AdviceItem]:
-    """The rules that fire, see-a-clinician first, each with the facts that made it fire."""
-    out = [_item(lr, features) for lr in rules if _fires(lr, features)]
+    """The rules that fire, see-a-clinician first, each with the facts that made it fire. A red
+    flag that fires withholds every other rule asking for one of its ``withholds`` (no
+    stretching, massage or weight on a leg that may have a clot)."""
+    fired = [lr for lr in rules if _fires(lr, features)]
+    held = {a for lr in fired for a in lr.rule.withholds}
+    out = [_item(lr, features) for lr in fired if lr.rule.red_flag or not held & set(lr.rule.actions)]
     return sorted(out, key=lambda a: LEVELS.index(a.level))
 
 
