@@ -131,6 +131,19 @@ def reviewed_summary(summary: NightSummary | dict, events: list[dict]) -> NightS
     return NightSummary.of(summary).reviewed_with(events)
 
 
+def reviewed_nights(store, wearer: str) -> list[dict]:
+    """``store.nights(wearer)`` with each reviewed night's summary recounted from its reviewed
+    events: what the nights table, the trends, the wearer list and the advice history show."""
+    nights = store.nights(wearer)
+    reviewed = store.reviewed_nights(wearer)
+    for n in nights:
+        if n["night"] in reviewed:
+            a = reviewed_analysis(store, wearer, n["night"])
+            if a is not None:
+                n["summary"] = a["summary"]
+    return nights
+
+
 def reviewed_analysis(store, wearer: str, night: str) -> dict | None:
     """A stored night with its reviews applied: events marked, counts recomputed."""
     a = store.analysis(wearer, night)
@@ -149,7 +162,7 @@ def refresh_advice(store, wearer: str, night: str, *, rules: list[LoadedRule] | 
     if a is None:
         raise LookupError(f"no stored night {night} for wearer {wearer!r}")
     live = {**a, "events": [e for e in a["events"] if e.get("status") != "rejected"]}
-    f = stored_night_features(store, wearer, night, analysis=live)
+    f = stored_night_features(store, wearer, night, analysis=live, nights=reviewed_nights(store, wearer))
     items = [x.to_json() for x in evaluate(rules if rules is not None else default_rules(), f)]
     if write:
         store.write_advice(wearer, night, items)

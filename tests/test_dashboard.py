@@ -249,6 +249,14 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
     n = sum(1 for e in site["analysis"]["events"] if e["kind"] == "cramp") - 1
     assert page.locator("svg.timeline rect.cramp").count() == n
     assert "reviewed by a clinician" in page.inner_text("main")
+    # ... and so do the nights table, its trend and the clinician's wearer list
+    page.goto(f"{site['base']}/w/sim-1")
+    row = page.locator("table tbody tr", has_text=site["night"]).first
+    assert row.locator("td").nth(1).inner_text().strip() == str(n)
+    assert page.evaluate("JSON.parse(document.getElementById('trend-data').textContent).cramps") == [n]
+    page.goto(f"{site['base']}/wearers")
+    row = page.locator("table tbody tr", has_text="sim-1").first
+    assert row.locator("td").nth(3).inner_text().strip() == str(n)
     # EDF+ export, read back with pyEDFlib
     with page.expect_download() as dl:
         page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")

@@ -500,13 +500,15 @@ def advise(summary: NightSummary | Mapping[str, Any], *, rules: list[LoadedRule]
     return [a.to_json() for a in evaluate(rules, night_features(summary, **kw))]
 
 
-def stored_night_features(store, wearer: str, night: str, analysis: dict | None = None) -> dict:
+def stored_night_features(store, wearer: str, night: str, analysis: dict | None = None,
+                          nights: list[dict] | None = None) -> dict:
     """Features of a stored night with the wearer's history and diaries from the store;
-    ``analysis`` (e.g. with reviewed events) instead of the stored one."""
+    ``analysis`` (e.g. with reviewed events) instead of the stored one, ``nights`` (e.g. with
+    reviewed summaries) instead of the stored nights."""
     analysis = analysis or store.analysis(wearer, night)
     if analysis is None:
         raise LookupError(f"no stored night {night} for wearer {wearer!r}")
-    history = [n for n in store.nights(wearer) if n["night"] != night]
+    history = [n for n in (nights if nights is not None else store.nights(wearer)) if n["night"] != night]
     diaries = {k: Diary(**v) for k, v in store.diaries(wearer).items()}
     return night_features(analysis["summary"], events=analysis["events"], history=history, diaries=diaries,
                           night=night)

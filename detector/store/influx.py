@@ -491,6 +491,11 @@ class InfluxStore:
         at = dt.datetime.fromisoformat(review["at"])
         return self.write(_point("review", tags, fields, int(at.timestamp() * 1e9)))
 
+    def reviewed_nights(self, wearer: str) -> set[str]:
+        """The nights of ``wearer`` that have at least one review action."""
+        return {r[1] for r in self._rows(f'SHOW TAG VALUES FROM "review" WITH KEY = "night" '
+                                         f"WHERE \"wearer\" = '{_lit(wearer)}'")}
+
     def reviews(self, wearer: str, night: str) -> list[dict]:
         """A night's review actions, oldest first."""
         out = []

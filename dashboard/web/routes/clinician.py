@@ -34,6 +34,8 @@ def wearers_page(request: Request, s: Sess):
     for w in request.app.state.users.visible_wearers(s.user):
         nights = store(request).nights(w)
         last = nights[-1] if nights else None
+        if last is not None and last["night"] in store(request).reviewed_nights(w):
+            last = {**last, "summary": night_data(request, w, last["night"])["summary"]}
         out.append({"wearer": w, "nights": len(nights), "last": last["night"] if last else None,
                     "last_cramps": NightSummary.of(last["summary"]).cramps if last else None})
     return page(request, "wearers.html", s, wearers=out)

@@ -8,6 +8,7 @@ from statistics import mean
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from dashboard.review import reviewed_nights
 from dashboard.timeline import timeline_svg
 from dashboard.web.common import (
     Sess,
@@ -38,7 +39,7 @@ def home(request: Request, s: Sess):
 @router.get("/w/{wearer}", response_class=HTMLResponse)
 def nights_page(request: Request, wearer: str, s: Sess, sort: str = "night", desc: bool = True):
     may_see(request, s, wearer)
-    rows = [night_row(n) for n in store(request).nights(wearer)]
+    rows = [night_row(n) for n in reviewed_nights(store(request), wearer)]
     keys = {"night", "cramps", "cramp_min", "awakenings", "sleep_efficiency", "plm_index", "signal"}
     sort = sort if sort in keys else "night"
     table = sorted(rows, key=lambda r: (r[sort] is not None, r[sort] or 0), reverse=desc)
@@ -54,7 +55,7 @@ def night_page(request: Request, wearer: str, night: str, s: Sess):
     a = night_data(request, wearer, night)
     st = store(request)
     hyp = st.hypnogram(wearer, night)
-    past = [n for n in st.nights(wearer) if n["night"] < night][-14:]
+    past = [n for n in reviewed_nights(st, wearer) if n["night"] < night][-14:]
     diary = st.diaries(wearer).get(night, {})
     summary = NightSummary.of(a["summary"])
     return page(request, "night.html", s, wearer=wearer, night=night, a=a, summary=summary,
