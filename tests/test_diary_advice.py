@@ -127,3 +127,14 @@ def test_advice_without_a_store_says_so(cli, tmp_path):
     p.write_text("[store]\nurl = \"http://127.0.0.1:9\"\ntimeout_s = 1\nretries = 0\n")
     r = run(cli, "advice", "--wearer", "w-1", "--services", str(p))
     assert r.returncode == 2 and "InfluxDB at http://127.0.0.1:9" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_morning_check_in_goes_to_the_latest_recorded_night(cli, services, store):
+    for night in ("2026-11-24", "2026-11-25"):
+        store.write_analysis("w-4", night, _night(night, 0))
+    r = run(cli, "diary", "morning", "--wearer", "w-4", "--cramp-woke", "yes", "--services", str(services))
+    assert r.returncode == 0, r.stderr
+    assert "night of 2026-11-25 (the latest recorded for w-4" in r.stderr
+    assert store.diaries("w-4")["2026-11-25"]["morning"]["cramp_woke"] is True
+    shown = json.loads(run(cli, "diary", "show", "--wearer", "w-4", "--services", str(services)).stdout)
+    assert shown["night"] == "2026-11-25" and shown["morning"]["cramp_woke"] is True

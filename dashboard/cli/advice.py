@@ -70,7 +70,8 @@ def add_parsers(sub) -> None:
     show = dsub.add_parser("show", help="print the stored check-ins of a night")
     for p, part in ((ev, "evening"), (mo, "morning"), (show, "show")):
         p.add_argument("--wearer", required=True)
-        p.add_argument("--night", help="night date (default: tonight; before noon UTC: last night)",
+        p.add_argument("--night", help="night date YYYY-MM-DD (default: evening: tonight; morning and "
+                                        "show: the latest recorded night)",
                        metavar="DATE")
         p.add_argument("--services", type=Path)
         p.set_defaults(func=diary_command, part=part)
@@ -140,9 +141,17 @@ def diary_command(args) -> int:
     from detector.advice.rules import format_advice
     from detector.engine.summary import night_key
 
-    night = args.night or night_key(dt.datetime.now(dt.UTC))
-    dt.date.fromisoformat(night)  # a clear error for a bad date
     with _store(args.services, create=args.part != "show") as store:
+        night = args.night
+        if night is None and args.part != "evening":
+            # The morning check-in and `show` are about the night just recorded: the latest stored.
+            stored_nights = sorted(n["night"] for n in store.nights(args.wearer))
+            night = stored_nights[-1] if stored_nights else None
+            if night:
+                print(f"night of {night} (the latest recorded for {args.wearer}; another with --night)",
+                      file=sys.stderr)
+        night = night or night_key(dt.datetime.now(dt.UTC))
+        dt.date.fromisoformat(night)  # a clear error for a bad date
         if args.part == "show":
             stored = store.diaries(args.wearer).get(night, {})
             print(json.dumps({"wearer": args.wearer, "night": night, **stored}, indent=1))

@@ -59,6 +59,7 @@ def _demo(args) -> int:
 
     from dashboard import stack
     from dashboard.report import text_summary
+    from dashboard.review import reviewed_analysis
     from detector.engine.summary import night_key
     from detector.store.accounts import settings_for
     from detector.store.influx import InfluxStore
@@ -103,7 +104,7 @@ def _demo(args) -> int:
     deadline = time.monotonic() + 300
     stored = None
     while time.monotonic() < deadline:
-        stored = store.analysis("sim-1", night)
+        stored = reviewed_analysis(store, "sim-1", night)  # as the dashboard shows it
         if stored:
             break
         time.sleep(0.5)
