@@ -33,6 +33,20 @@ def status(services: Services) -> dict[str, dict]:
     return {name: {**info, "running": _alive(info["pid"])} for name, info in state.items()}
 
 
+def detector_status(services: Services) -> dict | None:
+    """The detector service's own status (``[service] state_dir/status.json``, rewritten every
+    tick), with ``running``: its process is alive and the status is fresh. None if no detector
+    ever ran with this state directory."""
+    f = Path(services.service.state_dir) / "status.json"
+    try:
+        body = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+    fresh = time.time() - float(body.get("at", 0)) < max(30.0, 10 * float(body.get("tick_s", 1.0)))
+    return {**body, "running": bool(body.get("running", True)) and fresh and _alive(int(body.get("pid", 0))),
+            "status_file": str(f)}
+
+
 def up(services: Services, services_path: Path | None = None) -> dict[str, dict]:
     """Start whatever is not running; returns the state (name -> pid, port, running)."""
     data = Path(services.stack.data_dir)

@@ -112,6 +112,12 @@ class Users:
         with self._db() as db:
             db.execute("INSERT OR IGNORE INTO assignments VALUES (?, ?)", (clinician, wearer))
 
+    def has_wearer(self, wearer: str) -> bool:
+        """A wearer account stores its nights under ``wearer``, or a clinician is assigned to it."""
+        with self._db() as db:
+            return db.execute("SELECT 1 FROM users WHERE wearer = ? UNION SELECT 1 FROM assignments "
+                              "WHERE wearer = ?", (wearer, wearer)).fetchone() is not None
+
     def get(self, name: str) -> User | None:
         with self._db() as db:
             r = db.execute("SELECT name, role, wearer FROM users WHERE name = ?", (name,)).fetchone()

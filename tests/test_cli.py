@@ -124,3 +124,46 @@ def test_help_and_version_answer_without_loading_the_engine(cli):
     assert "usage: nightcramp" in r.stdout and "LOADED []" in r.stdout, r.stdout[-500:] + r.stderr[-500:]
     r = run(cli, "--version")
     assert r.returncode == 0 and r.stdout.strip().startswith("nightcramp 0.")
+
+
+def test_night_close_says_no_without_a_detector_or_an_open_night(cli, tmp_path):
+    import os
+    import time
+
+    services = tmp_path / "services.toml"
+    state = tmp_path / "state"
+    services.write_text(f"[service]\nstate_dir = \"{state}\"\n[stack]\ndata_dir = \"{tmp_path / 'var'}\"\n")
+    r = run(cli, "night", "close", "--wearer", "sim-9", "--services", services, "--wait", "0")
+    assert r.returncode == 2 and "no detector service is running here" in r.stderr, r.stderr
+    r = run(cli, "stack", "status", "--services", services)
+    assert "detector" not in r.stdout or "never ran" in r.stdout
+    # A detector's status as it writes it every tick (this process stands in for its pid).
+    state.mkdir()
+    (state / "status.json").write_text(json.dumps({"pid": os.getpid(), "running": True, "tick_s": 1.0,
+                                                   "open_nights": ["sim-1"], "at": time.time() + 3600}))
+    r = run(cli, "night", "close", "--wearer", "sim-9", "--services", services, "--wait", "0")
+    assert r.returncode == 2 and "no open night for wearer 'sim-9' (open nights: sim-1)" in r.stderr, r.stderr
+    r = run(cli, "stack", "status", "--services", services)
+    assert r.returncode == 0, r.stderr
+    assert "detector   running" in r.stdout and "open nights: sim-1" in r.stdout, r.stdout
+
+
+def test_collect_without_a_bluetooth_stack_says_so_and_fails(cli, tmp_path):
+    import os
+
+    services = tmp_path / "services.toml"
+    services.write_text(f"[stack]\ndata_dir = \"{tmp_path / 'var'}\"\n")
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path / 'no-bus'}"}
+    r = run(cli, "collect", "--wearer", "w-1", "--sensor", "left-shank", "--address", "AA:BB:CC:DD:EE:FF",
+            "--side", "L", "--services", services, env=env)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") <= 2 and "no Bluetooth stack" in r.stderr and "no-bus" in r.stderr, r.stderr
+
+
+def test_a_mistyped_command_or_option_gets_a_suggestion(cli):
+    r = run(cli, "analyse", "night.edf")
+    assert r.returncode == 2 and "did you mean 'analyze'?" in r.stderr, r.stderr
+    r = run(cli, "night", "close", "--wearer", "w-1", "--forse")
+    assert r.returncode == 2 and "unrecognized arguments: --forse — did you mean --force?" in r.stderr, r.stderr
+    r = run(cli, "--version")
+    assert r.returncode == 0 and r.stdout.startswith("nightcramp ")

@@ -296,7 +296,9 @@ def test_users_command(tmp_path, cli):
     assert r.returncode == 2 and "user name" in r.stderr
     r = users("add", "dr-c", "--role", "clinician", "--password-stdin", stdin="short\n")
     assert r.returncode == 2 and "at least 10 characters" in r.stderr
-    assert users("assign", "dr-b", "w-7").returncode == 0
+    r = users("assign", "dr-b", "w-7")  # no such wearer (no account, no stored night): a typo?
+    assert r.returncode == 2 and "unknown wearer 'w-7'" in r.stderr and "--create" in r.stderr, r.stderr
+    assert users("assign", "dr-b", "w-7", "--create").returncode == 0
     assert users("passwd", "dr-b", "--password-stdin", stdin="another long one\n").returncode == 0
     out = users("list").stdout
     assert "dr-b" in out and "sees w-7" in out

@@ -42,6 +42,10 @@ def add_parsers(sub) -> None:
     nc = nsub.add_parser("close", help="close a wearer's night now (summary is written)")
     nc.add_argument("--wearer", required=True)
     nc.add_argument("--services", type=Path)
+    nc.add_argument("--force", action="store_true",
+                    help="send the command even when no detector runs with this state_dir (one elsewhere)")
+    nc.add_argument("--wait", type=float, default=30.0, metavar="S",
+                    help="how long to wait for the detector to show the night open [s] (default 30)")
     nc.set_defaults(func=_night_close)
 
 
@@ -75,7 +79,14 @@ def _collect(args) -> int:
     import asyncio
     import signal as sig
 
-    from ingest.ble.collector import Collector, Publisher, SensorSpec, connect_ble, connect_replay
+    from ingest.ble.collector import (
+        Collector,
+        Publisher,
+        SensorSpec,
+        bluetooth_missing,
+        connect_ble,
+        connect_replay,
+    )
     from ingest.ble.outbox import Outbox
     from ingest.ble.profile import load_profile
     from ingest.wire.ids import check_id
@@ -85,6 +96,8 @@ def _collect(args) -> int:
     sv = common.services(args.services)
     spec = SensorSpec(check_id(args.wearer, "wearer"), check_id(args.sensor, "sensor"), args.address,
                       args.side)
+    if not args.replay and (why := bluetooth_missing()):
+        raise OSError(why)
     profile = load_profile(args.profile)
     outbox = Outbox(args.outbox or Path(sv.stack.data_dir) / f"outbox-{spec.sensor}.sqlite")
     connect = (connect_replay(args.replay, profile, speed=args.speed, loss=args.replay_loss) if args.replay
@@ -163,6 +176,29 @@ def request_night_close(sv, wearer: str) -> None:
 
 
 def _night_close(args) -> int:
-    request_night_close(common.services(args.services), args.wearer)
+    import time
+
+    from dashboard import stack
+
+    sv = common.services(args.services)
+    if not args.force:
+        # The detector rewrites its status every tick; frames just sent may not have opened the
+        # night yet, so wait (a little) for a status that shows it open.
+        deadline = time.monotonic() + args.wait
+        while True:
+            det = stack.detector_status(sv)
+            open_nights = det.get("open_nights", []) if det and det["running"] else []
+            if args.wearer in open_nights or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if det is None or not det["running"]:
+            where = det["status_file"] if det else f"{sv.service.state_dir}/status.json"
+            raise OSError(f"no detector service is running here (no fresh status in {where}): nothing "
+                          "would close the night. Start it with 'nightcramp detect', or send the command "
+                          "to a detector on another machine with --force")
+        if args.wearer not in open_nights:
+            raise ValueError(f"the detector has no open night for wearer {args.wearer!r} "
+                             f"(open nights: {', '.join(open_nights) or 'none'})")
+    request_night_close(sv, args.wearer)
     print(f"asked the detector to close the night of {args.wearer}")
     return 0

@@ -39,12 +39,20 @@ def _stack(args) -> int:
         return 0
     else:
         state = stack.status(sv)
-    if not state:
+    det = stack.detector_status(sv)
+    if not state and not (det and det["running"]):
         print("stack: nothing running (start it with 'nightcramp stack up')")
         return 0 if args.action == "status" else 1
     for name, info in state.items():
         print(f"{name:10} {'running' if info['running'] else 'stopped':8} pid {info['pid']:<8} "
               f"127.0.0.1:{info['port']}  log {info['log']}")
+    if det is None:
+        print(f"{'detector':10} {'stopped':8} (never ran with state_dir {sv.service.state_dir}; "
+              "start it with 'nightcramp detect')")
+    else:
+        nights = ", ".join(det.get("open_nights", [])) or "none"
+        print(f"{'detector':10} {'running' if det['running'] else 'stopped':8} pid {det.get('pid', '?'):<8} "
+              f"open nights: {nights}  status {det['status_file']}")
     if args.action == "up":
         print("stop it with: nightcramp stack down")
     return 0

@@ -40,8 +40,43 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that says what was probably meant: a mistyped command or option gets the
+    nearest known one (``did you mean 'analyze'?``). Subcommands use the same class."""
+
+    def error(self, message: str):
+        import difflib
+        import re
+
+        hint = ""
+        if m := re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message):
+            choices = re.findall(r"'([^']*)'", m.group(2))
+            near = difflib.get_close_matches(m.group(1), choices, n=1)
+            hint = f" — did you mean {near[0]!r}?" if near else ""
+        elif message.startswith("unrecognized arguments:"):
+            options = sorted(_all_options(self))
+            guesses = []
+            for word in message.split(":", 1)[1].split():
+                flag = word.split("=", 1)[0]
+                near = difflib.get_close_matches(flag, options, n=1) if flag.startswith("-") else []
+                if near:
+                    guesses.append(near[0])
+            hint = f" — did you mean {' and '.join(guesses)}?" if guesses else ""
+        super().error(message + hint)
+
+
+def _all_options(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of ``parser`` and of its subcommands."""
+    out: set[str] = set(parser._option_string_actions)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out |= _all_options(sub)
+    return out
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="nightcramp", description="Sleep-related leg cramps, leg "
+    p = _Parser(prog="nightcramp", description="Sleep-related leg cramps, leg "
                                 "movements and night awakenings from leg EMG and acceleration.")
     p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(metavar="COMMAND")

@@ -28,6 +28,8 @@ def add_parsers(sub) -> None:
     asg = usub.add_parser("assign", help="let a clinician see a wearer's nights")
     asg.add_argument("clinician")
     asg.add_argument("wearer", help="wearer id")
+    asg.add_argument("--create", action="store_true",
+                     help="assign a wearer who has no account and no stored night yet")
     asg.set_defaults(func=users_assign)
     pw = usub.add_parser("passwd", help="set a new password (logs the account out everywhere)")
     pw.add_argument("name")
@@ -73,9 +75,32 @@ def users_add(args) -> int:
     return 0
 
 
-def users_assign(args) -> int:
+def _stored_nights(services: Path | None, wearer: str) -> int | None:
+    """How many nights the store holds for ``wearer``; None when the store cannot be asked."""
+    from detector.service.settings import load_services
+    from detector.store.accounts import settings_for
+    from detector.store.influx import InfluxStore, StoreError
+
+    store = InfluxStore(settings_for(load_services(services).store, "dashboard"))
     try:
-        _users(args).assign(args.clinician, args.wearer)
+        return len(store.nights(wearer))
+    except StoreError:
+        return None
+    finally:
+        store.close()
+
+
+def users_assign(args) -> int:
+    users = _users(args)
+    if not args.create and not users.has_wearer(args.wearer):
+        nights = _stored_nights(args.services, args.wearer)
+        if not nights:
+            seen = "no stored nights" if nights == 0 else "the night store could not be asked"
+            raise ValueError(f"unknown wearer {args.wearer!r}: no wearer account and {seen}. Add the "
+                             f"account first ('nightcramp users add {args.wearer} --role wearer'), or pass "
+                             "--create to assign a wearer before their first night")
+    try:
+        users.assign(args.clinician, args.wearer)
     except UserError as exc:
         raise ValueError(str(exc)) from None
     print(f"{args.clinician} now sees the nights of {args.wearer}")

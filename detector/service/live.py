@@ -431,6 +431,7 @@ class DetectorService:
         self._drain_publishes()
         self.client.disconnect()
         self.store.close()
+        self._write_status(running=False)
         self._unlock_state_dir()
 
     def stop(self) -> None:
@@ -455,6 +456,7 @@ class DetectorService:
             log.warning("%d events not acknowledged by the broker at shutdown", len(self._outgoing))
 
     def tick(self) -> None:
+        self._write_status()
         if (time.monotonic() - self._last_checkpoint >= self.services.service.checkpoint_s
                 or self.spool_full_since is not None):
             self.flush()
@@ -727,10 +729,12 @@ class DetectorService:
             self._publish(sensor_topic(key[0], key[1], "ack"), json.dumps({"stored": streams}), retain=True)
         self.stats["acks_published"] += len(touched)
 
-    def _write_status(self) -> None:
-        """``state_dir/status.json``: what an operator (``nightcramp stack status``) reads."""
+    def _write_status(self, running: bool = True) -> None:
+        """``state_dir/status.json``, rewritten every tick: what an operator (``nightcramp stack
+        status``) and ``nightcramp night close`` read (is a detector running, which nights are open)."""
         d = Path(self.services.service.state_dir)
-        body = {"pid": os.getpid(), "spool_full": self.spool_full_since is not None,
+        body = {"pid": os.getpid(), "running": running, "tick_s": self.services.service.tick_s,
+                "spool_full": self.spool_full_since is not None,
                 "spool_full_since": self.spool_full_since, "open_nights": sorted(self.nights),
                 "stats": dict(self.stats), "at": time.time()}
         try:

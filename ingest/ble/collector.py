@@ -342,6 +342,26 @@ class Collector:
         self._put_status("offline")
 
 
+def bluetooth_missing(environ: dict[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why no BLE radio can be reached here, in one line; None when one may be. On Linux bleak
+    talks to BlueZ over the D-Bus system bus: without its socket every connect fails with
+    ``[Errno 2]``, however often it is retried."""
+    import os
+    import sys
+
+    env = os.environ if environ is None else environ
+    if (platform or sys.platform) != "linux":
+        return None
+    addr = env.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/dbus/system_bus_socket")
+    paths = [part.split("=", 1)[1] for part in addr.split(";")[0].split(":", 1)[-1].split(",")
+             if part.startswith("path=")]
+    if paths and not any(Path(x).exists() for x in paths):
+        return (f"no Bluetooth stack: the D-Bus system bus ({paths[0]}) that BlueZ answers on is missing; "
+                "install and start BlueZ (Debian: apt-get install bluez dbus, then start the bluetooth "
+                "service), or replay a capture with --replay")
+    return None
+
+
 async def connect_ble(address: str, on_disconnect: Callable, *, name: str = "leg sensor",
                       scan_timeout: float = 10.0):
     """Find a real sensor by address and connect through bleak-retry-connector."""
