@@ -53,7 +53,7 @@ text = "Some plain words for the wearer about the night."
 clinician = "A note for clinicians."
 level = "info"
 evidence = "low"
-source = "Seed: Therapy"
+source = "The source article, Therapy"
 when = {when!r}
 '''
 
@@ -93,7 +93,7 @@ def test_a_bad_condition_is_refused_naming_rule_and_problem(tmp_path, when, mess
 
 def test_missing_source_and_unknown_fields_are_named(tmp_path):
     with pytest.raises(AdviceError, match=r"rule 'extra': source: missing"):
-        load_rules(_extra(tmp_path, "cramps >= 1", **{'source = "Seed: Therapy"\n': ""}))
+        load_rules(_extra(tmp_path, "cramps >= 1", **{'source = "The source article, Therapy"\n': ""}))
     with pytest.raises(AdviceError, match=r"rule 'extra': level: "):
         load_rules(_extra(tmp_path, "cramps >= 1", **{'level = "info"': 'level = "urgent"'}))
     with pytest.raises(AdviceError, match=r"rule 'extra': colour: Extra inputs are not permitted"):
@@ -205,3 +205,19 @@ def test_a_broken_rule_file_never_costs_the_analysis(tmp_path, monkeypatch, nigh
     a = with_advice(analyze_recording(night_rec, DetectorConfig()))
     assert a.events and a.advice == []
     assert any("no advice" in n and "unknown feature 'cramp'" in n for n in a.notes)
+
+
+def test_why_and_sources_read_as_words_for_a_person():
+    """The reasons a rule fired are phrased for the wearer ("you had 19 periodic leg movements an
+    hour of sleep", not "plm index = 19.62"), every feature has a phrase, and sources are
+    citations a reader can look up, never file names."""
+    from detector.advice.rules import FEATURES, load_rules, rules_path
+    from detector.advice.wording import because, known_phrases
+
+    assert known_phrases() == set(FEATURES)
+    assert because({"plm_index": 19.62}) == "Because you had 20 periodic leg movements an hour of sleep."
+    assert because({"diary_evening": False, "cramps": 1.0}) == (
+        "Because there is no evening check-in yet and nightcramp saw 1 cramp last night.")
+    for lr in load_rules(rules_path()):
+        assert ".md" not in lr.rule.source and "docs/" not in lr.rule.source, lr.rule.id
+        assert "seed" not in lr.rule.source.lower(), lr.rule.id

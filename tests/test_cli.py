@@ -164,6 +164,7 @@ def test_a_mistyped_command_or_option_gets_a_suggestion(cli):
     r = run(cli, "analyse", "night.edf")
     assert r.returncode == 2 and "did you mean 'analyze'?" in r.stderr, r.stderr
     r = run(cli, "night", "close", "--wearer", "w-1", "--forse")
-    assert r.returncode == 2 and "unrecognized arguments: --forse — did you mean --force?" in r.stderr, r.stderr
+    assert r.returncode == 2, r.stderr
+    assert "unrecognized arguments: --forse — did you mean --force?" in r.stderr, r.stderr
     r = run(cli, "--version")
     assert r.returncode == 0 and r.stdout.startswith("nightcramp ")

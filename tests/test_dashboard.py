@@ -6,6 +6,7 @@ Screenshots of every page go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -103,8 +104,16 @@ def test_wearer_sees_the_morning_summary_with_its_cramps(browser, site):
     page.check("input[name=calf_warm_red][value=yes]")
     page.click("form.diary >> nth=0 >> button[type=submit]")
     page.wait_for_load_state("networkidle")
-    assert "A calf is warm, red or tender" in page.inner_text("#advice")
+    advice = page.inner_text("#advice")
+    assert "A calf is warm, red or tender" in advice
     assert site["store"].diaries("sim-1")[site["night"]]["morning"]["calf_warm_red"] is True
+    # with a possible clot nothing on the page asks to stretch, rub or stand on the leg
+    for item in page.locator("#advice article.advice:not(.see-a-clinician) > p").all_inner_texts():
+        assert not re.search(r"stretch|weight on|stand up|massag", item, re.I), item
+    for why in page.locator("#advice p.why").all_text_contents():
+        assert why.startswith("Because ") and " = " not in why and "_" not in why, why
+    assert not re.search(r"\.md\b|docs/|Seed:", advice)
+    assert page.locator("text=not a medical device").count() == 1  # the disclaimer once
     shot(page, "wearer-summary-after-diary")
     page.goto(f"{site['base']}/w/sim-1")
     assert page.locator("#nights tbody tr").count() == 1

@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from dashboard.review import refresh_advice, reviewed_analysis
 from dashboard.users import Session
 from detector.advice.rules import DISCLAIMER, AdviceError
+from detector.advice.wording import because
 from detector.engine.events import KINDS
 from detector.store.influx import InfluxStore
 
@@ -25,7 +26,7 @@ COOKIE = "nc_session"
 LOGIN_CSRF = "nc_login"
 
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta)
+templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta, because=because)
 
 
 class FastJSON(Response):

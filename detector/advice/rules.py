@@ -328,6 +328,9 @@ def load_rules(path: Path | None = None) -> list[LoadedRule]:
         if undeclared:
             raise AdviceError(f"{path}: rule {r.id!r}: its text asks for {', '.join(undeclared)}; list it "
                               f"in 'actions' so that a red flag can hold it back")
+        if re.search(r"\.md\b|\bdocs/|\bseed\b", r.source, re.I):
+            raise AdviceError(f"{path}: rule {r.id!r}: its source {r.source!r} names a file or the seed; "
+                              "cite what a reader can look up (article section, study)")
         if r.withholds and not r.red_flag:
             raise AdviceError(f"{path}: rule {r.id!r}: only a red-flag rule may withhold advice")
         if r.red_flag and r.level != "see-a-clinician":
@@ -515,14 +518,19 @@ def stored_night_features(store, wearer: str, night: str, analysis: dict | None 
 
 
 def format_advice(items: list[dict], *, width: int = 88) -> str:
-    """Advice as terminal text, with the disclaimer."""
+    """Advice as terminal text, with the reasons in words and the disclaimer."""
     import textwrap
+
+    from detector.advice.wording import because
 
     lines = []
     mark = {"see-a-clinician": "!", "suggestion": "*", "info": "-"}
     for a in items:
         lines.append(f" {mark[a['level']]} {a['title']} [{a['level']}]")
         lines += textwrap.wrap(a["text"], width, initial_indent="     ", subsequent_indent="     ")
+        if a.get("facts"):
+            lines += textwrap.wrap(because(a["facts"]), width, initial_indent="     ",
+                                   subsequent_indent="     ")
         lines.append(f"     source: {a['source']} (evidence: {a['evidence']})")
     if not items:
         lines.append(" (no advice for this night)")
