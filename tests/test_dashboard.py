@@ -263,9 +263,19 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
     row = page.locator("table tbody tr", has_text=site["night"]).first
     assert row.locator("td").nth(1).inner_text().strip() == str(n)
     assert page.evaluate("JSON.parse(document.getElementById('trend-data').textContent).cramps") == [n]
+    # a red-flag check-in shows in the clinician's wearer list, with the nights waiting for review
+    from dashboard.review import refresh_advice
+    from detector.advice.diary import save_checkin
+
+    save_checkin(site["store"], "sim-1", site["night"], "morning", {"calf_warm_red": True})
+    refresh_advice(site["store"], "sim-1", site["night"])
     page.goto(f"{site['base']}/wearers")
-    row = page.locator("table tbody tr", has_text="sim-1").first
+    row = page.locator("#wearers tbody tr[data-wearer=sim-1]")
     assert row.locator("td").nth(3).inner_text().strip() == str(n)
+    assert f"A calf is warm, red or tender ({site['night']})" in row.locator("td.red-flags").inner_text()
+    assert row.get_attribute("class") == "attention"
+    assert row.locator("td.waiting").inner_text().strip() == "none"  # this night was reviewed above
+    shot(page, "wearers-attention")
     # EDF+ export, read back with pyEDFlib
     with page.expect_download() as dl:
         page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")

@@ -22,23 +22,42 @@ from dashboard.web.common import (
     refresh_night_advice,
     store,
 )
+from detector.advice.rules import AdviceError, default_rules
 from detector.engine.summary import NightSummary
 
 router = APIRouter()
 
 
+ATTENTION_NIGHTS = 14  # nights back that the wearer list looks for red flags and unreviewed nights
+
+
 @router.get("/wearers", response_class=HTMLResponse)
 def wearers_page(request: Request, s: Sess):
+    """The clinician's wearers, those who need attention first: red-flag check-ins or advice in
+    the last ``ATTENTION_NIGHTS`` nights, and nights with cramps or red flags not yet reviewed."""
     clinician(s)
+    try:
+        flags = {lr.rule.id: lr.rule.title for lr in default_rules() if lr.rule.red_flag}
+    except AdviceError:
+        flags = {}
+    st = store(request)
     out = []
     for w in request.app.state.users.visible_wearers(s.user):
-        nights = store(request).nights(w)
+        nights = st.nights(w)
         last = nights[-1] if nights else None
-        if last is not None and last["night"] in store(request).reviewed_nights(w):
+        reviewed = st.reviewed_nights(w) if nights else set()
+        if last is not None and last["night"] in reviewed:
             last = {**last, "summary": night_data(request, w, last["night"])["summary"]}
+        links = st.advice_links(w) if nights else {}
+        recent = nights[-ATTENTION_NIGHTS:]
+        red = [(n["night"], flags[r]) for n in recent for r in links.get(n["night"], []) if r in flags]
+        waiting = [n["night"] for n in recent if n["night"] not in reviewed
+                   and (NightSummary.of(n["summary"]).cramps or any(x == n["night"] for x, _ in red))]
         out.append({"wearer": w, "nights": len(nights), "last": last["night"] if last else None,
-                    "last_cramps": NightSummary.of(last["summary"]).cramps if last else None})
-    return page(request, "wearers.html", s, wearers=out)
+                    "last_cramps": NightSummary.of(last["summary"]).cramps if last else None,
+                    "red_flags": red[::-1], "waiting": waiting[::-1]})
+    out.sort(key=lambda r: (not r["red_flags"], not r["waiting"], r["wearer"]))
+    return page(request, "wearers.html", s, wearers=out, attention_nights=ATTENTION_NIGHTS)
 
 
 @router.get("/w/{wearer}/{night}/view", response_class=HTMLResponse)
