@@ -8,11 +8,14 @@ import math
 from pathlib import Path
 
 import numpy as np
-from edfio import Edf, EdfAnnotation, EdfSignal, Recording
+from edfio import Edf, EdfAnnotation, EdfSignal, Patient, Recording
 
 from dashboard.report import CSV_COLUMNS, csv_table
 
 UNITS = {"emg": "uV", "acc": "g"}
+TRANSDUCERS = {"emg": "surface EMG electrodes", "acc": "3-axis accelerometer"}
+# The samples are exported as the sensor sent them: no filter applied (EDF+ prefiltering field).
+PREFILTERING = "none (raw sensor samples)"
 CHUNK_S = 600  # seconds of raw samples per query
 
 
@@ -52,14 +55,17 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
         if hi <= lo:
             lo, hi = lo - 1.0, hi + 1.0
         signals.append(EdfSignal(x, fs, label=ch["label"], physical_dimension=UNITS.get(ch["kind"], ""),
-                                 physical_range=(lo, hi)))
+                                 physical_range=(lo, hi), transducer_type=TRANSDUCERS.get(ch["kind"], ""),
+                                 prefiltering=PREFILTERING))
     if not signals:
         raise ValueError(f"night of {wearer}: no stored channels to export")
     notes = [EdfAnnotation(float(e["start_s"]), float(e["end_s"]) - float(e["start_s"]), annotation_text(e))
              for e in events]
     notes += [EdfAnnotation(a, b - a, f"signal lost {label}") for label, a, b in lost]
     edf = Edf(signals, annotations=sorted(notes, key=lambda a: a.onset),
-              starttime=start.time().replace(microsecond=0), recording=Recording(startdate=start.date()))
+              starttime=start.time().replace(microsecond=0),
+              patient=Patient(code=wearer),  # the pseudonymous id: no name, sex or birth date
+              recording=Recording(startdate=start.date(), equipment_code="nightcramp"))
     edf.write(path)
     return {"channels": len(signals), "annotations": len(notes), "seconds": seconds}
 
@@ -71,6 +77,8 @@ def _gaps(have: np.ndarray, fs: float, label: str, min_s: float = 1.0) -> list[t
     return [(label, a / fs, b / fs) for a, b in zip(starts, ends, strict=True) if (b - a) / fs >= min_s]
 
 
-def events_csv(events: list[dict]) -> str:
-    """Reviewed events as CSV: the analysis columns plus review status, who and when."""
-    return csv_table(events, [*CSV_COLUMNS, "status", "reviewed_by", "reviewed_at"])
+def events_csv(events: list[dict], start: dt.datetime) -> str:
+    """Reviewed events as CSV: the analysis columns (``start`` as UTC time from the recording's
+    ``start``) plus review status, who and when."""
+    rows = [e | {"start": (start + dt.timedelta(seconds=float(e["start_s"]))).isoformat()} for e in events]
+    return csv_table(rows, [*CSV_COLUMNS, "status", "reviewed_by", "reviewed_at"])

@@ -5,6 +5,8 @@ Screenshots of every page go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import subprocess
@@ -289,11 +291,15 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
         assert f.getSampleFrequency(i) == 250.0
         assert f.getNSamples()[i] == 3600 * 250
         texts = f.readAnnotations()[2]
+        assert f.getPatientCode() == "sim-1"  # the pseudonymous id, nothing else about the person
+        assert f.getPrefilter(i).startswith("none") and f.getTransducer(i) == "surface EMG electrodes"
     assert any(t.startswith("cramp") and "[rejected by dr-a]" in t for t in texts)
     assert sum(1 for t in texts if t.startswith("cramp")) == n + 1
     # CSV and the printable report
     csv_text = page.request.get(f"{site['base']}/w/sim-1/{site['night']}/export.csv").text()
     assert "rejected,dr-a" in csv_text
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert rows and all(r["start"].startswith(site["analysis"]["recording"]["start"][:10]) for r in rows)
     page.goto(f"{site['base']}/w/sim-1/{site['night']}/report")
     assert "rejected (dr-a)" in page.inner_text("main")
     shot(page, "report")

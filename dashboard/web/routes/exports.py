@@ -29,7 +29,8 @@ def _busy() -> HTTPException:
 def export_csv(request: Request, wearer: str, night: str, s: Sess):
     may_see(request, s, wearer)
     a = night_data(request, wearer, night)
-    return PlainTextResponse(events_csv(a["events"]), media_type="text/csv", headers={
+    start = dt.datetime.fromisoformat(a["recording"]["start"])
+    return PlainTextResponse(events_csv(a["events"], start), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="nightcramp-{wearer}-{night}.csv"'})
 
 
