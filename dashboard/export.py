@@ -8,7 +8,6 @@ import math
 from pathlib import Path
 
 import numpy as np
-from edfio import Edf, EdfAnnotation, EdfSignal, Patient, Recording
 
 from dashboard.report import CSV_COLUMNS, csv_table
 
@@ -30,51 +29,92 @@ def annotation_text(e: dict) -> str:
 
 
 def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path) -> dict:
-    """Write the night as EDF+ to ``path``: every stored channel at its rate (µV, g) and one
-    annotation per event (review status in the text). Missing samples are written as 0 and
-    annotated ``signal lost``. Returns counts for the caller's log."""
+    """Write the night as EDF+ to ``path``, streamed ``CHUNK_S`` seconds at a time (memory stays
+    bounded however long the night): every stored channel at its rate (µV, g) and one annotation
+    per event (review status in the text). Missing samples are written as 0 and annotated
+    ``signal lost``. Returns counts for the caller's log."""
+    import pyedflib
+
     rec = analysis["recording"]
     start = dt.datetime.fromisoformat(rec["start"])
     t0 = int(start.timestamp() * 1e9)
     seconds = max(1, math.ceil(float(rec["duration_s"])))  # whole 1-s data records
-    signals, lost = [], []
-    for ch in rec["channels"]:
-        fs = float(ch["fs"])
-        n = round(seconds * fs)
-        x = np.zeros(n)
-        have = np.zeros(n, bool)
-        for a in range(0, seconds, CHUNK_S):  # bounded queries: a night is millions of samples
-            b = min(seconds, a + CHUNK_S)
-            ts, vs = store.raw(wearer, ch["label"], ch["kind"], t0 + a * 10**9, t0 + b * 10**9)
-            idx = np.round((ts - t0) * fs / 1e9).astype(np.int64)
-            ok = (idx >= 0) & (idx < n)
-            x[idx[ok]] = vs[ok]
-            have[idx[ok]] = True
-        lost += _gaps(have, fs, ch["label"])
-        lo, hi = float(x.min()), float(x.max())
+    chans = rec["channels"]
+    if not chans:
+        raise ValueError(f"night of {wearer}: no stored channels to export")
+    ranges = store.value_range(wearer, t0, t0 + seconds * 10**9)
+    headers = []
+    for ch in chans:
+        lo, hi = ranges.get(ch["label"], (-1.0, 1.0))
+        lo, hi = min(lo, 0.0), max(hi, 0.0)  # 0 stands for missing samples
         if hi <= lo:
             lo, hi = lo - 1.0, hi + 1.0
-        signals.append(EdfSignal(x, fs, label=ch["label"], physical_dimension=UNITS.get(ch["kind"], ""),
-                                 physical_range=(lo, hi), transducer_type=TRANSDUCERS.get(ch["kind"], ""),
-                                 prefiltering=PREFILTERING))
-    if not signals:
-        raise ValueError(f"night of {wearer}: no stored channels to export")
-    notes = [EdfAnnotation(float(e["start_s"]), float(e["end_s"]) - float(e["start_s"]), annotation_text(e))
-             for e in events]
-    notes += [EdfAnnotation(a, b - a, f"signal lost {label}") for label, a, b in lost]
-    edf = Edf(signals, annotations=sorted(notes, key=lambda a: a.onset),
-              starttime=start.time().replace(microsecond=0),
-              patient=Patient(code=wearer),  # the pseudonymous id: no name, sex or birth date
-              recording=Recording(startdate=start.date(), equipment_code="nightcramp"))
-    edf.write(path)
-    return {"channels": len(signals), "annotations": len(notes), "seconds": seconds}
+        headers.append({"label": ch["label"], "dimension": UNITS.get(ch["kind"], ""),
+                        "sample_frequency": float(ch["fs"]), "physical_min": lo, "physical_max": hi,
+                        "digital_min": -32768, "digital_max": 32767,
+                        "transducer": TRANSDUCERS.get(ch["kind"], ""), "prefilter": PREFILTERING})
+    by_stream: dict[str, list[int]] = {}
+    for k, ch in enumerate(chans):
+        by_stream.setdefault(ch["kind"], []).append(k)
+    lost: list[tuple[str, float, float]] = []
+    gap_open: list[float | None] = [None] * len(chans)
+    w = pyedflib.EdfWriter(str(path), len(chans), file_type=pyedflib.FILETYPE_EDFPLUS)
+    try:
+        w.setPatientCode(wearer)  # the pseudonymous id: no name, sex or birth date
+        w.setEquipment("nightcramp")
+        w.setStartdatetime(start.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0))
+        w.setSignalHeaders(headers)
+        for a in range(0, seconds, CHUNK_S):  # bounded queries and buffers
+            b = min(seconds, a + CHUNK_S)
+            block: list[np.ndarray] = [np.zeros(0)] * len(chans)
+            for stream, idx in by_stream.items():
+                got = store.raw_many(wearer, [chans[k]["label"] for k in idx], stream,
+                                     t0 + a * 10**9, t0 + b * 10**9)
+                for k in idx:
+                    fs = float(chans[k]["fs"])
+                    n = round((b - a) * fs)
+                    x, have = np.zeros(n), np.zeros(n, bool)
+                    ts, vs = got[chans[k]["label"]]
+                    pos = np.round((ts - t0) * fs / 1e9).astype(np.int64) - round(a * fs)
+                    ok = (pos >= 0) & (pos < n)
+                    x[pos[ok]], have[pos[ok]] = vs[ok], True
+                    block[k] = x
+                    runs, gap_open[k] = _gap_runs(have, fs, a, chans[k]["label"], gap_open[k],
+                                                  last=b == seconds)
+                    lost += runs
+            w.writeSamples(block)
+        notes = [(float(e["start_s"]), float(e["end_s"]) - float(e["start_s"]), annotation_text(e))
+                 for e in events]
+        notes += [(s, e - s, f"signal lost {label}") for label, s, e in lost]
+        for onset, duration, text in sorted(notes):
+            w.writeAnnotation(onset, duration, text)
+    finally:
+        w.close()
+    return {"channels": len(chans), "annotations": len(notes), "seconds": seconds}
 
 
-def _gaps(have: np.ndarray, fs: float, label: str, min_s: float = 1.0) -> list[tuple[str, float, float]]:
-    """Runs of missing samples of at least ``min_s`` seconds: (label, start s, end s)."""
+def _gap_runs(have: np.ndarray, fs: float, offset_s: float, label: str, open_since: float | None, *,
+              last: bool, min_s: float = 1.0) -> tuple[list[tuple[str, float, float]], float | None]:
+    """Runs of missing samples of at least ``min_s`` s in one chunk that starts at ``offset_s``
+    s: (label, start s, end s). A run still open at the chunk's end is returned as the new
+    ``open_since`` (its start) and finished by the next chunk."""
+    runs: list[tuple[str, float, float]] = []
     d = np.diff(np.r_[0, (~have).astype(np.int8), 0])
     starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    return [(label, a / fs, b / fs) for a, b in zip(starts, ends, strict=True) if (b - a) / fs >= min_s]
+    if open_since is not None and not (len(starts) and starts[0] == 0):
+        if offset_s - open_since >= min_s:  # the run ended exactly at the chunk boundary
+            runs.append((label, open_since, offset_s))
+        open_since = None
+    for s, e in zip(starts, ends, strict=True):
+        begin = float(offset_s + s / fs)
+        if s == 0 and open_since is not None:
+            begin, open_since = open_since, None
+        if e == len(have) and not last:
+            open_since = begin
+            continue
+        if offset_s + e / fs - begin >= min_s:
+            runs.append((label, begin, offset_s + e / fs))
+    return runs, open_since
 
 
 def events_csv(events: list[dict], start: dt.datetime) -> str:

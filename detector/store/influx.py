@@ -537,6 +537,18 @@ class InfluxStore:
                           f"\"wearer\" = '{_lit(wearer)}'")
         return int(rows[0][1]) if rows else 0
 
+    def value_range(self, wearer: str, t0_ns: int, t1_ns: int) -> dict[str, tuple[float, float]]:
+        """Smallest and largest sample (µV or g) of each channel in [t0, t1), from the frames'
+        envelopes (one aggregate query, no raw samples read)."""
+        q = (f"SELECT MIN(\"min\"), MAX(\"max\") FROM \"env\" WHERE \"wearer\" = '{_lit(wearer)}' "
+             f"AND time >= {t0_ns} AND time < {t1_ns} GROUP BY \"channel\"")
+        out = {}
+        for series in self.query(q):
+            for _, lo, hi in series.get("values", []):
+                if lo is not None and hi is not None:
+                    out[series["tags"]["channel"]] = (float(lo), float(hi))
+        return out
+
     def raw(self, wearer: str, channel: str, stream: str, t0_ns: int,
             t1_ns: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw samples of a channel in [t0, t1): (times ns, values in µV or g)."""
