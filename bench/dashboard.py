@@ -123,6 +123,7 @@ def main() -> int:
                 res["trace_whole_ms_median"] = 1000 * statistics.median(ours)
                 res["influx_whole_ms_median"] = 1000 * statistics.median(peer)
                 res["ratio_trace_to_influx"] = statistics.median(ours) / statistics.median(peer)
+                res.update(export_edf(c, server.proc.pid, store, night, start_ns, dur))
             res.update(browser(base, night, args.repeat))
         finally:
             server.stop()
@@ -143,8 +144,60 @@ def main() -> int:
           f"drawing {res['zoom_draw_ms_median']:.0f} ms")
     print(f"whole-night trace request {res['trace_whole_ms_median']:.1f} ms vs the bare InfluxDB query "
           f"{res['influx_whole_ms_median']:.1f} ms -> {res['ratio_trace_to_influx']:.2f}x")
+    print(f"EDF+ export of the whole night: {res['export_s']:.1f} s (goal <= 10 s for 8 h), "
+          f"{res['export_mb']:.0f} MB file, server peak RSS {res['export_server_peak_mb']:.0f} MB "
+          f"(+{res['export_server_added_mb']:.0f} MB during the export; goal <= 200 MB); "
+          f"peer, the same raw samples read from InfluxDB: {res['raw_read_s']:.1f} s "
+          f"-> ratio {res['ratio_export_to_raw_read']:.2f}")
     print(f"written {args.out}")
     return 0
+
+
+def export_edf(c: httpx.Client, server_pid: int, store: InfluxStore, night: str, start_ns: int,
+               dur: float) -> dict:
+    """The whole night as EDF+ through the dashboard (time to the last byte, the server's peak
+    RSS sampled every 20 ms), against the peer: reading the same raw samples from InfluxDB with
+    no EDF written (the same 10-minute queries)."""
+    import threading
+
+    import psutil
+
+    proc = psutil.Process(server_pid)
+    base_rss = proc.memory_info().rss
+    peak = [base_rss]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], proc.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.02)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    t = time.perf_counter()
+    size = 0
+    with c.stream("GET", f"/w/w-bench/{night}/export.edf", timeout=600) as r:
+        assert r.status_code == 200, r.status_code
+        for chunk in r.iter_bytes():
+            size += len(chunk)
+    export_s = time.perf_counter() - t
+    done.set()
+    th.join()
+    rec = store.recording("w-bench", night) or {}
+    t = time.perf_counter()
+    by_stream: dict[str, list[str]] = {}
+    for ch in rec.get("channels", []):
+        by_stream.setdefault(ch["kind"], []).append(ch["label"])
+    for a in range(0, int(dur) + 1, 600):
+        for stream, labels in by_stream.items():
+            store.raw_many("w-bench", labels, stream, start_ns + a * 10**9, start_ns + (a + 600) * 10**9)
+    peer_s = time.perf_counter() - t
+    return {"export_s": export_s, "export_mb": size / 1e6, "export_server_peak_mb": peak[0] / 1e6,
+            "export_server_added_mb": (peak[0] - base_rss) / 1e6, "raw_read_s": peer_s,
+            "ratio_export_to_raw_read": export_s / peer_s}
 
 
 def browser(base: str, night: str, repeat: int) -> dict:

@@ -117,9 +117,12 @@ def test_wearer_sees_the_morning_summary_with_its_cramps(browser, site):
     assert not re.search(r"\.md\b|docs/|Seed:", advice)
     assert page.locator("text=not a medical device").count() == 1  # the disclaimer once
     shot(page, "wearer-summary-after-diary")
+    wide = "document.documentElement.scrollWidth <= window.innerWidth"  # no sideways scrolling
+    assert page.evaluate(wide), "the summary page scrolls sideways on a phone"
     page.goto(f"{site['base']}/w/sim-1")
     assert page.locator("#nights tbody tr").count() == 1
     assert page.locator(".chart .uplot").count() == 4
+    assert page.evaluate(wide), "the nights page scrolls sideways on a phone"
     shot(page, "wearer-nights")
     ctx.close()
 

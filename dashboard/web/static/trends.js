@@ -7,7 +7,11 @@
     const key = el.dataset.series;
     new uPlot({
       title: el.dataset.label, width: Math.max(260, el.clientWidth || 300), height: 150,
-      scales: {x: {time: true}}, legend: {show: false}, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
+      // Half a day either side of the first and last night, so that one night (or a year) sits
+      // inside a sane axis; counts start at 0.
+      scales: {x: {time: true, range: (u, min, max) => [min - 43200, max + 43200]},
+               y: {range: (u, min, max) => [Math.min(0, min), Math.max(1, max)]}},
+      legend: {show: false}, tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"),
       series: [{}, {stroke: "#b03030", width: 2, points: {show: true, size: 5}, spanGaps: true}],
     }, [days, data[key]], el);
   }
