@@ -89,3 +89,11 @@ def test_bad_actions_are_refused_clearly(kw, message):
     action = kw.pop("action")
     with pytest.raises(ReviewError, match=message):
         make_review(action, "dr-a", **kw)
+
+
+def test_durations_read_as_people_say_them():
+    """A relabelled 1.6-s event is "2 s", not "0.0 min" (summary page)."""
+    from dashboard.web.common import duration_text
+
+    got = [duration_text(s) for s in (1.6, 45, 150, 3600 + 5 * 60)]
+    assert got == ["2 s", "45 s", "2.5 min", "1 h 05 min"]

@@ -25,8 +25,20 @@ HERE = Path(__file__).resolve().parent
 COOKIE = "nc_session"
 LOGIN_CSRF = "nc_login"
 
+def duration_text(seconds: float) -> str:
+    """A duration as people say it: "45 s", "2.5 min", "1 h 05 min"."""
+    s = float(seconds)
+    if s < 59.5:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.1f} min"
+    h, m = divmod(round(s / 60), 60)
+    return f"{h} h {m:02d} min"
+
+
 templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta, because=because)
+templates.env.globals.update(disclaimer=DISCLAIMER, kinds=KINDS, timedelta=dt.timedelta, because=because,
+                             duration=duration_text)
 
 
 class FastJSON(Response):
