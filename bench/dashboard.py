@@ -124,6 +124,8 @@ def main() -> int:
                 res["influx_whole_ms_median"] = 1000 * statistics.median(peer)
                 res["ratio_trace_to_influx"] = statistics.median(ours) / statistics.median(peer)
                 res.update(export_edf(c, server.proc.pid, store, night, start_ns, dur))
+                print(f"EDF+ export: {res['export_s']:.1f} s, server peak RSS "
+                      f"{res['export_server_peak_mb']:.0f} MB", flush=True)
             res.update(browser(base, night, args.repeat))
         finally:
             server.stop()
@@ -206,7 +208,9 @@ def browser(base: str, night: str, repeat: int) -> dict:
     out: dict = {}
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        ctx = b.new_context(viewport={"width": 1400, "height": 900})
+        # bypass_csp: Playwright's wait_for_function evaluates its predicate with eval, which the
+        # pages' CSP forbids (as in tests/test_dashboard.py)
+        ctx = b.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
         page = ctx.new_page()
         page.goto(f"{base}/login")
         page.fill("input[name=name]", "dr-bench")

@@ -18,10 +18,13 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def night_pdf(wearer: str, night: str, analysis: dict, advice: list[dict]) -> bytes:
-    """Summary, events (with review status) and advice of one night, with the disclaimer."""
+def night_pdf(wearer: str, night: str, analysis: dict, advice: list[dict], *, tz: str = "UTC") -> bytes:
+    """Summary, events (with review status) and advice of one night, with the disclaimer; clock
+    times in ``tz`` (an IANA zone)."""
+    from zoneinfo import ZoneInfo
+
     s = NightSummary.of(analysis["summary"])
-    start = dt.datetime.fromisoformat(analysis["recording"]["start"])
+    start = dt.datetime.fromisoformat(analysis["recording"]["start"]).astimezone(ZoneInfo(tz))
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
@@ -31,7 +34,7 @@ def night_pdf(wearer: str, night: str, analysis: dict, advice: list[dict]) -> by
         pdf.multi_cell(0, size * 0.5, _latin1(text), new_x="LMARGIN", new_y="NEXT")
 
     line(f"nightcramp report - {wearer}, night of {night}", 15, "B")
-    line(f"Recorded from {start:%Y-%m-%d %H:%M} UTC for {analysis['recording']['duration_s'] / 3600:.1f} h"
+    line(f"Recorded from {start:%Y-%m-%d %H:%M %Z} for {analysis['recording']['duration_s'] / 3600:.1f} h"
          + ("; events reviewed by a clinician" if s.reviewed else ""))
     pdf.ln(2)
     line("Summary", 12, "B")

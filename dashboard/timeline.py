@@ -13,10 +13,13 @@ X0, X1 = 40.0, 790.0
 BAND_Y, BAND_H = 62.0, 22.0
 
 
-def timeline_svg(analysis: dict, hypnogram: dict | None) -> str:
+def timeline_svg(analysis: dict, hypnogram: dict | None, *, tz: str = "UTC") -> str:
+    """The SVG; clock times in ``tz`` (an IANA zone)."""
+    from zoneinfo import ZoneInfo
+
     rec = analysis["recording"]
     dur = max(float(rec["duration_s"]), 1.0)
-    start = dt.datetime.fromisoformat(rec["start"])
+    start = dt.datetime.fromisoformat(rec["start"]).astimezone(ZoneInfo(tz))
 
     def x(t: float) -> float:
         return X0 + (X1 - X0) * min(max(t, 0.0), dur) / dur

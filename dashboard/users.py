@@ -40,6 +40,7 @@ class User:
     name: str
     role: str
     wearer: str | None  # for role wearer: the pseudonymous id their nights are stored under
+    tz: str = "UTC"  # IANA time zone the pages show times in (the browser's, set at login)
 
     def may_see(self, wearer: str, assigned: set[str]) -> bool:
         if self.role == "admin":
@@ -47,6 +48,23 @@ class User:
         if self.role == "wearer":
             return wearer == self.wearer
         return wearer in assigned
+
+
+def valid_tz(tz: str | None) -> bool:
+    """An IANA time zone this machine knows (zoneinfo)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not tz or len(tz) > 64 or not re.fullmatch(r"[A-Za-z0-9_+\-/]+", tz):
+        return False
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _user(r: sqlite3.Row) -> User:
+    return User(r["name"], r["role"], r["wearer"], r["tz"] or "UTC")
 
 
 @dataclass(frozen=True)
@@ -63,6 +81,9 @@ class Users:
         self.ph = PasswordHasher()
         with self._db() as db:
             db.executescript(_SCHEMA)
+            cols = {r[1] for r in db.execute("PRAGMA table_info(users)")}
+            if "tz" not in cols:  # accounts made before time zones were kept
+                db.execute("ALTER TABLE users ADD COLUMN tz TEXT")
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -91,7 +112,7 @@ class Users:
         with self._db() as db:
             if db.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
                 raise UserError(f"user {name!r} exists already (change the password with 'users passwd')")
-            db.execute("INSERT INTO users VALUES (?, ?, ?, ?, ?)",
+            db.execute("INSERT INTO users (name, role, wearer, hash, created) VALUES (?, ?, ?, ?, ?)",
                        (name, role, wearer, self.ph.hash(password), time.time()))
         return User(name, role, wearer)
 
@@ -118,15 +139,22 @@ class Users:
             return db.execute("SELECT 1 FROM users WHERE wearer = ? UNION SELECT 1 FROM assignments "
                               "WHERE wearer = ?", (wearer, wearer)).fetchone() is not None
 
+    def set_tz(self, name: str, tz: str) -> None:
+        """The IANA time zone ``name``'s pages show times in; UserError for an unknown zone."""
+        if not valid_tz(tz):
+            raise UserError(f"unknown time zone {tz!r} (an IANA name such as Europe/Zurich)")
+        with self._db() as db:
+            db.execute("UPDATE users SET tz = ? WHERE name = ?", (tz, name))
+
     def get(self, name: str) -> User | None:
         with self._db() as db:
-            r = db.execute("SELECT name, role, wearer FROM users WHERE name = ?", (name,)).fetchone()
-        return User(r["name"], r["role"], r["wearer"]) if r else None
+            r = db.execute("SELECT name, role, wearer, tz FROM users WHERE name = ?", (name,)).fetchone()
+        return _user(r) if r else None
 
     def all(self) -> list[User]:
         with self._db() as db:
-            rows = db.execute("SELECT name, role, wearer FROM users ORDER BY name").fetchall()
-        return [User(r["name"], r["role"], r["wearer"]) for r in rows]
+            rows = db.execute("SELECT name, role, wearer, tz FROM users ORDER BY name").fetchall()
+        return [_user(r) for r in rows]
 
     def assigned(self, clinician: str) -> set[str]:
         with self._db() as db:
@@ -147,9 +175,12 @@ class Users:
         return user.may_see(wearer, self.assigned(user.name) if user.role == "clinician" else set())
 
     # ------------------------------------------------------------------ sessions
-    def login(self, name: str, password: str) -> Session | None:
+    def login(self, name: str, password: str, tz: str | None = None) -> Session | None:
+        """A new session for the right password; ``tz`` (the browser's zone) is kept when the
+        account has none yet."""
         with self._db() as db:
-            r = db.execute("SELECT name, role, wearer, hash FROM users WHERE name = ?", (name,)).fetchone()
+            r = db.execute("SELECT name, role, wearer, tz, hash FROM users WHERE name = ?",
+                           (name,)).fetchone()
         if r is None:
             self.ph.hash(password)  # same time for unknown names as for wrong passwords
             return None
@@ -161,21 +192,26 @@ class Users:
             with self._db() as db:
                 db.execute("UPDATE users SET hash = ? WHERE name = ?", (self.ph.hash(password), name))
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        user = _user(r)
+        if r["tz"] is None and tz and valid_tz(tz):
+            self.set_tz(name, tz)
+            user = User(user.name, user.role, user.wearer, tz)
         with self._db() as db:
             db.execute("DELETE FROM sessions WHERE expires < ?", (time.time(),))
             db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)",
                        (token, name, csrf, time.time() + SESSION_S))
-        return Session(token, User(r["name"], r["role"], r["wearer"]), csrf)
+        return Session(token, user, csrf)
 
     def session(self, token: str | None) -> Session | None:
         if not token:
             return None
         with self._db() as db:
-            r = db.execute("SELECT s.token, s.csrf, s.expires, u.name, u.role, u.wearer FROM sessions s "
+            r = db.execute("SELECT s.token, s.csrf, s.expires, u.name, u.role, u.wearer, u.tz "
+                           "FROM sessions s "
                            "JOIN users u ON u.name = s.name WHERE s.token = ?", (token,)).fetchone()
         if r is None or r["expires"] < time.time():
             return None
-        return Session(r["token"], User(r["name"], r["role"], r["wearer"]), r["csrf"])
+        return Session(r["token"], _user(r), r["csrf"])
 
     def logout(self, token: str) -> None:
         with self._db() as db:

@@ -50,7 +50,8 @@ def site(tmp_path_factory, influxd):
     users.assign("dr-a", "sim-1")
     server = start_dashboard(tmp, "127.0.0.1", port, services)  # as `nightcramp stack up` does
     base = f"http://127.0.0.1:{port}"
-    yield {"base": base, "night": night, "analysis": obj, "other_night": other_night, "store": store}
+    yield {"base": base, "night": night, "analysis": obj, "other_night": other_night, "store": store,
+           "users": users}
     server.stop()
     store.close()
 
@@ -124,6 +125,39 @@ def test_wearer_sees_the_morning_summary_with_its_cramps(browser, site):
     assert page.locator(".chart .uplot").count() == 4
     assert page.evaluate(wide), "the nights page scrolls sideways on a phone"
     shot(page, "wearer-nights")
+    ctx.close()
+
+
+def test_times_are_shown_in_the_browsers_time_zone_and_can_be_changed(browser, site):
+    """The login keeps the browser's time zone; every clock time on the summary follows it, and
+    Settings changes it."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    site["users"].add("anna-tz", PASSWORD, "wearer", "sim-1")
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Zurich")
+    page = ctx.new_page()
+    page.goto(f"{site['base']}/login")
+    page.fill("input[name=name]", "anna-tz")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+    assert site["users"].get("anna-tz").tz == "Europe/Zurich"
+    start = dt.datetime.fromisoformat(site["analysis"]["recording"]["start"])
+    first = min(e["start_s"] for e in site["analysis"]["events"] if e["kind"] == "cramp")
+    for zone in ("Europe/Zurich", "America/New_York"):
+        local = start.astimezone(ZoneInfo(zone))
+        assert page.url.endswith(f"/w/sim-1/{site['night']}"), page.url + page.content()[:3000]
+        sub = page.inner_text("p.sub")
+        assert f"{local:%H:%M %Z}" in sub, (zone, sub)
+        assert f"at {local + dt.timedelta(seconds=first):%H:%M}" in page.inner_text("li.cramp-item >> nth=0")
+        page.goto(f"{site['base']}/settings")
+        page.fill("input[name=tz]", "America/New_York")
+        page.click("form[action='/settings'] button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        page.goto(f"{site['base']}/w/sim-1/{site['night']}")
+    r = page.request.post(f"{site['base']}/settings", form={"csrf": "x", "tz": "Mars/Olympus"})
+    assert r.status == 403  # the CSRF token is checked before anything else
     ctx.close()
 
 

@@ -111,6 +111,13 @@ def finite_span(t0: float, t1: float, rec: dict) -> tuple[float, float]:
     return t0, min(t1, dur + 60)
 
 
+def local_start(a: dict, s: Session) -> dt.datetime:
+    """The night's recording start in the user's time zone (times on the pages add to it)."""
+    from zoneinfo import ZoneInfo
+
+    return dt.datetime.fromisoformat(a["recording"]["start"]).astimezone(ZoneInfo(s.user.tz))
+
+
 def page(request: Request, name: str, s: Session | None, **ctx: Any) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {"s": s, **ctx})
 

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from dashboard.roles import UserError
 from dashboard.web.common import COOKIE, LOGIN_CSRF, Sess, csrf_ok, page
 
 router = APIRouter()
@@ -27,7 +28,8 @@ def login_form(request: Request, next: str = "/", error: str = ""):
 @router.post("/login")
 def login(request: Request, name: Annotated[str, Form(max_length=200)],
           password: Annotated[str, Form(max_length=1000)],
-          csrf: Annotated[str, Form(max_length=200)], next: Annotated[str, Form(max_length=2000)] = "/"):
+          csrf: Annotated[str, Form(max_length=200)], next: Annotated[str, Form(max_length=2000)] = "/",
+          tz: Annotated[str, Form(max_length=64)] = ""):
     cookie = request.cookies.get(LOGIN_CSRF, "")
     if not cookie or not hmac.compare_digest(cookie, csrf):
         raise HTTPException(403, "missing or wrong CSRF token: reload the login page")
@@ -37,7 +39,7 @@ def login(request: Request, name: Annotated[str, Form(max_length=200)],
     if wait > 0:
         raise HTTPException(429, f"Too many wrong passwords: try again in {math.ceil(wait)} s.",
                             headers={"Retry-After": str(math.ceil(wait))})
-    s = request.app.state.users.login(name.strip(), password)
+    s = request.app.state.users.login(name.strip(), password, tz=tz or None)
     if s is None:
         limiter.failed(name.strip(), address)
         return RedirectResponse("/login?error=1", status_code=303)
@@ -57,3 +59,19 @@ def logout(request: Request, s: Sess, csrf: Annotated[str, Form()]):
     r = RedirectResponse("/login", status_code=303)
     r.delete_cookie(COOKIE)
     return r
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_form(request: Request, s: Sess, saved: bool = False):
+    return page(request, "settings.html", s, saved=saved)
+
+
+@router.post("/settings")
+def settings_save(request: Request, s: Sess, csrf: Annotated[str, Form(max_length=200)],
+                  tz: Annotated[str, Form(max_length=64)]):
+    csrf_ok(s, csrf)
+    try:
+        request.app.state.users.set_tz(s.user.name, tz.strip())
+    except UserError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return RedirectResponse("/settings?saved=1", status_code=303)

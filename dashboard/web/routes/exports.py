@@ -14,7 +14,7 @@ from starlette.background import BackgroundTask
 
 from dashboard.export import events_csv, night_edf
 from dashboard.timeline import timeline_svg
-from dashboard.web.common import Sess, clinician, may_see, night_data, page, store
+from dashboard.web.common import Sess, clinician, local_start, may_see, night_data, page, store
 from detector.engine.summary import NightSummary
 
 router = APIRouter()
@@ -63,8 +63,9 @@ def report(request: Request, wearer: str, night: str, s: Sess):
     a = night_data(request, wearer, night)
     return page(request, "report.html", s, wearer=wearer, night=night, a=a,
                 summary=NightSummary.of(a["summary"]),
-                timeline=timeline_svg(a, store(request).hypnogram(wearer, night)), advice=a["advice"],
-                start=dt.datetime.fromisoformat(a["recording"]["start"]))
+                timeline=timeline_svg(a, store(request).hypnogram(wearer, night), tz=s.user.tz),
+                advice=a["advice"],
+                start=local_start(a, s))
 
 
 @router.get("/w/{wearer}/{night}/report.pdf")
@@ -77,7 +78,7 @@ def report_pdf(request: Request, wearer: str, night: str, s: Sess):
     if not exports.acquire(blocking=False):
         raise _busy()
     try:
-        pdf = night_pdf(wearer, night, a, a["advice"])
+        pdf = night_pdf(wearer, night, a, a["advice"], tz=s.user.tz)
     finally:
         exports.release()
     return Response(pdf, media_type="application/pdf", headers={

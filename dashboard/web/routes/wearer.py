@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from statistics import mean
 
 from fastapi import APIRouter, HTTPException, Request
@@ -13,6 +12,7 @@ from dashboard.timeline import timeline_svg
 from dashboard.web.common import (
     Sess,
     csrf_ok,
+    local_start,
     may_see,
     night_data,
     page,
@@ -59,10 +59,10 @@ def night_page(request: Request, wearer: str, night: str, s: Sess):
     diary = st.diaries(wearer).get(night, {})
     summary = NightSummary.of(a["summary"])
     return page(request, "night.html", s, wearer=wearer, night=night, a=a, summary=summary,
-                timeline=timeline_svg(a, hyp), compare=compare_to_usual(summary, past),
+                timeline=timeline_svg(a, hyp, tz=s.user.tz), compare=compare_to_usual(summary, past),
                 advice=a["advice"], diary=diary, medications=MEDICATIONS,
                 exercise=EXERCISE, age_bands=AGE_BANDS, swelling=SWELLING,
-                start=dt.datetime.fromisoformat(a["recording"]["start"]))
+                start=local_start(a, s))
 
 
 @router.post("/w/{wearer}/{night}/diary")

@@ -12,9 +12,13 @@
   let meta = null, view = [0, 1], plots = [], start = null, duration = 1, requests = [], seq = 0;
   window.ncViewer = {requests, get view() { return view.slice(); }, get events() { return meta ? meta.events : []; }};
 
+  const TZ = root.dataset.tz || "UTC";  // the clinician's time zone (Settings)
+  const hms = new Intl.DateTimeFormat("en-GB", {timeZone: TZ, hour: "2-digit", minute: "2-digit",
+                                                  second: "2-digit", hourCycle: "h23"});
   const clock = (s) => {
     const d = new Date(start.getTime() + s * 1000);
-    return d.toISOString().substring(11, view[1] - view[0] < 60 ? 23 : 19);  // ms when zoomed in
+    const ms = String(d.getUTCMilliseconds()).padStart(3, "0");
+    return hms.format(d) + (view[1] - view[0] < 60 ? "." + ms : "");  // ms when zoomed in
   };
 
   async function json(url, opts) {
@@ -62,7 +66,7 @@
   async function load() {
     const span = view[1] - view[0];
     document.getElementById("range").textContent =
-      `${clock(view[0])} – ${clock(view[1])} UTC (${span >= 120 ? (span / 60).toFixed(1) + " min" : span.toFixed(1) + " s"})`;
+      `${clock(view[0])} – ${clock(view[1])} ${TZ} (${span >= 120 ? (span / 60).toFixed(1) + " min" : span.toFixed(1) + " s"})`;
     root.dataset.state = "loading";
     const my = ++seq;  // a newer view supersedes answers still on their way
     const h = meta.hypnogram;
