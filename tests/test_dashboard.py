@@ -107,6 +107,7 @@ def test_wearer_sees_the_morning_summary_with_its_cramps(browser, site):
     page.check("input[name=calf_warm_red][value=yes]")
     page.click("form.diary >> nth=0 >> button[type=submit]")
     page.wait_for_load_state("networkidle")
+    assert "your morning answers are saved" in page.inner_text("#diary-saved")  # the wearer is told
     advice = page.inner_text("#advice")
     assert "A calf is warm, red or tender" in advice
     assert site["store"].diaries("sim-1")[site["night"]]["morning"]["calf_warm_red"] is True

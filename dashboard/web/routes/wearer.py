@@ -50,7 +50,7 @@ def nights_page(request: Request, wearer: str, s: Sess, sort: str = "night", des
 
 
 @router.get("/w/{wearer}/{night}", response_class=HTMLResponse)
-def night_page(request: Request, wearer: str, night: str, s: Sess):
+def night_page(request: Request, wearer: str, night: str, s: Sess, saved: str = ""):
     may_see(request, s, wearer)
     a = night_data(request, wearer, night)
     st = store(request)
@@ -62,7 +62,7 @@ def night_page(request: Request, wearer: str, night: str, s: Sess):
                 timeline=timeline_svg(a, hyp, tz=s.user.tz), compare=compare_to_usual(summary, past),
                 advice=a["advice"], diary=diary, medications=MEDICATIONS,
                 exercise=EXERCISE, age_bands=AGE_BANDS, swelling=SWELLING,
-                start=local_start(a, s))
+                start=local_start(a, s), saved=saved if saved in ("evening", "morning") else "")
 
 
 @router.post("/w/{wearer}/{night}/diary")
@@ -90,7 +90,7 @@ async def diary_post(request: Request, wearer: str, night: str, s: Sess):
     except ValueError as exc:
         raise HTTPException(400, f"diary: {exc}") from None
     refresh_night_advice(store(request), wearer, night)
-    return RedirectResponse(f"/w/{wearer}/{night}#diary", status_code=303)
+    return RedirectResponse(f"/w/{wearer}/{night}?saved={part}#diary", status_code=303)
 
 
 def night_row(n: dict) -> dict:
