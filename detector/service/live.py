@@ -775,8 +775,8 @@ class DetectorService:
             # pickle can run code), kept for the operator.
             old.rename(old.with_name("nights.pickle.refused"))
             log.error("checkpoint %s is from an earlier nightcramp (pickled objects) and is not loaded; "
-                      "kept as %s. Nights open when it was written are re-analysed from their stored "
-                      "samples when their sensors send again.", old, old.with_name("nights.pickle.refused"))
+                      "kept as %s. The nights open in it are not resumed (it has no index to reopen them "
+                      "by); their samples stay in InfluxDB.", old, old.with_name("nights.pickle.refused"))
         if not path.exists():
             return
         try:

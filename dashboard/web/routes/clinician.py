@@ -51,8 +51,9 @@ def wearers_page(request: Request, s: Sess):
         links = st.advice_links(w) if nights else {}
         recent = nights[-ATTENTION_NIGHTS:]
         red = [(n["night"], flags[r]) for n in recent for r in links.get(n["night"], []) if r in flags]
+        red_nights = {night for night, _ in red}
         waiting = [n["night"] for n in recent if n["night"] not in reviewed
-                   and (NightSummary.of(n["summary"]).cramps or any(x == n["night"] for x, _ in red))]
+                   and (n["night"] in red_nights or NightSummary.of(n["summary"]).cramps)]
         out.append({"wearer": w, "nights": len(nights), "last": last["night"] if last else None,
                     "last_cramps": NightSummary.of(last["summary"]).cramps if last else None,
                     "red_flags": red[::-1], "waiting": waiting[::-1]})
