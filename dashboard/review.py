@@ -1,4 +1,4 @@
-"""Clinician review of a night's events: accept, reject, relabel, add — with an audit trail.
+"""Clinician review of a night's events: accept, reject, relabel, add, undo — with an audit trail.
 
 Reviews are stored as a list of actions (who, when, what) and applied in order on top of the
 detected events; nothing detected is ever overwritten. The night's event counts, and so its
@@ -18,7 +18,7 @@ from detector.advice.rules import LoadedRule, default_rules, evaluate, stored_ni
 from detector.engine.events import KINDS
 from detector.engine.summary import NightSummary
 
-ACTIONS = ("accept", "reject", "relabel", "add")
+ACTIONS = ("accept", "reject", "relabel", "add", "undo")
 
 
 class ReviewError(ValueError):
@@ -31,7 +31,7 @@ class ReviewRequest(BaseModel):
     stored as floats."""
 
     model_config = ConfigDict(extra="forbid", strict=False)
-    action: Literal["accept", "reject", "relabel", "add"]
+    action: Literal["accept", "reject", "relabel", "add", "undo"]
     event: str | None = Field(None, max_length=200, description="event key (not for add)")
     kind: Literal[KINDS] | None = None  # type: ignore[valid-type]
     start_s: float | None = Field(None, ge=0, le=7 * 86400)
@@ -94,13 +94,15 @@ def make_review(action: str, by: str, *, event: str | None = None, kind: str | N
 def apply_reviews(events: list[dict], reviews: list[dict]) -> list[dict]:
     """Detected events with reviews applied, in time order. Each gets ``key`` and ``status``
     (detected, accepted, rejected, relabelled, added), ``detected_kind`` and, when reviewed,
-    ``reviewed_by``/``reviewed_at``. Rejected events stay in the list, marked."""
+    ``reviewed_by``/``reviewed_at``/``review_note``. Rejected events stay in the list, marked.
+    An ``undo`` cancels the latest earlier action on its event that is not already undone (an
+    undone ``add`` removes the added event); both stay in the audit trail."""
     out: dict[str, dict] = {}
     for e in events:
         d = dict(e)
         d.update(key=event_key(e), status="detected", detected_kind=e["kind"])
         out[d["key"]] = d
-    for r in sorted(reviews, key=lambda r: r["at"]):
+    for r in _not_undone(reviews):
         k = r["event"]
         if r["action"] == "add":
             t0, t1 = float(r["start_s"]), float(r["end_s"])
@@ -119,7 +121,22 @@ def apply_reviews(events: list[dict], reviews: list[dict]) -> list[dict]:
             out[k]["kind"] = r["kind"]
             out[k]["status"] = "relabelled"
         out[k]["reviewed_by"], out[k]["reviewed_at"] = r["by"], r["at"]
+        out[k]["review_note"] = r.get("note") or None
     return sorted(out.values(), key=lambda e: (e["start_s"], e["kind"]))
+
+
+def _not_undone(reviews: list[dict]) -> list[dict]:
+    """The review actions in time order with each ``undo`` and the action it cancels taken out."""
+    kept: list[dict] = []
+    for r in sorted(reviews, key=lambda r: r["at"]):
+        if r["action"] != "undo":
+            kept.append(r)
+            continue
+        for i in range(len(kept) - 1, -1, -1):
+            if kept[i]["event"] == r["event"]:
+                del kept[i]
+                break
+    return kept
 
 
 def reviewed_summary(summary: NightSummary | dict, events: list[dict]) -> NightSummary:

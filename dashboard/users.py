@@ -7,6 +7,7 @@ Roles: ``wearer`` (sees only their own nights, under their pseudonymous wearer i
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import sqlite3
@@ -32,7 +33,10 @@ CREATE TABLE IF NOT EXISTS assignments (
     clinician TEXT NOT NULL, wearer TEXT NOT NULL, PRIMARY KEY (clinician, wearer));
 CREATE TABLE IF NOT EXISTS sessions (
     token TEXT PRIMARY KEY, name TEXT NOT NULL, csrf TEXT NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS prefs (
+    name TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (name, key));
 """
+PREF_KEYS = ("montage",)  # what a user's pages remember (JSON values, each at most 8 kB)
 
 
 @dataclass(frozen=True)
@@ -145,6 +149,23 @@ class Users:
             raise UserError(f"unknown time zone {tz!r} (an IANA name such as Europe/Zurich)")
         with self._db() as db:
             db.execute("UPDATE users SET tz = ? WHERE name = ?", (tz, name))
+
+    def pref(self, name: str, key: str) -> object | None:
+        """A remembered page setting of ``name`` (decoded JSON), or None."""
+        with self._db() as db:
+            r = db.execute("SELECT value FROM prefs WHERE name = ? AND key = ?", (name, key)).fetchone()
+        return json.loads(r["value"]) if r else None
+
+    def set_pref(self, name: str, key: str, value: object) -> None:
+        """Remember a page setting; UserError for an unknown key or a value over 8 kB."""
+        if key not in PREF_KEYS:
+            raise UserError(f"unknown setting {key!r}: {', '.join(PREF_KEYS)}")
+        text = json.dumps(value, separators=(",", ":"))
+        if len(text) > 8192:
+            raise UserError(f"setting {key!r} is {len(text)} bytes; at most 8192")
+        with self._db() as db:
+            db.execute("INSERT INTO prefs (name, key, value) VALUES (?, ?, ?) ON CONFLICT (name, key) "
+                       "DO UPDATE SET value = excluded.value", (name, key, text))
 
     def get(self, name: str) -> User | None:
         with self._db() as db:

@@ -48,6 +48,8 @@ def site(tmp_path_factory, influxd):
     users.add("other", PASSWORD, "wearer", "w-other")
     users.add("dr-a", PASSWORD, "clinician")
     users.assign("dr-a", "sim-1")
+    users.add("dr-b", PASSWORD, "clinician")  # changes the montage it keeps: other tests use dr-a
+    users.assign("dr-b", "sim-1")
     server = start_dashboard(tmp, "127.0.0.1", port, services)  # as `nightcramp stack up` does
     base = f"http://127.0.0.1:{port}"
     yield {"base": base, "night": night, "analysis": obj, "other_night": other_night, "store": store,
@@ -282,12 +284,14 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
     ctx, page = login(browser, site, "dr-a", width=1400)
     page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")
     page.wait_for_selector("#viewer[data-state=ready]")
+    page.select_option("#f-kind", "cramp")
     row = page.locator("#events tr[data-kind=cramp][data-status=detected]").first
     key = row.get_attribute("data-key")
     row.locator("button.reject").click()
     page.wait_for_selector(f"#events tr[data-key='{key}'][data-status=rejected]")
     page.reload()
     page.wait_for_selector("#viewer[data-state=ready]")
+    page.select_option("#f-kind", "cramp")
     assert page.get_attribute(f"#events tr[data-key='{key}']", "data-status") == "rejected"
     assert "dr-a" in page.inner_text(f"#events tr[data-key='{key}'] td.status")
     audit = site["store"].reviews("sim-1", site["night"])
@@ -369,3 +373,206 @@ def test_users_command(tmp_path, cli):
     assert u.login("dr-b", "another long one") and not u.login("dr-b", "long enough pw")
     row = json.dumps(u.all()[0].__dict__)
     assert "argon2" not in row  # hashes never leave the users table
+
+
+def ready(page) -> None:
+    page.wait_for_function("document.querySelector('#viewer').dataset.state === 'ready'")
+
+
+def _amplitude(drawn: dict, a: float, b: float) -> float:
+    """Median drawn height (max - min per pixel) of a trace between a and b s."""
+    import numpy as np
+
+    t = np.asarray(drawn["t"], float)
+    lo = np.asarray([np.nan if v is None else v for v in drawn["min"]], float)
+    hi = np.asarray([np.nan if v is None else v for v in drawn["max"]], float)
+    keep = (t >= a) & (t < b) & np.isfinite(lo) & np.isfinite(hi)
+    return float(np.median(hi[keep] - lo[keep]))
+
+
+def test_a_cramp_stands_out_in_the_filtered_emg_and_gain_and_montage_stick(browser, site):
+    ctx, page = login(browser, site, "dr-b", width=1400)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    page.on("pageerror", lambda exc: console.append(f"error: {exc}"))
+    page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")
+    try:
+        page.wait_for_selector("#viewer[data-state=ready]")
+    except Exception:
+        pytest.fail(f"viewer {page.get_attribute('#viewer', 'data-state')}: {console}")
+    assert page.input_value("#filter") == "hp10"  # the default display filter
+    assert "50 Hz" in page.inner_text("#notch")
+    cramps = [e for e in site["analysis"]["events"] if e["kind"] == "cramp" and e["start_s"] > 90
+              and e["end_s"] - e["start_s"] < 100]
+    e = cramps[0]
+    label = f"EMG {'L' if e['side'] == 'left' else 'R'}-Gastroc"
+    ratios = {}
+    for filt in ("hp10", "off"):
+        page.select_option("#filter", filt)
+        page.evaluate(f"window.ncViewer.setView({e['start_s'] - 60}, {e['end_s']})")
+        ready(page)
+        d = page.evaluate(f"window.ncViewer.drawn({label!r})")
+        assert d["filter"] == filt and d["source"] == "raw"
+        inside = _amplitude(d, e["start_s"], e["end_s"])
+        ratios[filt] = inside / _amplitude(d, e["start_s"] - 60, e["start_s"])
+    print(f"displayed EMG amplitude, cramp / minute before: {ratios}")
+    assert ratios["hp10"] >= 2.0, ratios
+    assert page.evaluate("window.ncViewer.requests.at(-1).filter") == "off"
+    shot(page, "viewer-cramp-unfiltered")
+    page.select_option("#filter", "hp10")
+    ready(page)
+    shot(page, "viewer-cramp-filtered")
+    # zoomed out, filtered EMG is the stored per-frame peak without wander and hum
+    page.keyboard.press("Home")
+    ready(page)
+    whole = page.evaluate(f"window.ncViewer.drawn({label!r})")
+    assert whole["source"] == "envelope" and whole["filter"] == "hp10"
+    assert all(lo is None or lo <= 0 for lo in whole["min"])
+    # gain in µV per division: 8 divisions centred on zero for filtered EMG; ↑ halves it
+    chan = f".chan[data-channel='{label}']"
+    page.select_option(f"{chan} select.gain", "20")
+    ready(page)
+    page.click(f"{chan} .chan-name")
+    page.keyboard.press("ArrowUp")
+    ready(page)
+    assert page.input_value(f"{chan} select.gain") == "10"
+    # the montage: hide a channel and move another up; it is kept for this clinician
+    page.click("#montage summary")
+    page.uncheck("#montage-list li[data-channel='ACC R-Shank Z'] input")
+    page.click("#montage-list li[data-channel='activity L'] button.up")
+    page.wait_for_function("window.ncViewer.montage.hidden.includes('ACC R-Shank Z')")
+    page.wait_for_function("document.querySelector('#viewer').dataset.montageSaved === 'yes'")
+    shot(page, "viewer-montage")
+    page.reload()
+    page.wait_for_selector("#viewer[data-state=ready]")
+    assert page.locator(".chan[data-channel='ACC R-Shank Z']").is_hidden()
+    sent = page.evaluate("window.ncViewer.requests.at(-1)")
+    assert sent["channels"] == len(page.eval_on_selector_all(".chan:not([hidden])", "els => els")) - 1
+    order = page.eval_on_selector_all(".chan", "els => els.map(e => e.dataset.channel)")
+    before = page.evaluate("window.ncViewer.montage.order")
+    assert order == before and order.index("activity L") == before.index("activity L")
+    assert page.input_value(f"{chan} select.gain") == "10"
+    assert not [m for m in console if "rror" in m], console
+    ctx.close()
+
+
+def test_the_viewer_pages_like_a_psg_viewer(browser, site):
+    ctx, page = login(browser, site, "dr-b", width=1400)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")
+    page.wait_for_selector("#viewer[data-state=ready]")
+    page.select_option("#window", "night")
+    ready(page)
+    dur = site["analysis"]["recording"]["duration_s"]
+    assert page.evaluate("window.ncViewer.view") == [0, dur]
+    # n from the whole night goes to the night's first event, not to one after its middle
+    evs = sorted(site["analysis"]["events"], key=lambda e: e["start_s"])
+    page.keyboard.press("n")
+    ready(page)
+    v = page.evaluate("window.ncViewer.view")
+    assert v[0] <= evs[0]["start_s"] <= v[1] and v[1] - v[0] < 120
+    page.keyboard.press("Home")
+    ready(page)
+    page.keyboard.press("c")  # the first cramp
+    ready(page)
+    live = page.evaluate("window.ncViewer.events")  # another test may have rejected one
+    cramps = [e for e in live if e["kind"] == "cramp" and e["status"] != "rejected"]
+    if cramps:
+        assert page.evaluate("window.ncViewer.selected") == cramps[0]["key"], errors
+    else:  # says so rather than jumping somewhere else
+        assert page.inner_text("#review-status").startswith("No cramp after"), errors
+    # 30-s epochs: the window keeps its length and stays on the epoch grid
+    page.select_option("#window", "30")
+    ready(page)
+    a, b = page.evaluate("window.ncViewer.view")
+    assert b - a == 30 and a % 30 == 0
+    assert "epoch" in page.inner_text("#range")
+    page.keyboard.press("PageDown")
+    ready(page)
+    assert page.evaluate("window.ncViewer.view") == [a + 30, a + 60]
+    page.keyboard.press("PageUp")
+    ready(page)
+    assert page.evaluate("window.ncViewer.view") == [a, a + 30]
+    # ticks at round clock steps of the clinician's zone
+    tk = page.evaluate("window.ncViewer.ticks")
+    assert tk["incr"] in (1, 2, 5, 10, 15) and len(tk["ticks"]) >= 3
+    steps = [(t + tk["base"]) / tk["incr"] for t in tk["ticks"]]
+    assert all(abs(k - round(k)) < 1e-6 for k in steps)
+    # the overview strip shows the window; a click there goes to that part of the night
+    assert page.get_attribute("#overview", "data-window") == f"{a:.1f},{a + 30:.1f}"
+    box = page.locator("#overview").bounding_box()
+    page.mouse.click(box["x"] + box["width"] * 0.75, box["y"] + box["height"] / 2)
+    ready(page)
+    v = page.evaluate("window.ncViewer.view")
+    assert v[1] - v[0] == 30 and abs(v[0] - 0.75 * dur) <= 30
+    # the cursor readout: time and values of every channel at the pointer
+    plot = page.locator(".chan[data-channel='EMG L-Gastroc'] .u-over").bounding_box()
+    page.mouse.move(plot["x"] + plot["width"] / 2, plot["y"] + plot["height"] / 2)
+    page.wait_for_function("document.getElementById('readout').textContent.includes('µV')")
+    text = page.inner_text("#readout")
+    assert re.search(r"\d\d:\d\d:\d\d", text) and "EMG L-Gastroc" in text and " g" in text
+    page.click("#montage summary")
+    assert page.locator("#legend li").count() >= 10  # every overlay kind and each trace
+    shot(page, "viewer-epoch-30s")
+    ctx.close()
+
+
+def test_the_event_list_is_a_work_queue(browser, site):
+    ctx, page = login(browser, site, "dr-b", width=1400)
+    page.goto(f"{site['base']}/w/sim-1/{site['night']}/view")
+    page.wait_for_selector("#viewer[data-state=ready]")
+    events = site["analysis"]["events"]
+    moves = sum(e["kind"] == "limb_movement" for e in events)
+    assert moves > 50
+    # every event is listed (leg movements too), and only the rows in sight are drawn
+    assert page.inner_text("#event-count").endswith(f"of {len(events)} events")
+    assert page.locator("#events tbody tr:not(.spacer)").count() < min(len(events), 60)
+    page.select_option("#f-kind", "limb_movement")
+    assert page.inner_text("#event-count").startswith(f"{moves} of")
+    page.select_option("#f-kind", "cramp")
+    page.select_option("#f-side", "left")
+    left = [e for e in events if e["kind"] == "cramp" and e["side"] == "left"]
+    assert page.locator("#events tbody tr:not(.spacer)").count() == len(left)
+    page.select_option("#f-side", "")
+    page.select_option("#f-status", "todo")
+    # keyboard review: n selects the next listed event, a comment goes with r (reject), u undoes
+    page.keyboard.press("Home")
+    ready(page)
+    page.keyboard.press("n")
+    ready(page)
+    key = page.evaluate("window.ncViewer.selected")
+    page.fill("#review-note", "electrode moved, not a cramp")
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("r")
+    page.wait_for_function(f"window.ncViewer.events.find(e => e.key === {key!r}).status === 'rejected'")
+    assert page.locator(f"#events tr[data-key='{key}']").count() == 0  # gone from the to-do list
+    page.select_option("#f-status", "rejected")
+    assert "electrode moved" in page.inner_text(f"#events tr[data-key='{key}'] td.note")
+    page.keyboard.press("u")
+    page.wait_for_function(f"window.ncViewer.events.find(e => e.key === {key!r}).status === 'detected'")
+    audit = [r["action"] for r in site["store"].reviews("sim-1", site["night"]) if r["event"] == key]
+    assert audit[-2:] == ["reject", "undo"]  # both kept in the audit trail
+    # shift-drag on a chart proposes an event over that span; adding it lists it
+    page.select_option("#f-status", "")
+    page.select_option("#f-kind", "")
+    plot = page.locator(".chan[data-channel='EMG R-Gastroc'] .u-over").bounding_box()
+    y = plot["y"] + plot["height"] / 2
+    page.keyboard.down("Shift")
+    page.mouse.move(plot["x"] + plot["width"] * 0.2, y)
+    page.mouse.down()
+    page.mouse.move(plot["x"] + plot["width"] * 0.4, y, steps=5)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    a0 = float(page.input_value("#add-event input[name=start_s]"))
+    a1 = float(page.input_value("#add-event input[name=end_s]"))
+    v = page.evaluate("window.ncViewer.view")
+    assert v[0] < a0 < a1 < v[1] and page.input_value("#add-event select[name=side]") == "right"
+    assert re.search(r"\d\d:\d\d:\d\d", page.inner_text("#add-clock"))
+    page.select_option("#add-event select[name=kind]", "artifact")
+    page.click("#add-event button[type=submit]")
+    page.wait_for_function("window.ncViewer.events.some(e => e.status === 'added' && e.kind === 'artifact')")
+    page.select_option("#f-status", "added")
+    assert page.locator("#events tbody tr[data-status=added]").count() >= 1
+    shot(page, "viewer-work-queue")
+    ctx.close()

@@ -71,3 +71,34 @@ def test_moving_median_ignores_a_short_spike():
     assert y.max() == 1.0
     x[20:28] = 100.0
     assert moving_median(x, 7).max() == 100.0
+
+
+def test_display_filter_and_frame_peak_take_out_wander_and_hum_but_keep_emg():
+    from dashboard import display_filter
+    from detector.engine.dsp import residual_peak
+
+    fs = 1000.0
+    rng = np.random.default_rng(4)
+    t = np.arange(int(20 * fs)) / fs
+    emg = rng.normal(0, 5, t.size)  # µV
+    emg[int(10 * fs):int(12 * fs)] *= 4  # a burst
+    x = emg + 200 * np.sin(2 * np.pi * 0.3 * t) + 30 * np.sin(2 * np.pi * 50 * t)
+    t_ns = (t * 1e9).astype(np.int64)
+    y = display_filter.apply(t_ns, x, name="hp10", notch_hz=50.0)
+    rest, burst = np.std(y[int(2 * fs):int(9 * fs)]), np.std(y[int(10.2 * fs):int(11.8 * fs)])
+    assert 4.0 < rest < 6.0 and burst / rest > 3.5  # the EMG, not the wander or the hum
+    assert np.std(x[int(2 * fs):int(9 * fs)]) > 100
+    # a gap: each side is filtered alone, so the step does not ring across it
+    gap = np.r_[t_ns[:5000], t_ns[5000:] + 5 * 10**9]
+    stepped = np.r_[x[:5000], x[5000:] + 500]
+    assert np.abs(display_filter.apply(gap, stepped, name="hp10", notch_hz=50.0)[5000:5100]).max() < 60
+    assert display_filter.apply(t_ns, x, name="off", notch_hz=50.0) is not None
+    with pytest.raises(display_filter.FilterError, match="choose off, hp10, bp20-450"):
+        display_filter.apply(t_ns, x, name="lp5", notch_hz=50.0)
+    # per 0.1-s frame, the peak without wander and hum follows the EMG
+    frames = x[: int(9 * fs)].reshape(-1, 100)
+    pk = np.array([residual_peak(f[:, None], fs=fs)[0] for f in frames])
+    assert np.median(pk) < 4 * 5 and np.median(np.abs(frames).max(axis=1)) > 100
+    burst_pk = residual_peak(x[int(10.5 * fs):int(10.6 * fs), None], fs=fs)[0]
+    assert burst_pk > 2.5 * np.median(pk)
+    assert residual_peak(np.zeros((5, 1)), fs=fs) is None  # too short to say anything

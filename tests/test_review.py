@@ -97,3 +97,23 @@ def test_durations_read_as_people_say_them():
 
     got = [duration_text(s) for s in (1.6, 45, 150, 3600 + 5 * 60)]
     assert got == ["2 s", "45 s", "2.5 min", "1 h 05 min"]
+
+
+def test_undo_cancels_the_latest_action_on_its_event_and_stays_in_the_trail():
+    k0 = event_key(EVENTS[0])
+    added = make_review("add", "dr-a", kind="artifact", start_s=10, end_s=12, duration_s=3600)
+    reviews = [make_review("relabel", "dr-a", event=k0, kind="artifact", note="movement artefact"),
+               make_review("reject", "dr-a", event=k0), added]
+    out = {e["key"]: e for e in apply_reviews(EVENTS, reviews)}
+    assert out[k0]["status"] == "rejected" and added["event"] in out
+    undo_reject = [*reviews, make_review("undo", "dr-a", event=k0)]
+    out = {e["key"]: e for e in apply_reviews(EVENTS, undo_reject)}
+    assert out[k0]["status"] == "relabelled" and out[k0]["review_note"] == "movement artefact"
+    twice = [*undo_reject, make_review("undo", "dr-a", event=k0),
+             make_review("undo", "dr-a", event=added["event"])]
+    out = {e["key"]: e for e in apply_reviews(EVENTS, twice)}
+    assert out[k0]["status"] == "detected" and out[k0]["kind"] == "cramp" and "reviewed_by" not in out[k0]
+    assert added["event"] not in out  # an undone add removes the event
+    assert reviewed_summary(SUMMARY, list(out.values())).cramps == 2
+    with pytest.raises(ReviewError, match="undo needs the event"):
+        make_review("undo", "dr-a")

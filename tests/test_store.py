@@ -79,6 +79,37 @@ def test_raw_frames_overwrite_themselves_and_downsample(store):
         assert tr["level"] == level and len(tr["t_ns"]) == points
         assert max(tr["max"]) == pytest.approx(100.0) and min(tr["min"]) == pytest.approx(-100.0)
     assert store.count_samples("w-1", "emg") == 2 * 600 * 1000  # raw untouched
+    # EMG frames also keep their peak without wander and hum: a slow 3-Hz sine leaves little
+    tr = store.trace("w-1", "EMG L-Gastroc", "emg", t0, t0 + 600 * 10**9, points=30)
+    assert tr["pk"] is not None and 0 < max(tr["pk"]) < 0.2 * max(tr["max"])
+
+
+def test_rollups_are_built_in_chunks_and_a_failed_chunk_leaves_none(store, monkeypatch):
+    t0 = (time.time_ns() // 10**9 - 7200) * 10**9
+    _write_frames(store, t0)
+    store.build_rollups("w-1", t0, t0 + 600 * 10**9, chunk_ns=120 * 10**9)
+    tr = store.trace("w-1", "EMG L-Gastroc", "emg", t0, t0 + 600 * 10**9, points=300)
+    assert tr["level"] == "env_1s" and len(tr["t_ns"]) == 300  # no hole at a chunk's edge
+    calls = []
+    real = store._q
+
+    def flaky(q, **kw):  # the third chunk of the 1-s level times out every time
+        if " INTO " in q:
+            calls.append(q)
+            if len(calls) >= 3:
+                raise StoreError("InfluxDB unreachable: timed out")
+        return real(q, **kw)
+
+    monkeypatch.setattr(store, "_q", flaky)
+    t1 = t0 - 3600 * 10**9
+    _write_frames(store, t1)
+    with pytest.raises(StoreError, match="timed out"):
+        store.build_rollups("w-1", t1, t1 + 600 * 10**9, chunk_ns=120 * 10**9, tries=2)
+    assert len(calls) == 2 + 2  # two chunks done, the third tried twice
+    monkeypatch.undo()
+    # what was built is taken away again: the whole span is drawn from the per-frame envelope
+    tr = store.trace("w-1", "EMG L-Gastroc", "emg", t1, t1 + 600 * 10**9, points=300)
+    assert tr["level"] == "env" and len(tr["t_ns"]) == 300
 
 
 def test_unreachable_server_spools_and_flushes_later(influxd, tmp_path):

@@ -50,3 +50,14 @@ def test_bad_accounts_are_refused(users, args, message):
         users.add(*args)
     with pytest.raises(UserError, match="not a clinician"):
         users.assign("anna", "w-1")
+
+
+def test_page_settings_are_kept_per_user(users, tmp_path):
+    users.set_pref("dr-a", "montage", {"hidden": ["ACC R-Shank Z"], "gain": {"EMG L-Gastroc": 20.0}})
+    again = Users(tmp_path / "users.sqlite")  # read back by a new process
+    assert again.pref("dr-a", "montage") == {"hidden": ["ACC R-Shank Z"], "gain": {"EMG L-Gastroc": 20.0}}
+    assert again.pref("root", "montage") is None
+    with pytest.raises(UserError, match="unknown setting 'colour'"):
+        users.set_pref("dr-a", "colour", 1)
+    with pytest.raises(UserError, match="at most 8192"):
+        users.set_pref("dr-a", "montage", {"order": ["x" * 9000]})

@@ -114,3 +114,63 @@ def angle_deg(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     nv = np.linalg.norm(v, axis=-1)
     cos = np.sum(u * v, axis=-1) / np.maximum(nu * nv, 1e-12)
     return np.asarray(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+_LINES_HZ = (50.0, 60.0, 150.0, 180.0)  # both mains and their strongest (3rd) harmonic
+_BLOCK_S = 0.1
+
+
+def _residual_operator(n: int, fs: float) -> np.ndarray | None:
+    """(n, n) matrix taking a block of n samples to what is left after removing a quadratic
+    trend and sinusoids at both mains lines and their 3rd harmonics (least squares); None when
+    n is too short to leave anything."""
+    key = (n, round(fs, 6))
+    if key in _OPERATORS:
+        return _OPERATORS[key]
+    t = np.arange(n) / fs
+    u = (t - t.mean()) / max(float(np.ptp(t)), 1.0 / fs)
+    cols = [np.ones(n), u, u * u]
+    for f in _LINES_HZ:
+        if f < 0.45 * fs:
+            cols += [np.sin(2 * np.pi * f * t), np.cos(2 * np.pi * f * t)]
+    a = np.stack(cols, axis=1)
+    op = None if n < 2 * a.shape[1] else np.eye(n) - a @ np.linalg.pinv(a)
+    if len(_OPERATORS) > 256:
+        _OPERATORS.clear()
+    _OPERATORS[key] = op
+    return op
+
+
+_OPERATORS: dict[tuple[int, float], np.ndarray | None] = {}
+
+
+def residual_peak(x: np.ndarray, *, fs: float) -> np.ndarray | None:
+    """Per channel (last axis), the largest |x| (µV) left in ``x`` (samples, channels) once slow
+    wander and mains hum are taken out, block by block of 0.1 s (a quadratic trend and the 50,
+    60, 150 and 180 Hz lines fitted per block): what a 10-Hz high-passed, notched EMG trace
+    reaches in that span, computable from one frame alone. None if the frame is too short.
+
+    It lets a zoomed-out viewer draw filtered EMG from per-frame figures kept for ever, where
+    filtering the raw samples of a whole night on every view would be far too slow.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[:, None]
+    m = max(1, int(round(_BLOCK_S * fs)))
+    n = x.shape[0]
+    if n < m:
+        m = n
+    nb = n // m
+    peaks = []
+    if nb:
+        op = _residual_operator(m, fs)
+        if op is None:
+            return None
+        blocks = x[: nb * m].reshape(nb, m, x.shape[1])
+        peaks.append(np.abs(op @ blocks).max(axis=(0, 1)))
+    rest = n - nb * m
+    if rest:
+        op = _residual_operator(rest, fs)
+        if op is not None:
+            peaks.append(np.abs(op @ x[nb * m:]).max(axis=0))
+    return np.max(peaks, axis=0) if peaks else None

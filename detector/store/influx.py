@@ -18,6 +18,7 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,7 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from detector.engine.dsp import residual_peak
 from detector.store import lineproto
 from detector.store import schema as store_schema
 
@@ -257,7 +259,9 @@ class InfluxStore:
         Raw: one point per channel holding the frame's samples as transmitted (base64 of
         little-endian int16 or float32) with their scale, rate and sample counter, at the time of
         the first sample; a frame stored twice lands on the same key. Envelope: min, max and mean
-        absolute value (µV or g) of the frame, for zoomed-out traces after raw data expires.
+        absolute value (µV or g) of the frame, for zoomed-out traces after raw data expires; for
+        EMG also ``hfpk``, the frame's peak without wander and mains hum (µV,
+        :func:`detector.engine.dsp.residual_peak`), which zoomed-out filtered views draw.
         """
         raw = np.asarray(raw)
         enc = "i16" if raw.dtype == np.int16 else "f32"
@@ -267,6 +271,8 @@ class InfluxStore:
             # All channels at once: this runs for every frame of every sensor.
             phys = cols.astype(np.float32) * np.asarray(scale, np.float32)
             lo, hi, mav = phys.min(axis=0), phys.max(axis=0), np.abs(phys).mean(axis=0)
+            # EMG: also the peak once wander and hum are out, for filtered zoomed-out views.
+            pk = residual_peak(phys, fs=float(rate_hz)) if stream == "emg" else None
         fs_txt, first_txt = lineproto.field_text(float(rate_hz)), f"{int(first_sample)}i"
         raw_lines, env_lines = [], []
         for k, lab in enumerate(labels):
@@ -276,7 +282,8 @@ class InfluxStore:
             raw_lines.append(f'{raw_key} data="{data}",enc="{enc}",first={first_txt},fs={fs_txt},n={n}i,'
                              f"scale={lineproto.field_text(float(scale[k]))} {first_time_ns}")
             if n:
-                stats = (("mav", mav[k]), ("max", hi[k]), ("min", lo[k]))
+                stats = ((("hfpk", pk[k]),) if pk is not None else ()) + (
+                    ("mav", mav[k]), ("max", hi[k]), ("min", lo[k]))
                 env = ",".join(f"{name}={lineproto.field_text(float(v))}"
                                for name, v in stats if np.isfinite(v))
                 if env:  # float samples may be NaN; the reference leaves such fields out
@@ -458,16 +465,42 @@ class InfluxStore:
                             "recording": json.loads(rec or "{}"), "notes": json.loads(notes or "[]")})
         return sorted(out, key=lambda n: n["night"])
 
-    def build_rollups(self, wearer: str, t0_ns: int, t1_ns: int) -> None:
+    def build_rollups(self, wearer: str, t0_ns: int, t1_ns: int, *, chunk_ns: int | None = None,
+                      tries: int = 3) -> None:
         """Coarser envelope levels (1 s, 10 s) of a wearer's time span, computed inside InfluxDB
-        (SELECT … INTO): whole-night traces then scan thousands of points, not millions."""
-        src = "env"
-        for level, step_ns in ROLLUPS:
-            a = t0_ns - t0_ns % step_ns
-            self._q(f"SELECT MIN(\"min\") AS \"min\", MAX(\"max\") AS \"max\", MEAN(\"mav\") AS \"mav\" "
-                    f"INTO \"{level}\" FROM \"{src}\" WHERE \"wearer\" = '{_lit(wearer)}' AND time >= {a} "
-                    f"AND time < {t1_ns} GROUP BY time({step_ns}ns), *", post=True)
-            src = level
+        (SELECT … INTO): whole-night traces then scan thousands of points, not millions.
+
+        Built a chunk of ``chunk_ns`` at a time, each tried ``tries`` times, so one request
+        stays well inside the HTTP timeout on a long night and a busy server. If a chunk still
+        fails, the span's rollups are deleted again and StoreError raised: readers then use the
+        per-frame envelope for the whole night instead of drawing a trace with holes."""
+        src, chunk_ns = "env", chunk_ns or ROLLUP_CHUNK_NS
+        try:
+            for level, step_ns in ROLLUPS:
+                a0 = t0_ns - t0_ns % step_ns
+                for a in range(a0, t1_ns, chunk_ns):
+                    b = min(t1_ns, a + chunk_ns)
+                    q = (f"SELECT MIN(\"min\") AS \"min\", MAX(\"max\") AS \"max\", "
+                         f"MEAN(\"mav\") AS \"mav\", MAX(\"hfpk\") AS \"hfpk\" INTO \"{level}\" "
+                         f"FROM \"{src}\" WHERE \"wearer\" = '{_lit(wearer)}' AND time >= {a} AND time < {b} "
+                         f"GROUP BY time({step_ns}ns), *")
+                    for k in range(tries):
+                        try:
+                            self._q(q, post=True)
+                            break
+                        except StoreError:
+                            if k == tries - 1:
+                                raise
+                            time.sleep(0.5 * (k + 1))
+                src = level
+        except StoreError:
+            for level, _ in ROLLUPS:
+                try:
+                    self._q(f"DELETE FROM \"{level}\" WHERE \"wearer\" = '{_lit(wearer)}' "
+                            f"AND time >= {t0_ns - t0_ns % ROLLUPS[-1][1]} AND time < {t1_ns}", post=True)
+                except StoreError:
+                    pass  # the store is down: nothing of the partial rollups is read until it is back
+            raise
 
     def recording(self, wearer: str, night: str) -> dict | None:
         """A stored night's recording description (start, duration, channels), or None."""
@@ -618,15 +651,22 @@ class InfluxStore:
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
         if self._use_envelope(wearer, channel, stream, bucket, t1_ns - t0_ns):
             return self._env_traces(wearer, [channel], t0_ns, t1_ns, bucket).get(channel) or {
-                "t_ns": [], "min": [], "max": [], "mav": [], "bucket_ns": bucket, "source": "envelope",
-                "level": "env"}
+                "t_ns": [], "min": [], "max": [], "mav": [], "pk": None, "bucket_ns": bucket,
+                "source": "envelope", "level": "env"}
         t, v = self.raw(wearer, channel, stream, t0_ns, t1_ns)
         return _raw_buckets(t, v, t0_ns, bucket)
 
-    def traces(self, wearer: str, channels: dict[str, str], t0_ns: int, t1_ns: int, points: int) -> dict:
+    def traces(self, wearer: str, channels: dict[str, str], t0_ns: int, t1_ns: int, points: int, *,
+               filters: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] | None = None,
+               pad_ns: int = 0) -> dict:
         """:meth:`trace` for several channels (label -> stream) of one view: envelope queries for
         groups of channels and raw reads for spans finer than a frame per bucket, run side by
-        side. Returns label -> trace."""
+        side. Returns label -> trace.
+
+        ``filters`` (label -> f(times ns, values) -> values) are applied to raw samples read
+        ``pad_ns`` beyond either edge of the view, so a filter has settled by the first pixel;
+        envelope traces are returned as stored (their ``pk`` is the filtered peak of EMG)."""
+        filters = filters or {}
         bucket = max(1, (t1_ns - t0_ns) // max(1, points))
         # The per-frame envelope serves down to half a frame per bucket (a frame then spans two
         # pixels); only shorter buckets, spans under a minute or so, need the raw frames.
@@ -646,10 +686,14 @@ class InfluxStore:
         for c in channels:
             if c not in out:
                 by_stream.setdefault(channels[c], []).append(c)
-        for got in self._pool().map(lambda kv: self.raw_many(wearer, kv[1], kv[0], t0_ns, t1_ns),
+        pad = pad_ns if filters else 0
+        for got in self._pool().map(lambda kv: self.raw_many(wearer, kv[1], kv[0], t0_ns - pad, t1_ns + pad),
                                     by_stream.items()):
             for c, (t, v) in got.items():
-                out[c] = _raw_buckets(t, v, t0_ns, bucket)
+                if c in filters and len(v):
+                    v = np.asarray(filters[c](t, v), np.float32)
+                keep = (t >= t0_ns) & (t < t1_ns)
+                out[c] = _raw_buckets(t[keep], v[keep], t0_ns, bucket)
         return out
 
     def _use_envelope(self, wearer: str, channel: str, stream: str, bucket: int, span_ns: int) -> bool:
@@ -671,14 +715,15 @@ class InfluxStore:
         for level, step_ns in (*reversed(ROLLUPS), ("env", 0)):
             if bucket < step_ns:
                 continue
-            q = (f"SELECT MIN(\"min\"), MAX(\"max\"), MEAN(\"mav\") FROM \"{level}\" WHERE {who} AND "
-                 f"time >= {t0_ns} AND time < {t1_ns} GROUP BY time({bucket}ns, {t0_ns % bucket}ns), "
-                 f"\"channel\" fill(none)")
+            q = (f"SELECT MIN(\"min\"), MAX(\"max\"), MEAN(\"mav\"), MAX(\"hfpk\") FROM \"{level}\" "
+                 f"WHERE {who} AND time >= {t0_ns} AND time < {t1_ns} "
+                 f"GROUP BY time({bucket}ns, {t0_ns % bucket}ns), \"channel\" fill(none)")
             for series in self.query(q):
-                cols = list(zip(*series.get("values", []), strict=True)) or [(), (), (), ()]
-                t, lo, hi, mav = (list(c) for c in cols)
+                cols = list(zip(*series.get("values", []), strict=True)) or [(), (), (), (), ()]
+                t, lo, hi, mav, pk = (list(c) for c in cols)
                 out[series["tags"]["channel"]] = {
                     "t_ns": t, "min": lo, "max": hi, "mav": mav, "bucket_ns": bucket,
+                    "pk": pk if any(v is not None for v in pk) else None,
                     "source": "envelope", "level": level}
             if out or level == "env":  # a night still open has no rollups yet
                 break
@@ -687,6 +732,7 @@ class InfluxStore:
 
 RAW_SPAN_NS = 180 * 10**9
 ROLLUPS = (("env_1s", 10**9), ("env_10s", 10 * 10**9))  # (measurement, bucket ns), finer first
+ROLLUP_CHUNK_NS = 1800 * 10**9  # 30 min of frames per SELECT … INTO (divisible by every level)
 _ADVICE_KEYS = ("rule", "title", "text", "level", "evidence", "source", "clinician")
 
 
@@ -725,7 +771,7 @@ def _raw_buckets(t: np.ndarray, v: np.ndarray, t0_ns: int, bucket: int) -> dict:
     maxs = np.maximum.reduceat(v, start) if len(v) else v
     mav = np.add.reduceat(np.abs(v), start) / np.diff(np.r_[start, len(v)]) if len(v) else v
     return {"t_ns": (t0_ns + uniq * bucket).tolist(), "min": mins.tolist(), "max": maxs.tolist(),
-            "mav": mav.tolist(), "bucket_ns": bucket, "source": "raw"}
+            "mav": mav.tolist(), "pk": None, "bucket_ns": bucket, "source": "raw"}
 
 
 def _re(label: str) -> str:

@@ -57,7 +57,7 @@ def _diary_fields(*models: type[BaseModel]) -> dict[str, FieldType]:
     return out
 
 
-_ENV: dict[str, FieldType] = {"min": F, "max": F, "mav": F}
+_ENV: dict[str, FieldType] = {"min": F, "max": F, "mav": F, "hfpk": F}  # hfpk: EMG only
 MEASUREMENTS: dict[str, dict[str, FieldType]] = {
     # raw samples as transmitted (retention policy ``raw``), one point per channel and frame
     "emg": {"data": S, "enc": S, "first": INT, "fs": F, "n": INT, "scale": F},

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from dashboard import display_filter
 from dashboard.review import ReviewError, make_review, parse_review_request
 from dashboard.web.common import (
     FastJSON,
@@ -26,6 +29,8 @@ from detector.advice.rules import AdviceError, default_rules
 from detector.engine.summary import NightSummary
 
 router = APIRouter()
+Filter = Literal["off", "hp10", "bp20-450"]  # dashboard.display_filter.FILTERS
+Notch = Literal["auto", "off"]
 
 
 ATTENTION_NIGHTS = 14  # nights back that the wearer list looks for red flags and unreviewed nights
@@ -66,7 +71,42 @@ def viewer(request: Request, wearer: str, night: str, s: Sess):
     may_see(request, s, wearer)
     clinician(s)
     a = night_data(request, wearer, night)
-    return page(request, "viewer.html", s, wearer=wearer, night=night, a=a)
+    saved = request.app.state.users.pref(s.user.name, "montage")
+    try:
+        montage = Montage.model_validate(saved or {}).model_dump()
+    except ValueError:  # kept by an older version: start again from the defaults
+        montage = Montage().model_dump()
+    return page(request, "viewer.html", s, wearer=wearer, night=night, a=a, montage=montage,
+                filters=display_filter.FILTERS)
+
+
+Label = Annotated[str, StringConstraints(max_length=200)]
+
+
+class Montage(BaseModel):
+    """The viewer's channel montage a clinician keeps: order, hidden channels, gain per channel
+    (µV or g per division; absent = automatic scale), display filter, window length (s)."""
+
+    model_config = ConfigDict(extra="forbid")
+    order: list[Label] = Field(default_factory=list, max_length=64)
+    hidden: list[Label] = Field(default_factory=list, max_length=64)
+    gain: dict[Label, Annotated[float, Field(gt=0, le=1e5)]] = Field(default_factory=dict, max_length=64)
+    filter: Filter = "hp10"  # display_filter.DEFAULT
+    envelope: bool = False
+    window_s: float | None = Field(None, gt=0, le=7 * 86400)
+
+
+@router.put("/api/prefs/montage")
+async def save_montage(request: Request, s: Sess):
+    """Remember the clinician's montage (their own, whichever night they look at)."""
+    clinician(s)
+    csrf_ok(s, request.headers.get("x-csrf-token"))
+    try:
+        m = Montage.model_validate(await request.json())
+    except ValueError as exc:
+        raise HTTPException(422, f"montage: {exc}") from None
+    request.app.state.users.set_pref(s.user.name, "montage", m.model_dump())
+    return m.model_dump()
 
 
 @router.get("/api/w/{wearer}/{night}/meta")
@@ -85,9 +125,14 @@ def recording(request: Request, wearer: str, night: str) -> dict:
     hit = cache.get(key)
     if hit and now - hit[0] < 30:
         return hit[1]
-    rec = store(request).recording(wearer, night)
+    st = store(request)
+    rec = st.recording(wearer, night)
     if rec is None:
         raise HTTPException(404, f"no stored night {night} for {wearer}")
+    stored = st.nights(wearer, night)
+    quality = (stored[0]["summary"].get("signal_quality") or {}) if stored else {}
+    mains = {c: q.get("mains_hz") or 0.0 for c, q in quality.items() if q.get("kind") == "emg"}
+    rec = {**rec, "_mains": mains}  # the notch each EMG channel is drawn with
     if len(cache) > 256:
         cache.clear()
     cache[key] = (now, rec)
@@ -95,8 +140,9 @@ def recording(request: Request, wearer: str, night: str) -> dict:
 
 
 def view_traces(request: Request, wearer: str, rec: dict, names: list[str], t0: float, t1: float,
-                px: int) -> dict:
-    """Traces of the named channels (and ``activity L|R``) for [t0, t1) s in ``px`` buckets."""
+                px: int, *, filt: str = "off", notch: bool = True) -> dict:
+    """Traces of the named channels (and ``activity L|R``) for [t0, t1) s in ``px`` buckets, EMG
+    through the display filter ``filt`` (and the notch at each channel's detected mains)."""
     chans = {c["label"]: c["kind"] for c in rec["channels"]}
     unknown = [n for n in names if n not in chans and n not in ("activity L", "activity R")]
     if unknown:
@@ -107,7 +153,17 @@ def view_traces(request: Request, wearer: str, rec: dict, names: list[str], t0: 
             want |= {c: k for c, k in chans.items() if k == "acc" and c.startswith(f"ACC {side}-")}
     start_ns = int(dt.datetime.fromisoformat(rec["start"]).timestamp() * 1e9)
     span = (start_ns + int(t0 * 1e9), start_ns + int(t1 * 1e9))
-    got = store(request).traces(wearer, want, *span, px)
+    mains = rec.get("_mains", {}) if notch else {}
+    filters = display_filter.for_channels({n: k for n, k in want.items() if n in names}, filt, mains)
+    got = store(request).traces(wearer, want, *span, px, filters=filters,
+                                pad_ns=int(display_filter.PAD_S * 1e9))
+    for n in filters:  # zoomed out: the stored peak without wander and hum, drawn both ways
+        tr = got.get(n)
+        if tr is not None and tr["source"] == "envelope" and tr.get("pk") is not None:
+            pk = [None if v is None else float(v) for v in tr["pk"]]
+            got[n] = {**tr, "min": [None if v is None else -v for v in pk], "max": pk}
+    filtered = {n for n in filters
+                if n in got and (got[n]["source"] == "raw" or got[n].get("pk") is not None)}
     for side in ("L", "R"):
         if f"activity {side}" in names:
             best: dict[int, float] = {}
@@ -120,24 +176,32 @@ def view_traces(request: Request, wearer: str, rec: dict, names: list[str], t0: 
             got[f"activity {side}"] = {"t_ns": ts, "min": [0.0] * len(ts), "max": [best[t] for t in ts],
                                        "mav": None, "bucket_ns": max(1, (span[1] - span[0]) // px),
                                        "source": "envelope"}
-    return {n: plain_trace(n, got[n], start_ns, t0, t1, px) for n in names}
+    out = {n: plain_trace(n, got[n], start_ns, t0, t1, px) for n in names}
+    for n in out:
+        out[n]["filter"] = filt if n in filtered else "off"
+        out[n]["notch_hz"] = float(mains.get(n) or 0.0) if n in filtered and filt != "off" else 0.0
+    return out
 
 
 @router.get("/api/w/{wearer}/{night}/trace")
 def trace(request: Request, wearer: str, night: str, s: Sess, channel: str = Query(max_length=200),
-          t0: float = Query(ge=0), t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+          t0: float = Query(ge=0), t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000),
+          filter: Filter = "off", notch: Notch = "auto"):
     """Min/max of one channel over [t0, t1) s in ``px`` buckets (at most 2 values per pixel)."""
     may_see(request, s, wearer)
     rec = recording(request, wearer, night)
     t0, t1 = finite_span(t0, t1, rec)
-    return FastJSON(view_traces(request, wearer, rec, [channel], t0, t1, px)[channel])
+    return FastJSON(view_traces(request, wearer, rec, [channel], t0, t1, px, filt=filter,
+                                notch=notch == "auto")[channel])
 
 
 @router.get("/api/w/{wearer}/{night}/traces")
 def traces(request: Request, wearer: str, night: str, s: Sess, channels: str = Query(max_length=4000),
-           t0: float = Query(ge=0), t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000)):
+           t0: float = Query(ge=0), t1: float = Query(gt=0), px: int = Query(800, ge=10, le=4000),
+           filter: Filter = "off", notch: Notch = "auto"):
     """Every listed channel (comma-separated) for one view: one round trip per zoom step,
-    the channels' queries run side by side in InfluxDB."""
+    the channels' queries run side by side in InfluxDB. EMG goes through the display
+    ``filter`` (off, hp10, bp20-450) and, with ``notch=auto``, the notch at its detected mains."""
     may_see(request, s, wearer)
     rec = recording(request, wearer, night)
     t0, t1 = finite_span(t0, t1, rec)
@@ -145,7 +209,8 @@ def traces(request: Request, wearer: str, night: str, s: Sess, channels: str = Q
     if not names or len(names) > 32:
         raise HTTPException(400, "list 1 to 32 channels")
     return FastJSON({"t0": t0, "t1": t1, "px": px,
-                     "traces": view_traces(request, wearer, rec, names, t0, t1, px)})
+                     "traces": view_traces(request, wearer, rec, names, t0, t1, px, filt=filter,
+                                           notch=notch == "auto")})
 
 
 @router.post("/api/w/{wearer}/{night}/review")
@@ -184,7 +249,7 @@ def plain_trace(channel: str, tr: dict, start_ns: int, t0: float, t1: float, px:
     out = {"channel": channel, "t0": t0, "t1": t1, "px": px, "source": tr["source"],
            "bucket_s": tr["bucket_ns"] / 1e9, "t": t.tolist()}
     for k in ("min", "max", "mav"):
-        if tr[k] is None:
+        if tr.get(k) is None:
             out[k] = None
             continue
         v = np.round(np.asarray(tr[k], np.float64), 4)  # None (empty bucket) becomes NaN
