@@ -24,16 +24,20 @@ def timeline_svg(analysis: dict, hypnogram: dict | None, *, tz: str = "UTC") -> 
     def x(t: float) -> float:
         return X0 + (X1 - X0) * min(max(t, 0.0), dur) / dur
 
-    parts = [f'<svg class="timeline" viewBox="0 0 {W:.0f} {H:.0f}" role="img" '
+    long = " long" if dur > 6 * 3600 else ""  # on a phone, every other hour label is left out
+    parts = [f'<svg class="timeline{long}" viewBox="0 0 {W:.0f} {H:.0f}" role="img" '
              f'aria-label="The night from {start:%H:%M} for {dur / 3600:.1f} hours">']
     # hour ticks
     first = (start.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1) - start).total_seconds()
-    t = first
+    t, k = first, 0
     while t < dur:
         lab = (start + dt.timedelta(seconds=t)).strftime("%H:%M")
+        odd = " odd" if k % 2 else ""
         parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="18" y2="{H - 20:.0f}" class="tick"/>'
-                     f'<text x="{x(t):.1f}" y="{H - 6:.0f}" class="label" text-anchor="middle">{lab}</text>')
+                     f'<text x="{x(t):.1f}" y="{H - 4:.0f}" class="label{odd}" '
+                     f'text-anchor="middle">{lab}</text>')
         t += 3600
+        k += 1
     for side, y in (("L", BAND_Y - 22), ("R", BAND_Y + BAND_H + 32)):
         parts.append(f'<text x="{X0 - 4:.0f}" y="{y:.0f}" class="label" text-anchor="end">{side}</text>')
     if hypnogram and hypnogram.get("wake"):

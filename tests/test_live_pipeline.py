@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dashboard.services import free_port
 from detector.engine.config import DetectorConfig
 from detector.engine.cramp_evidence import decidable_after_s
 from detector.service.settings import load_services
@@ -25,20 +26,21 @@ NIGHT = ["--hours", str(HOURS), "--seed", str(SEED), "--fs-emg", str(FS_EMG), "-
          "--cramps-per-night", "24"]
 
 
-def _services_file(tmp: Path, mosquitto, influxd, silence: float = 3.0) -> Path:
+def _services_file(tmp: Path, mosquitto, influxd, silence: float = 3.0, metrics_port: int = 0) -> Path:
     p = tmp / "services.toml"
     p.write_text(f"[mqtt]\nport = {mosquitto.port}\nclient_id = \"det-{tmp.name}\"\n"
                  f"[store]\nurl = \"http://127.0.0.1:{influxd.port}\"\ndatabase = \"e2e_{tmp.name[-8:]}\"\n"
                  f"spool_dir = \"{tmp / 'spool'}\"\n"
                  f"[service]\nnight_close_silence_s = {silence}\ntick_s = 0.5\nreorder_s = 3600\n"
-                 f"state_dir = \"{tmp / 'state'}\"\n")
+                 f"state_dir = \"{tmp / 'state'}\"\nmetrics_port = {metrics_port}\n")
     return p
 
 
 @pytest.fixture(scope="module")
 def live_night(tmp_path_factory, mosquitto, influxd, cli):
     tmp = tmp_path_factory.mktemp("live")
-    services = _services_file(tmp, mosquitto, influxd, silence=3600)
+    mport = free_port()
+    services = _services_file(tmp, mosquitto, influxd, silence=3600, metrics_port=mport)
     seen = start_subscriber(mosquitto.port, tmp / "seen.txt", "nightcramp/v1/+/events",
                             "nightcramp/v1/+/+/status")
     det = None
@@ -50,6 +52,8 @@ def live_night(tmp_path_factory, mosquitto, influxd, cli):
                              capture_output=True, text=True, timeout=600)
         assert pub.returncode == 0, pub.stderr
         sent = json.loads(pub.stdout.strip().splitlines()[-1])
+        metrics = _scrape_until(mport, lambda m: m.get("nightcramp_detector_open_nights") == 1.0
+                                and m.get("nightcramp_detector_frames_total", 0) > 0)
         close_night_and_wait(cli, services, store)
         # The last message the subscriber must see is the detector's night_closed event.
         wait_for_line(tmp / "seen.txt", '"kind": "night_closed"')
@@ -71,8 +75,41 @@ def live_night(tmp_path_factory, mosquitto, influxd, cli):
     offline = json.loads(subprocess.run([cli, "analyze", str(edf), "--json"], capture_output=True,
                                         text=True, check=True).stdout)
     yield {"store": store, "sent": sent, "det_err": det_err, "seen": seen_out, "offline": offline,
-           "services": services, "influxd": influxd}
+           "services": services, "influxd": influxd, "metrics": metrics}
     store.close()
+
+
+def _scrape_until(port: int, ok, timeout_s: float = 120.0) -> dict:
+    """The detector's /metrics parsed (name{labels} -> value) once ``ok`` holds for them."""
+    import time
+
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline, m = time.monotonic() + timeout_s, {}
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            text = ""
+        m = {}
+        for fam in text_string_to_metric_families(text):
+            for smp in fam.samples:
+                lab = ",".join(f"{k}={v}" for k, v in sorted(smp.labels.items()))
+                m[smp.name + (f"{{{lab}}}" if lab else "")] = smp.value
+        if m and ok(m):
+            return m
+        time.sleep(0.2)
+    raise AssertionError(f"metrics never matched: {m}")
+
+
+def test_the_detector_serves_prometheus_metrics(live_night):
+    m = live_night["metrics"]
+    assert m["nightcramp_detector_frames_total"] > 0
+    assert m["nightcramp_detector_counts_total{what=frames}"] == m["nightcramp_detector_frames_total"]
+    assert m["nightcramp_detector_open_nights"] == 1.0
+    assert m["nightcramp_detector_spool_full"] == 0.0 and "nightcramp_detector_spool_files" in m
+    assert any(k.startswith("nightcramp_detector_lag_seconds{wearer=") for k in m)
 
 
 def _key(e):

@@ -10,15 +10,17 @@ security headers, the error pages, and one router per audience (``dashboard.web.
 from __future__ import annotations
 
 import threading
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dashboard.users import Users
 from dashboard.web.common import COOKIE, HERE, NeedLogin, templates
+from dashboard.web.metrics import DashboardMetrics, is_loopback
 from dashboard.web.routes import auth, clinician, exports, wearer
 from dashboard.web.security import LoginLimiter, security_headers
 from detector.service.settings import Services
@@ -37,12 +39,17 @@ def create_app(services: Services, *, users: Users | None = None,
     app.state.limiter = LoginLimiter(max_failures=d.login_max_failures, lockout_s=d.login_lockout_s)
     app.state.exports = threading.BoundedSemaphore(d.max_exports)
     app.state.recording_cache = {}
+    app.state.metrics = DashboardMetrics()
     for r in (auth.router, wearer.router, clinician.router, exports.router):
         app.include_router(r)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):
+        t0 = time.perf_counter()
         response = await call_next(request)
+        m = app.state.metrics
+        m.requests.labels(f"{response.status_code // 100}xx").inc()
+        m.latency.observe(time.perf_counter() - t0)
         for k, v in security_headers(request.url.path).items():
             response.headers.setdefault(k, v)
         return response
@@ -81,6 +88,14 @@ def create_app(services: Services, *, users: Users | None = None,
     async def _store_down(request: Request, exc: StoreError):
         return _error(request, 503, "The night database (InfluxDB) cannot be reached just now; "
                       "try again in a minute.", {"Retry-After": "30"})
+
+    @app.get("/metrics")
+    def metrics(request: Request):
+        """Prometheus text format, for this machine only (loopback)."""
+        if not is_loopback(request.client.host if request.client else ""):
+            return JSONResponse({"detail": "metrics are served to this machine only"}, status_code=403)
+        app.state.metrics.store_up.set(1.0 if app.state.store.ping() else 0.0)
+        return Response(app.state.metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz")
     def healthz():

@@ -317,6 +317,7 @@ class DetectorService:
         self._store_ready = False
         self.spool_full_since: float | None = None
         self._lock_fh: Any = None
+        self._metrics: Any = None  # the /metrics HTTP server, when settings ask for one
         self._last_checkpoint = time.monotonic()
         m = services.mqtt
         # Logged in as _detector (ingest/wire/mqtt_client.py): it may read every wearer's frames and
@@ -336,6 +337,10 @@ class DetectorService:
         self._lock_state_dir()
         self._setup_store()
         self._restore()
+        if self.services.service.metrics_port and self._metrics is None:
+            from detector.service.metrics import serve_metrics
+
+            self._metrics = serve_metrics(self, "127.0.0.1", self.services.service.metrics_port)
         self._connect()
 
     def _lock_state_dir(self) -> None:
@@ -432,6 +437,10 @@ class DetectorService:
         self.client.disconnect()
         self.store.close()
         self._write_status(running=False)
+        if self._metrics is not None:
+            self._metrics.shutdown()
+            self._metrics.server_close()
+            self._metrics = None
         self._unlock_state_dir()
 
     def stop(self) -> None:

@@ -47,6 +47,8 @@ class ServiceSettings(BaseModel):
     max_night_s: float = Field(64800.0, gt=0, description="[s] frames starting later than this after a "
                                "night's start (a sample counter that jumped, a forged frame) are counted "
                                "as outside_night, stored raw and not analysed")
+    metrics_port: int = Field(0, ge=0, lt=65536, description="loopback port of the service's /metrics "
+                              "(Prometheus text format); 0: not served")
     clock_tolerance_s: float = Field(30.0, gt=0, description="[s] a frame whose time is further than "
                                      "this from where its sample counter puts it (a sender's wall clock "
                                      "that stepped) is stored at the counter's time; above a crystal's "

@@ -36,14 +36,18 @@ def login(request: Request, name: Annotated[str, Form(max_length=200)],
     limiter = request.app.state.limiter
     address = request.client.host if request.client else "?"
     wait = limiter.retry_after(name.strip(), address)
+    logins = request.app.state.metrics.logins
     if wait > 0:
+        logins.labels("locked_out").inc()
         raise HTTPException(429, f"Too many wrong passwords: try again in {math.ceil(wait)} s.",
                             headers={"Retry-After": str(math.ceil(wait))})
     s = request.app.state.users.login(name.strip(), password, tz=tz or None)
     if s is None:
         limiter.failed(name.strip(), address)
+        logins.labels("wrong_password").inc()
         return RedirectResponse("/login?error=1", status_code=303)
     limiter.succeeded(name.strip(), address)
+    logins.labels("ok").inc()
     local = next.startswith("/") and not next.startswith("//")  # never off-site
     r = RedirectResponse(next if local else "/", status_code=303)
     r.set_cookie(COOKIE, s.token, httponly=True, samesite="lax", secure=request.app.state.secure,

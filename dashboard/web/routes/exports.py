@@ -30,6 +30,7 @@ def export_csv(request: Request, wearer: str, night: str, s: Sess):
     may_see(request, s, wearer)
     a = night_data(request, wearer, night)
     start = dt.datetime.fromisoformat(a["recording"]["start"])
+    request.app.state.metrics.exports.labels("csv").inc()
     return PlainTextResponse(events_csv(a["events"], start), media_type="text/csv", headers={
         "Content-Disposition": f'attachment; filename="nightcramp-{wearer}-{night}.csv"'})
 
@@ -52,6 +53,7 @@ def export_edf(request: Request, wearer: str, night: str, s: Sess):
         raise
     finally:
         exports.release()
+    request.app.state.metrics.exports.labels("edf").inc()
     return FileResponse(tmp, media_type="application/octet-stream",
                         filename=f"nightcramp-{wearer}-{night}.edf",
                         background=BackgroundTask(tmp.unlink, missing_ok=True))
@@ -81,5 +83,6 @@ def report_pdf(request: Request, wearer: str, night: str, s: Sess):
         pdf = night_pdf(wearer, night, a, a["advice"], tz=s.user.tz)
     finally:
         exports.release()
+    request.app.state.metrics.exports.labels("pdf").inc()
     return Response(pdf, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="nightcramp-{wearer}-{night}.pdf"'})
