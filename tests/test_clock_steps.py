@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-import detector.store.influx as store_mod
+import detector.store.transport as store_mod
 import ingest.ble.outbox as outbox_mod
 from dashboard.services import free_port
 from detector.engine.config import DetectorConfig

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from detector.engine.config import DetectorConfig
+from detector.engine.state import STATE_VERSION
 from detector.service.live import DetectorService, WearerNight
 from detector.service.settings import load_services
 from ingest.wire.frames import decode
@@ -197,7 +198,7 @@ def test_a_checkpoint_resumes_and_an_unreadable_one_is_refused_and_reanalysed(tm
         assert {key: s.fed for key, s in b.nights["w-1"].streams.items()} == fed
         assert (tmp_path / "state" / "nights.pickle.refused").exists()
         assert not (tmp_path / "state" / "nights.pickle").exists()
-        monkeypatch.setattr("detector.engine.state.STATE_VERSION", 2)  # as a newer detector wrote it
+        monkeypatch.setattr("detector.engine.state.STATE_VERSION", STATE_VERSION + 1)  # a newer detector
         b._checkpoint()
         monkeypatch.undo()
     finally:

@@ -12,7 +12,7 @@ from detector.engine.config import DetectorConfig
 from detector.engine.dsp import design_bandpass
 from detector.engine.frontend import AccFrontEnd, EmgFrontEnd
 from detector.engine.pipeline import Engine
-from detector.engine.state import StateError, read_state_file, write_state_file
+from detector.engine.state import STATE_VERSION, StateError, read_state_file, write_state_file
 from detector.engine.stream import Hysteresis, SosFilter
 from ingest.simulate import plan_night, render_recording
 
@@ -141,7 +141,8 @@ def test_a_state_that_does_not_fit_is_refused_by_name(conformance_night, tmp_pat
     monkeypatch.setattr("detector.engine.state.STATE_VERSION", 0)  # as an older detector wrote it
     write_state_file(path, eng.get_state())
     monkeypatch.undo()
-    with pytest.raises(StateError, match="written with state version 0, this detector reads version 1"):
+    with pytest.raises(StateError,
+                       match=f"written with state version 0, this detector reads version {STATE_VERSION}"):
         read_state_file(path)
     (tmp_path / "pickle.state").write_bytes(b"\x80\x04\x95 not a checkpoint")
     with pytest.raises(StateError, match="unreadable checkpoint"):

@@ -74,6 +74,12 @@ class EmgStage(Stateful):
         self.baseline = Growable()
         self.bad = Growable(np.uint8)
         self.baseline_now = float("nan")
+        # Whole-night figures for the signal-quality report, kept apart from the per-frame
+        # history (which the engine trims): frames flagged, and each block's resting level.
+        self.n_artifact = 0
+        self.n_lost = 0
+        self.block_base = Growable(np.float32)  # µV, one per block
+        self.block_len = Growable(np.int32)  # frames in that block
 
 
     def thresholds(self, b: np.ndarray | float) -> tuple[Any, Any, Any, Any]:
@@ -132,7 +138,22 @@ class EmgStage(Stateful):
         self.env_slow.extend(slow.astype(np.float32))
         self.baseline.extend(b.astype(np.float32))
         self.bad.extend(bad)
+        self.n_artifact += int(np.count_nonzero((bad & ~np.uint8(LOST)) > 0))
+        self.n_lost += int(np.count_nonzero((bad & LOST) > 0))
+        firsts = np.arange(0, n, self.block_n)
+        self.block_base.extend(base[firsts].astype(np.float32))
+        self.block_len.extend(np.diff(np.r_[firsts, n]).astype(np.int32))
         return out
+
+    def history(self) -> tuple[Growable, ...]:
+        """The per-frame arrays the engine may trim (``Engine._trim_history``)."""
+        return self.mav, self.dmav, self.env_fast, self.env_slow, self.baseline, self.bad
+
+    def oldest_open(self) -> int | None:
+        """The first frame of the oldest interval still open (frames before it may be read
+        when it closes), or None."""
+        opens = [h.open_since for h in (self.lm, self.sus, self.art, self.lost) if h.open_since is not None]
+        return min(opens) if opens else None
 
     def _block_stats(self, fast: np.ndarray, bad: np.ndarray) -> list[float]:
         """Each block's level: a quantile of the fast median envelope over its clean frames (µV).

@@ -196,6 +196,7 @@ class Artifact(_Section):
 class Engine(_Section):
     lookahead_s: float = Field(40.0, gt=0, description="[s] how long after an interval ends the engine waits before classifying it (context after the event)")
     alert_step_s: float = Field(0.5, gt=0, le=1.0, description="[s] live service: new data between looks for a cramp in progress; with the 1-s slow median a suspected cramp is announced about 1 s after the criteria are met (goal: within 2 s)")
+    history_s: float = Field(300.0, ge=0, description="[s] per-frame history kept before the oldest undecided interval, so a night's state stays bounded (0 keeps the whole night); at least twice the longest look-back (cramp.prior_window_s, twitch_window_s, spectral_quiet_s)")
 
 
 class DetectorConfig(_Section):
@@ -218,6 +219,11 @@ class DetectorConfig(_Section):
         if self.cramp.after_window_s >= la:
             raise ValueError(f"cramp.after_window_s ({self.cramp.after_window_s:g} s) must be shorter than "
                              f"engine.lookahead_s ({la:g} s): events are classified that long after they end")
+        cr, hist = self.cramp, self.engine.history_s
+        look_back = max(cr.prior_window_s, cr.twitch_window_s, cr.spectral_quiet_s)
+        if 0 < hist < 2 * look_back:
+            raise ValueError(f"engine.history_s ({hist:g} s) must be 0 or at least twice the longest look-back "
+                             f"({look_back:g} s: cramp.prior_window_s, twitch_window_s, spectral_quiet_s)")
         if self.acc.max_rollover_s + self.acc.still_min_s >= la:
             raise ValueError("acc.max_rollover_s + acc.still_min_s must be shorter than engine.lookahead_s")
         return self

@@ -207,21 +207,20 @@ class Engine(Stateful):
         quality: dict[str, dict[str, Any]] = {}
         for i in self.emg:
             st = self.emg_stage[i]
-            bad = st.bad.view
-            b = st.baseline.view
+            b = np.repeat(st.block_base.view, st.block_len.view)  # the per-frame resting level
+            n = st.bad.n
             quality[self.channels[i].label] = {
                 "kind": "emg",
                 "baseline_uV": round(float(np.nanmedian(b)), 3) if b.size and np.isfinite(b).any() else None,
-                "artifact_pct": round(100 * float(np.mean((bad & ~np.uint8(LOST)) > 0)), 2)
-                if bad.size else 0.0,
-                "lost_pct": round(100 * float(np.mean((bad & LOST) > 0)), 2) if bad.size else 0.0,
+                "artifact_pct": round(100 * (st.n_artifact / n), 2) if n else 0.0,
+                "lost_pct": round(100 * (st.n_lost / n), 2) if n else 0.0,
                 "mains_hz": self.emg_fe[i].mains_hz,
             }
         for side, leg in self.legs.items():
-            lost = leg.stage.lost.view
+            n = leg.stage.lost.n
             quality[f"ACC {side}"] = {"kind": "acc",
-                                      "lost_pct": round(100 * float(np.mean(lost)), 2) if lost.size else 0.0,
-                                      "moving_pct": round(100 * float(np.mean(leg.stage.moving.view)), 2)
+                                      "lost_pct": round(100 * (leg.stage.n_lost / n), 2) if n else 0.0,
+                                      "moving_pct": round(100 * (leg.stage.n_moving / leg.stage.moving.n), 2)
                                       if leg.stage.moving.n else 0.0}
         return quality
 
@@ -330,7 +329,45 @@ class Engine(Stateful):
             self._posture_out(s, self.legs[s].stage.process(afr))
         self.blocks += k
         self._feed_sleep(final=False)
-        self._finalize(horizon=self.blocks * self.block_s - self.cfg.engine.lookahead_s, final=False)
+        horizon = self.blocks * self.block_s - self.cfg.engine.lookahead_s
+        self._finalize(horizon=horizon, final=False)
+        self._trim_history(horizon)
+
+    def _trim_history(self, horizon: float) -> None:
+        """Let per-frame history go that no later decision can read: everything more than
+        ``engine.history_s`` before the oldest thing still undecided (an open or pending
+        interval, an unscored sleep epoch, the classification horizon). Keeps a night's state
+        the same size however long the night (0 keeps it all)."""
+        keep_s = self.cfg.engine.history_s
+        if keep_s <= 0:
+            return
+        t = min(horizon, self.sleep.activity.n * self.sleep.epoch_s)
+        for i in self.emg:
+            st = self.emg_stage[i]
+            o = st.oldest_open()
+            if o is not None:
+                t = min(t, o * self.frame_s)
+        t = min([t] + [s * self.frame_s for _, s, _ in self._lms]
+                + [x.start_f * self.frame_s for x in self._sus if not x.decided]
+                + [x[0] for x in self._pending_rot + self._pending_up])
+        fs = self.cfg.acc.frame_s
+        for leg in self.legs.values():
+            o = leg.stage.oldest_open()
+            if o is not None:
+                t = min(t, o * fs)
+        t -= keep_s
+        if t <= 0:
+            return
+        k = int(t / self.frame_s)
+        for i in self.emg:
+            for g in self.emg_stage[i].history():
+                g.drop_before(k)
+            tw = self._twitch_frames[i]
+            if tw and tw[0] < k:
+                self._twitch_frames[i] = [f for f in tw if f >= k]
+        for leg in self.legs.values():
+            for g in leg.stage.history():
+                g.drop_before(int(t / fs))
 
     def _twitches(self, i: int, n: int) -> None:
         """Fasciculation-like twitches: a frame above the movement onset level with no movement
@@ -343,12 +380,12 @@ class Engine(Stateful):
         if k1 <= k0:
             return
         lo = max(0, k0 - g)
-        b = st.baseline.view[lo:k1 + g]
+        b = st.baseline[lo:k1 + g]
         on = st.thresholds(b)[0]
-        moving = st.env_fast.view[lo:k1 + g] >= on
+        moving = st.env_fast[lo:k1 + g] >= on
         near = np.convolve(moving.astype(np.int32), np.ones(2 * g + 1, np.int32), mode="same") > 0
         off = k0 - lo
-        cand = (st.mav.view[k0:k1] > on[off:off + k1 - k0]) & ~near[off:off + k1 - k0]
+        cand = (st.mav[k0:k1] > on[off:off + k1 - k0]) & ~near[off:off + k1 - k0]
         self._twitch_frames[i].extend((k0 + np.flatnonzero(cand)).tolist())
 
     def _stage_out(self, i: int, out: StageOut) -> None:
@@ -368,7 +405,7 @@ class Engine(Stateful):
         ch = self.channels[i]
         st = self.emg_stage[i]
         for s, e in out.artifacts:
-            bad = st.bad.view[s:e]
+            bad = st.bad[s:e]
             kinds = [BAD_NAMES[b] for b in BAD_NAMES if b != LOST and np.any(bad & b)]
             dur = (e - s) * self.frame_s
             if kinds == ["lead_off"] and dur < self.cfg.artifact.lead_off_min_s:
@@ -392,14 +429,15 @@ class Engine(Stateful):
         q0 = max(0, r0 - round(cr.spectral_quiet_s / self.frame_s))
         if r1 - r0 < 1 or r0 <= q0:
             return None
-        mav, dmav = st.mav.view, st.dmav.view
-        b, bad = st.baseline.view, st.bad.view
-        quiet = (mav[q0:r0] < cr.spectral_quiet_ratio * b[q0:r0]) & (bad[q0:r0] == 0) & (dmav[q0:r0] > 0)
-        rest = resting_levels(mav[q0:r0], dmav[q0:r0], quiet)
+        k = r0 - q0  # the quiet window is [:k], the activity [k:]
+        mav, dmav = st.mav[q0:r1], st.dmav[q0:r1]
+        b, bad = st.baseline[q0:r1], st.bad[q0:r1]
+        quiet = (mav[:k] < cr.spectral_quiet_ratio * b[:k]) & (bad[:k] == 0) & (dmav[:k] > 0)
+        rest = resting_levels(mav[:k], dmav[:k], quiet)
         if rest is None:
             return None
-        act = (mav[r0:r1] > cr.spectral_active_ratio * b[r0:r1]) & (bad[r0:r1] == 0) & (dmav[r0:r1] > 0)
-        return characteristic_hz(mav[r0:r1][act], dmav[r0:r1][act], rest, fs=self.channels[i].fs)
+        act = (mav[k:] > cr.spectral_active_ratio * b[k:]) & (bad[k:] == 0) & (dmav[k:] > 0)
+        return characteristic_hz(mav[k:][act], dmav[k:][act], rest, fs=self.channels[i].fs)
 
     def _spectral_shift(self, i: int, onset_s: float, end_s: float) -> tuple[float | None, float | None]:
         """A contraction's characteristic EMG frequency (Hz) and its rise over the same channel's
@@ -414,7 +452,7 @@ class Engine(Stateful):
         lo, hi = max(0, s - 5), min(st.env_fast.n, e + 10)
         if hi <= lo:
             return False
-        return bool(np.any(st.env_fast.view[lo:hi] > st.thresholds(st.baseline.view[lo:hi])[0]))
+        return bool(np.any(st.env_fast[lo:hi] > st.thresholds(st.baseline[lo:hi])[0]))
 
     def _posture_out(self, side: str, out: PostureOut) -> None:
         fs = self.cfg.acc.frame_s
@@ -539,6 +577,8 @@ class Engine(Stateful):
                     self.sustained.append(ev)
                     self.events.append(ev)
             self._settle_alerts(x)
+        # A decided interval lives on as its event (or its leg movements); nothing reads it again.
+        self._sus = [x for x in self._sus if not x.decided]
 
     def _lm_would_show(self, x: _Sustained, feats: dict[str, Any]) -> bool:
         """Whether a leg movement of this channel covers sustained interval ``x`` and will be
@@ -621,27 +661,27 @@ class Engine(Stateful):
         cr = self.cfg.cramp
         st = self.emg_stage[x.ch]
         s, e = x.start_f, max(x.end_f, x.start_f + 1)
-        b = st.baseline.view[s:e]
-        slow = st.env_slow.view[s:e]
+        b = st.baseline[s:e]
+        slow = st.env_slow[s:e]
         ratio = slow / np.maximum(b, 1e-6)
         side = self.channels[x.ch].side
         # Onset refined on the fast envelope: the last frame below the sustained level before it.
-        fast = st.env_fast.view
+        fast = st.env_fast  # read by absolute frame index
         lb = max(0, s - round(cr.onset_lookback_s / self.frame_s))
-        s_on = st.thresholds(st.baseline.view[lb:s + 1])[2]
+        s_on = st.thresholds(st.baseline[lb:s + 1])[2]
         back = fast[lb:s + 1] < s_on
         below = np.flatnonzero(back)
         onset_f = (lb + int(below[-1]) + 1) if below.size else lb
         onset_s = max(0.0, (onset_f - st.fast_delay) * self.frame_s)
         duration = x.end_s - onset_s
-        n_av = min(e, fast.size)  # live alerts look at intervals not yet wholly processed
+        n_av = min(e, fast.n)  # live alerts look at intervals not yet wholly processed
         fill = float(np.mean(fast[s:n_av] > st.thresholds(b[:n_av - s])[2])) if n_av > s else 1.0
         # A burst, a pause, then the contraction: a movement that led into it (merged into the
         # interval by the off-hold). The longest dip below the sustained-off level early on.
         g1 = min(n_av, onset_f + round(cr.early_window_s / self.frame_s))
         gap_s = 0.0
         if g1 > onset_f:
-            below_off = fast[onset_f:g1] < st.thresholds(st.baseline.view[onset_f:g1])[3]
+            below_off = fast[onset_f:g1] < st.thresholds(st.baseline[onset_f:g1])[3]
             gap_s = longest_run(below_off) * self.frame_s
         # The other leg at the onset: a body movement starts on both legs at once; what the
         # other leg does later is the wearer's reaction to the pain.
@@ -653,7 +693,7 @@ class Engine(Stateful):
             o = self.emg_stage[j]
             n = min(s + co_n, o.env_slow.n)
             if n > s:
-                on_other = o.env_slow.view[s:n] > o.thresholds(o.baseline.view[s:n])[2]
+                on_other = o.env_slow[s:n] > o.thresholds(o.baseline[s:n])[2]
                 coact = max(coact, float(on_other.mean()))
         has_acc = bool(self.legs)
         mi = self.movement_intensity if has_acc else (lambda *_a: 0.0)
@@ -676,7 +716,7 @@ class Engine(Stateful):
         rot_after = any(r[0] >= r_on and r[0] < x.end_s + cr.rotation_after_s for r in rots)
         up_onset = self._upright_within(onset_s - cr.posture_before_s, u_on)
         up_after = self._upright_within(u_on, x.end_s + cr.after_window_s)
-        bad = st.bad.view[s:e]
+        bad = st.bad[s:e]
         emg_hz, shift = self._spectral_shift(x.ch, onset_s, x.end_s)
         # Residual tension: a cramp leaves the muscle above resting for minutes (DOMAIN.md); the
         # median envelope over clean frames 5 s to after_window_s after the end, over resting.
@@ -685,9 +725,9 @@ class Engine(Stateful):
         a1 = min(round((x.end_s + cr.after_window_s) / self.frame_s) + d, st.env_fast.n)
         after_ratio = None
         if a1 - a0 >= round(cr.residual_min_s / self.frame_s):
-            clean = st.bad.view[a0:a1] == 0
+            clean = st.bad[a0:a1] == 0
             if clean.mean() >= cr.residual_min_clean:
-                rel = st.env_fast.view[a0:a1][clean] / np.maximum(st.baseline.view[a0:a1][clean], 1e-6)
+                rel = st.env_fast[a0:a1][clean] / np.maximum(st.baseline[a0:a1][clean], 1e-6)
                 after_ratio = float(np.median(rel))
         return {
             "onset_s": onset_s,
@@ -751,14 +791,14 @@ class Engine(Stateful):
             for s, leg in self.legs.items():
                 if side is not None and s != side:
                     continue
-                m = leg.stage.moving.view[k0:k1].astype(bool)
+                m = leg.stage.moving[k0:k1].astype(bool)
                 tot = m if tot is None else (tot[: len(m)] | m[: len(tot)])
             return float(np.sum(tot)) * fs if tot is not None else 0.0
         k0, k1 = max(0, int(t0 / self.frame_s)), max(0, int(t1 / self.frame_s))
         active = None
         for i in self.emg:
             st = self.emg_stage[i]
-            f = st.env_fast.view[k0:k1] > st.thresholds(st.baseline.view[k0:k1])[0]
+            f = st.env_fast[k0:k1] > st.thresholds(st.baseline[k0:k1])[0]
             active = f if active is None else (active[: len(f)] | f[: len(active)])
         if active is None or active.size == 0:
             return 0.0
@@ -782,7 +822,7 @@ class Engine(Stateful):
         for s, leg in self.legs.items():
             if side is not None and s != side:
                 continue
-            dyn = leg.stage.dynamic.view[k0:k1]
+            dyn = leg.stage.dynamic[k0:k1]
             inten = np.clip((dyn - a.move_g) / a.move_g, 0.0, self.cfg.sleep.intensity_cap)
             best = inten if best is None else np.maximum(best[: len(inten)], inten[: len(best)])
         return float(np.sum(best)) * fs if best is not None else 0.0
@@ -791,7 +831,7 @@ class Engine(Stateful):
         """Whether either shank was upright (standing, walking) at any time in [t0, t1]."""
         fs = self.cfg.acc.frame_s
         k0, k1 = max(0, int(np.floor(t0 / fs))), max(0, int(np.ceil(t1 / fs)))
-        return any(bool(leg.stage.upright.view[k0:k1].any()) for leg in self.legs.values())
+        return any(bool(leg.stage.upright[k0:k1].any()) for leg in self.legs.values())
 
     def _emit_lms(self, horizon: float) -> None:
         act = self.cfg.activation
@@ -818,11 +858,11 @@ class Engine(Stateful):
                 continue
             if self._upright_within(t0 - 5, t1 + 5):
                 continue
-            bad = st.bad.view[max(0, s - 10):e] & ~np.uint8(POP)
+            bad = st.bad[max(0, s - 10):e] & ~np.uint8(POP)
             if bad.size and np.mean(bad > 0) > 0.3:
                 continue
-            env = st.env_fast.view[s:e]
-            b = float(np.median(st.baseline.view[s:e]))
+            env = st.env_fast[s:e]
+            b = float(np.median(st.baseline[s:e]))
             sub = "lm" if t1 - t0 <= act.max_lm_s else "long"
             ch_ = self.channels[ch]
             feats = {"peak_uV": float(env.max()), "mean_uV": float(env.mean()), "baseline_uV": b,
@@ -856,7 +896,7 @@ class Engine(Stateful):
         step."""
         rh = self.cfg.rhythm
         st = self.emg_stage[ch]
-        mav = st.mav.view[max(0, r0):min(r1, st.mav.n)].astype(np.float64)
+        mav = st.mav[max(0, r0):min(r1, st.mav.n)].astype(np.float64)
         if mav.size * self.frame_s < 2 * rh.min_interval_s or mav.size < 9:
             return []
         sm = np.convolve(mav, np.ones(3) / 3, mode="same")
@@ -875,7 +915,7 @@ class Engine(Stateful):
         bursts = [(a, b) for a, b in merged if (b - a) * self.frame_s >= rh.min_burst_s]
         # Steps are strong; a train just over the onset level is more likely heartbeats (ECG
         # bleed beats at 0.5-1.5 s too) or tone, and stays one movement.
-        rest = float(np.median(st.baseline.view[max(0, r0):min(r1, st.baseline.n)]))
+        rest = float(np.median(st.baseline[max(0, r0):min(r1, st.baseline.n)]))
         if bursts and np.median([sm[a:b].max() for a, b in bursts]) < rh.min_peak_ratio * max(rest, 1e-6):
             return []
         if len(bursts) < min_bursts or (min_bursts > 1 and len(bursts) < 2):

@@ -43,6 +43,8 @@ class AccStage(Stateful):
         self.upright = Growable(np.uint8)
         self._last: tuple[int, np.ndarray] | None = None  # end frame, vector of last posture
         self._current: int | None = None
+        self.n_moving = 0  # whole-night counts for the signal-quality report (frames)
+        self.n_lost = 0
 
     def process(self, fr: AccFrames) -> PostureOut:
         a = self.cfg.acc
@@ -52,7 +54,7 @@ class AccStage(Stateful):
             return out
         norm = np.linalg.norm(fr.mean, axis=1, keepdims=True)
         unit = np.where(norm > 1e-6, fr.mean / np.maximum(norm, 1e-6), 0.0)
-        prev = self.unit.view[-1:] if self.unit.n else unit[:1]
+        prev = self.unit[-1:] if self.unit.n else unit[:1]
         turn = angle_deg(unit, np.concatenate([prev, unit[:-1]]))
         moving = (fr.dynamic > a.move_g) & ~fr.lost
         still = ~moving & (turn < a.still_deg_per_s * a.frame_s) & ~fr.lost
@@ -64,7 +66,7 @@ class AccStage(Stateful):
             if e - s >= self.still_min:
                 if s != self._current:
                     self._segment_start(s, out)
-                self._last = (e, self.unit.view[e - min(3, e - s):e].mean(axis=0))
+                self._last = (e, self.unit[e - min(3, e - s):e].mean(axis=0))
                 self._current = None
         o = self.still.open_since
         if o is not None and self.still.pos - o >= self.still_min and o != self._current:
@@ -72,8 +74,21 @@ class AccStage(Stateful):
         elev = np.degrees(np.arcsin(np.clip(np.abs(unit[:, self.axis]), 0, 1)))
         upright = (elev > a.vertical_deg) & ~fr.lost
         self.upright.extend(upright.astype(np.uint8))
+        self.n_moving += int(np.count_nonzero(moving))
+        self.n_lost += int(np.count_nonzero(fr.lost))
         out.upright = self.up.update(upright, ~upright)
         return out
+
+    def history(self) -> tuple[Growable, ...]:
+        """The per-frame arrays the engine may trim (``Engine._trim_history``)."""
+        return self.unit, self.moving, self.lost, self.dynamic, self.upright
+
+    def oldest_open(self) -> int | None:
+        """The first frame of a still posture still open whose start has not been read yet, or
+        None. Once read (``_segment_start``), an open posture needs only its last frames when
+        it ends; upright periods read no frames."""
+        o = self.still.open_since
+        return o if o is not None and o != self._current else None
 
     def flush(self) -> PostureOut:
         out = PostureOut()
@@ -87,7 +102,7 @@ class AccStage(Stateful):
         if self._last is not None:
             end, vec = self._last
             if s - end <= self.max_gap:
-                b_vec = self.unit.view[s:s + 3].mean(axis=0)
+                b_vec = self.unit[s:s + 3].mean(axis=0)
                 ang = float(angle_deg(vec, b_vec))
                 if ang >= self.cfg.acc.rotation_deg:
                     out.rotations.append((end, s, ang))

@@ -26,7 +26,7 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: per-frame histories trimmed (Growable.start), whole-night quality counts
 FILE_FORMAT = "nightcramp.checkpoint"
 
 T = TypeVar("T")

@@ -6,7 +6,7 @@ interval), so feeding data in any chunking gives the same output as one call on 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -35,30 +35,66 @@ class SosFilter(Stateful):
 
 
 class Growable(Stateful):
-    """An append-only float array with amortised growth (per-frame history of a night)."""
+    """An append-only per-frame history with amortised growth, read by absolute frame index.
 
-    def __init__(self, dtype: DTypeLike = np.float32, width: int | None = None) -> None:
+    ``n`` counts every item ever appended; ``drop_before(k)`` lets items before absolute index
+    ``k`` go (a night's engine keeps only what later decisions can still read, so its state
+    stays bounded however long the night). ``self[a:b]`` reads items ``[a, b)`` by absolute
+    index; ``view`` is the whole history and exists only while nothing has been dropped.
+    """
+
+    # Reads that reached before the kept history (a too-short ``engine.history_s``): counted
+    # for tests, answered with ``fill`` so array shapes still line up.
+    short_reads: ClassVar[int] = 0
+
+    def __init__(self, dtype: DTypeLike = np.float32, width: int | None = None, *, fill: float = 0) -> None:
         shape = (1024,) if width is None else (1024, width)
         self._a = np.zeros(shape, dtype=dtype)
         self.n = 0
+        self.start = 0  # absolute index of self._a[0]
+        self._fill = fill
 
     def extend(self, x: np.ndarray) -> None:
-        m = len(x)
-        if self.n + m > len(self._a):
-            cap = max(len(self._a) * 2, self.n + m)
+        m, used = len(x), self.n - self.start
+        if used + m > len(self._a):
+            cap = max(len(self._a) * 2, used + m)
             new = np.zeros((cap, *self._a.shape[1:]), dtype=self._a.dtype)
-            new[: self.n] = self._a[: self.n]
+            new[:used] = self._a[:used]
             self._a = new
-        self._a[self.n:self.n + m] = x
+        self._a[used:used + m] = x
         self.n += m
+
+    def drop_before(self, k: int) -> None:
+        """Forget items before absolute index ``k`` (the kept part is moved only once a quarter of
+        it can go, so trimming costs O(1) per item)."""
+        k = min(int(k), self.n)
+        gone = k - self.start
+        if gone <= 0 or gone < max(256, (self.n - self.start) // 4):
+            return
+        used = self.n - k
+        self._a[:used] = self._a[gone:gone + used]
+        self.start = k
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        a, b, step = sl.indices(self.n)
+        if step != 1:
+            raise ValueError("Growable: only contiguous slices")
+        b = max(a, b)
+        if a >= self.start:
+            return self._a[a - self.start:b - self.start]
+        Growable.short_reads += 1
+        head = np.full((min(b, self.start) - a, *self._a.shape[1:]), self._fill, dtype=self._a.dtype)
+        return np.concatenate([head, self._a[:max(0, b - self.start)]])
 
     @property
     def view(self) -> np.ndarray:
+        if self.start:
+            raise RuntimeError("Growable.view: items were dropped; read by absolute index instead")
         return self._a[: self.n]
 
     def get_state(self) -> dict[str, Any]:
-        # Only the filled part: the spare capacity is rebuilt on the next extend.
-        return {"a": self._a[: self.n].copy()}
+        # Only the kept part: the spare capacity is rebuilt on the next extend.
+        return {"a": self._a[: self.n - self.start].copy(), "start": self.start}
 
     def set_state(self, state: dict[str, Any]) -> None:
         a = np.asarray(state["a"])
@@ -66,7 +102,8 @@ class Growable(Stateful):
             raise StateError(f"Growable: state of shape {a.shape[1:]} {a.dtype}, "
                              f"built for {self._a.shape[1:]} {self._a.dtype}")
         self._a = a.copy() if len(a) else self._a
-        self.n = len(a)
+        self.start = int(state["start"])
+        self.n = self.start + len(a)
 
 
 class Hysteresis(Stateful):
