@@ -120,3 +120,13 @@ def mosquitto(tmp_path_factory):
     server = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
     yield server
     server.stop()
+
+
+def grafana_metrics(prefix: str) -> list[str]:
+    """Metric names starting with ``prefix`` that docs/grafana/nightcramp.json queries."""
+    import json
+    import re
+
+    board = json.loads((ROOT / "docs" / "grafana" / "nightcramp.json").read_text())
+    exprs = [t["expr"] for p in board["panels"] for t in p["targets"]]
+    return sorted({n for e in exprs for n in re.findall(rf"\b{prefix}\w*", e)})

@@ -21,6 +21,7 @@ from dashboard.users import Users
 from detector.service.settings import load_services
 from detector.store.influx import InfluxStore
 from ingest.simulate import NightOptions
+from tests.conftest import grafana_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -645,6 +646,9 @@ def test_the_dashboard_serves_prometheus_metrics_to_this_machine_only(browser, s
     assert ok and float(ok.group(1)) >= 1
     assert re.search(r"^nightcramp_dashboard_store_up 1\.0$", text, re.M)
     assert re.search(r'^nightcramp_dashboard_requests_total\{status="2xx"\} [1-9]', text, re.M)
+    served = set(re.findall(r"^(nightcramp_\w+)", text, re.M))
+    wanted = set(grafana_metrics("nightcramp_dashboard"))
+    assert wanted and wanted <= served, wanted - served  # the Grafana dashboard in docs/ queries them
     for host, local in (("127.0.0.1", True), ("::1", True), ("10.0.0.5", False), ("testclient", False),
                         ("", False)):
         assert is_loopback(host) is local, host

@@ -19,6 +19,7 @@ from detector.engine.config import DetectorConfig
 from detector.engine.cramp_evidence import decidable_after_s
 from detector.service.settings import load_services
 from detector.store.influx import InfluxStore
+from tests.conftest import grafana_metrics
 from tests.live_helpers import close_night_and_wait, start_detector, start_subscriber, wait_for_line
 
 HOURS, SEED, FS_EMG, FS_ACC = 1.0, 41, 250, 25
@@ -110,6 +111,10 @@ def test_the_detector_serves_prometheus_metrics(live_night):
     assert m["nightcramp_detector_open_nights"] == 1.0
     assert m["nightcramp_detector_spool_full"] == 0.0 and "nightcramp_detector_spool_files" in m
     assert any(k.startswith("nightcramp_detector_lag_seconds{wearer=") for k in m)
+    # Every detector metric the Grafana dashboard in docs/ queries is served.
+    names = {k.split("{")[0] for k in m}
+    wanted = set(grafana_metrics("nightcramp_detector"))
+    assert wanted and wanted <= names, wanted - names
 
 
 def _key(e):
