@@ -15,8 +15,9 @@ the EMG literature, with other assumptions wherever there is a choice:
   bursts on both legs).
 - Not cramps: periodic leg movements (series of 10-40, 15-40 s apart, 0.5-4 s, 30% bilateral),
   rollovers (a burst on both legs and the gravity vector turning 60-150 degrees about the
-  shank), movement and voluntary contractions in wake (led into by movement), an electrode pop
-  and a lead-off stretch.
+  shank), movement in wake and voluntary contractions of 5-25 s (led into by a movement and
+  accompanied by more for part of their length, DOMAIN.md), an electrode pop and a lead-off
+  stretch.
 
     .venv/bin/python bench/second_model.py [--nights 12] [--hours 4] [--seed0 50000] [--jobs 2]
 
@@ -223,9 +224,14 @@ def plan(seed: int, hours: float) -> Night:
                 move(s, t, t + d, float(rng.uniform(0.03, 0.3)))
                 add_drive(s, t, t + d, float(rng.uniform(0.04, 0.15)), 0.2)
                 truth.append(Truth("wake_move", t, t + d, s))
-                if rng.random() < 0.15:  # a deliberate contraction, led into by the movement
+                if rng.random() < 0.15:
+                    # A deliberate contraction (pointing the foot, tensing the calf): led into by
+                    # the movement and accompanied by more of it (DOMAIN.md), for part of its length.
                     v = float(rng.uniform(5, 25))
                     add_drive(s, t + d, t + d + v, float(rng.uniform(0.1, 0.4)), 0.5)
+                    a_on = t + d + float(rng.uniform(0, 0.6)) * v
+                    move(s, a_on, a_on + float(rng.uniform(0.4, 1.0)) * (t + d + v - a_on),
+                         float(rng.uniform(0.02, 0.08)))
                     truth.append(Truth("voluntary", t, t + d + v, s))
             t += float(rng.uniform(15, 90))
 

@@ -44,6 +44,11 @@ def site(tmp_path_factory, influxd):
     night, obj = store_simulated_night(store, "sim-1", opts)
     other = NightOptions(hours=0.5, seed=5, fs_emg=250.0, fs_acc=25.0)
     other_night, _ = store_simulated_night(store, "w-other", other)
+    heard = 1_795_000_000 * 10**9  # 2026-11-18 UTC: what each sensor last said about itself
+    left = {"state": "online", "link": "ble", "battery_pct": 14}
+    right = {"state": "offline", "link": "ble", "battery_pct": 81}
+    store.write(store.sensor_status_line("sim-1", "left-shank", left, heard) + "\n"
+                + store.sensor_status_line("sim-1", "right-shank", right, heard))
     users = Users(sv.dashboard.users_db)
     users.add("sim-1", PASSWORD, "wearer")
     users.add("other", PASSWORD, "wearer", "w-other")
@@ -127,8 +132,37 @@ def test_wearer_sees_the_morning_summary_with_its_cramps(browser, site):
     page.goto(f"{site['base']}/w/sim-1")
     assert page.locator("#nights tbody tr").count() == 1
     assert page.locator(".chart .uplot").count() == 4
+    # One night sits in the middle of a one-day axis (uPlot alone made it 1000 days).
+    import datetime as dt
+
+    day = dt.datetime.fromisoformat(site["night"] + "T00:00:00+00:00").timestamp()
+    spans = page.evaluate("window.ncTrends.map(u => [u.scales.x.min, u.scales.x.max])")
+    assert spans == [[day - 43200, day + 43200]] * 4, spans
     assert page.evaluate(wide), "the nights page scrolls sideways on a phone"
     shot(page, "wearer-nights")
+    ctx.close()
+
+
+def test_the_wearer_page_shows_battery_and_the_clinician_signal_quality(browser, site):
+    ctx, page = login(browser, site, "dr-a")
+    page.goto(f"{site['base']}/w/sim-1")
+    rows = page.locator("#sensors tbody tr")
+    assert rows.count() == 2
+    left = rows.nth(0).inner_text()
+    assert "left-shank" in left and "14%" in left and "low: charge it" in left
+    assert rows.nth(0).get_attribute("class") == "attention"
+    assert "offline" in rows.nth(1).inner_text() and "81%" in rows.nth(1).inner_text()
+    q = page.locator("#quality tbody tr").all_inner_texts()
+    emg = [r for r in q if r.startswith("EMG ")]
+    assert len(emg) == 2, q
+    assert all("µV" in r and ("50 Hz" in r or "60 Hz" in r or "none found" in r) for r in emg), q
+    assert any(r.startswith("Accelerometer") for r in q)
+    shot(page, "clinician-wearer-sensors")
+    ctx.close()
+    ctx, page = login(browser, site, "sim-1")
+    page.goto(f"{site['base']}/w/sim-1")
+    assert page.locator("#sensors tbody tr").count() == 2
+    assert page.locator("#quality").count() == 0  # channel figures are for the clinician
     ctx.close()
 
 

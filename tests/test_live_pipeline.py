@@ -239,3 +239,9 @@ def test_malformed_frames_are_counted_and_the_service_keeps_running(tmp_path, mo
     assert stats.get("malformed: truncated", 0) >= 2
     assert stats.get("malformed: unknown frame version", 0) == 1  # keys without values: bounded
     assert stats.get("bad_id", 0) == 1
+
+
+def test_each_sensors_last_status_is_stored_for_the_clinician(live_night):
+    sensors = live_night["store"].sensors("sim-1")
+    assert [s["sensor"] for s in sensors] == ["left-shank", "right-shank"]
+    assert all(s["battery_pct"] == 100 and s["link"] == "simulated" and s["at_ns"] > 0 for s in sensors)

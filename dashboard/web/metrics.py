@@ -25,8 +25,11 @@ class DashboardMetrics:
                                registry=self.registry)
         self.store_up = Gauge("nightcramp_dashboard_store_up", "1 when InfluxDB answered the last scrape",
                               registry=self.registry)
+        # Every label value from the start, so a dashboard shows 0 instead of no data.
         for r in ("ok", "wrong_password", "locked_out"):
             self.logins.labels(r)
+        for k in ("csv", "edf", "pdf"):
+            self.exports.labels(k)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

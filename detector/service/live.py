@@ -532,6 +532,8 @@ class DetectorService:
         if st.channels:
             self.statuses.setdefault(wearer, {})[sensor] = st
             self._dirty = True
+        # Kept for the clinician's wearer page (battery, online or not), offline ones included.
+        self._buffer("", self.store.sensor_status_line(wearer, sensor, st.model_dump(), time.time_ns()))
 
     def _control(self, wearer: str, payload: bytes) -> None:
         try:

@@ -12,7 +12,7 @@ import numpy as np
 
 from detector.engine.dsp import residual_peak
 from detector.store import lineproto
-from detector.store.influxql import lit, regex_literal
+from detector.store.influxql import lit, point, regex_literal
 from detector.store.transport import InfluxTransport, StoreError, StoreSettings
 
 RAW_SPAN_NS = 180 * 10**9
@@ -122,6 +122,24 @@ class SampleStore(InfluxTransport):
                 except StoreError:
                     pass  # the store is down: nothing of the partial rollups is read until it is back
             raise
+
+    def sensor_status_line(self, wearer: str, sensor: str, status: dict, at_ns: int) -> str:
+        """Line protocol for what a sensor said about itself (state, link, battery %), at ``at_ns``."""
+        fields = {k: status.get(k) for k in ("state", "link", "battery_pct", "address")}
+        return point("sensor", {"wearer": wearer, "sensor": sensor}, fields, at_ns)
+
+    def sensors(self, wearer: str) -> list[dict]:
+        """The last status heard from each of a wearer's sensors: sensor, state, link,
+        battery_pct (None when the sensor does not say), address, at_ns."""
+        out = []
+        for series in self.query(f"SELECT * FROM \"sensor\" WHERE \"wearer\" = '{lit(wearer)}' "
+                                 "GROUP BY \"sensor\" ORDER BY time DESC LIMIT 1"):
+            for row in series.get("values", []):
+                d = dict(zip(series["columns"], row, strict=True))
+                out.append({"sensor": series["tags"]["sensor"], "state": d.get("state"),
+                            "link": d.get("link"), "battery_pct": d.get("battery_pct"),
+                            "address": d.get("address"), "at_ns": d["time"]})
+        return sorted(out, key=lambda r: r["sensor"])
 
     def count_samples(self, wearer: str, stream: str) -> int:
         """Raw samples stored for a wearer's stream (all channels)."""

@@ -73,6 +73,8 @@ MEASUREMENTS: dict[str, dict[str, FieldType]] = {
     "diary": _diary_fields(Evening, Morning),
     "review": {"action": S, "kind": S, "start_s": F, "end_s": F, "side": S, "note": S, "by": S,
                "at": S},
+    # what each sensor last said about itself (its retained MQTT status), when the detector heard it
+    "sensor": {"state": S, "link": S, "battery_pct": INT, "address": S},
 }
 
 

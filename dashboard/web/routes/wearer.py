@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from statistics import mean
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -45,8 +47,46 @@ def nights_page(request: Request, wearer: str, s: Sess, sort: str = "night", des
     table = sorted(rows, key=lambda r: (r[sort] is not None, r[sort] or 0), reverse=desc)
     trend = {k: [r[k] for r in rows] for k in ("night", "cramps", "cramp_min", "awakenings",
                                                 "sleep_efficiency")}
+    stored = reviewed_nights(store(request), wearer)
     return page(request, "nights.html", s, wearer=wearer, rows=table, sort=sort, desc=desc,
-                trend=trend)
+                trend=trend, sensors=sensor_rows(store(request).sensors(wearer), s.user.tz),
+                quality=quality_rows(stored[-1]) if stored else [],
+                quality_night=stored[-1]["night"] if stored else None)
+
+
+LOW_BATTERY_PCT = 20  # below this a sensor may not last a night (docs/dashboard.md)
+
+
+def sensor_rows(sensors: list[dict], tz: str) -> list[dict]:
+    """What each sensor last said about itself, for the nights page: battery (and whether it is
+    low), online or not, and when it was heard, in the viewer's local time."""
+    zone = ZoneInfo(tz)
+    out = []
+    for x in sensors:
+        at = dt.datetime.fromtimestamp(x["at_ns"] / 1e9, dt.UTC).astimezone(zone)
+        b = x["battery_pct"]
+        out.append({"sensor": x["sensor"], "state": x["state"] or "unknown", "link": x["link"] or "",
+                    "battery": f"{b}%" if b is not None else "not reported",
+                    "low": b is not None and b < LOW_BATTERY_PCT,
+                    "heard": at.strftime("%Y-%m-%d %H:%M ") + (at.tzname() or "")})
+    return out
+
+
+def quality_rows(night: dict) -> list[dict]:
+    """Per channel of a night: resting level, shares with artefacts or no signal, mains found."""
+    out = []
+    for label, v in sorted(NightSummary.of(night["summary"]).signal_quality.items()):
+        if v.get("kind") == "emg":
+            base = v.get("baseline_uV")
+            mains = v.get("mains_hz")
+            out.append({"channel": label, "resting": f"{base:.1f} µV" if base is not None else "–",
+                        "artifact": f"{float(v.get('artifact_pct') or 0):.1f}%",
+                        "lost": f"{float(v.get('lost_pct') or 0):.1f}%",
+                        "mains": f"{mains:g} Hz" if mains else "none found"})
+        else:
+            out.append({"channel": f"Accelerometer, {label.removeprefix('ACC ')} leg", "resting": "–",
+                        "artifact": "–", "lost": f"{float(v.get('lost_pct') or 0):.1f}%", "mains": "–"})
+    return out
 
 
 @router.get("/w/{wearer}/{night}", response_class=HTMLResponse)
