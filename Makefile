@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= python3
-# chromium: the browser tests drive it through Playwright (its own browser download cannot work here)
-DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client chromium
+# chromium: the browser tests drive it through Playwright (its own browser download cannot work here);
+# poppler-utils: the PDF report test renders its pages (pdftoppm) and reads their text (pdftotext)
+DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client chromium poppler-utils
 
 .PHONY: install system-deps venv test demo lint bench clean
 

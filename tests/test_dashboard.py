@@ -381,8 +381,36 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
     assert "rejected (dr-a)" in page.inner_text("main")
     shot(page, "report")
     pdf = page.request.get(f"{site['base']}/w/sim-1/{site['night']}/report.pdf")
-    assert pdf.ok and pdf.body()[:5] == b"%PDF-"
+    body = pdf.body()
+    assert pdf.ok and body[:5] == b"%PDF-"
     ctx.close()
+    check_pdf_pages(body, tmp_path, wearer="sim-1", night=site["night"])
+
+
+def check_pdf_pages(body: bytes, tmp: Path, *, wearer: str, night: str) -> None:
+    """Render the PDF report as a reader would (poppler's pdftoppm and pdftotext): every page
+    names the wearer and the night and says which page of how many; page 1 draws the timeline
+    (the cramps' red, the sleep band's blue)."""
+    path = tmp / "report.pdf"
+    path.write_bytes(body)
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    pages = [p for p in text.split("\f") if p.strip()]
+    assert pages
+    for k, p in enumerate(pages, 1):
+        assert f"page {k} of {len(pages)}" in p and wearer in p and night in p, p[-300:]
+    subprocess.run(["pdftoppm", "-r", "40", "-f", "1", "-l", "1", "-png", str(path), str(tmp / "page")],
+                   check=True)
+    png = next(tmp.glob("page*.png"))
+    (SHOTS / "report-pdf-page1.png").write_bytes(png.read_bytes())
+    subprocess.run(["pdftoppm", "-r", "40", "-f", "1", "-l", "1", str(path), str(tmp / "raw")], check=True)
+    ppm = next(tmp.glob("raw*.ppm")).read_bytes()
+    header, pixels = ppm.split(b"\n", 3)[:3], ppm.split(b"\n", 3)[3]
+    assert header[0] == b"P6"
+    rgb = [tuple(pixels[i:i + 3]) for i in range(0, len(pixels), 3)]
+    red = sum(1 for r, g, b in rgb if r > 150 and g < 70 and b < 70)
+    blue = sum(1 for r, g, b in rgb if 160 < r < 190 and 185 < g < 205 and b > 210)
+    assert red > 0 and blue > 50, (red, blue)
 
 
 def test_users_command(tmp_path, cli):

@@ -80,7 +80,8 @@ def report_pdf(request: Request, wearer: str, night: str, s: Sess):
     if not exports.acquire(blocking=False):
         raise _busy()
     try:
-        pdf = night_pdf(wearer, night, a, a["advice"], tz=s.user.tz)
+        pdf = night_pdf(wearer, night, a, a["advice"], tz=s.user.tz,
+                        hypnogram=store(request).hypnogram(wearer, night))
     finally:
         exports.release()
     request.app.state.metrics.exports.labels("pdf").inc()
