@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 PYTHON ?= python3
 # chromium: the browser tests drive it through Playwright (its own browser download cannot work here);
-# poppler-utils: the PDF report test renders its pages (pdftoppm) and reads their text (pdftotext)
-DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client chromium poppler-utils
+# poppler-utils: the PDF report test renders its pages (pdftoppm) and reads their text (pdftotext);
+# edfbrowser, xvfb, xauth, x11-utils, imagemagick: the EDF+ export is opened in EDFbrowser under Xvfb
+DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client chromium poppler-utils \
+                edfbrowser xvfb xauth x11-utils imagemagick
 
 .PHONY: install system-deps venv test demo lint bench clean
 

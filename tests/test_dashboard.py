@@ -372,6 +372,7 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
         assert f.getPrefilter(i).startswith("none") and f.getTransducer(i) == "surface EMG electrodes"
     assert any(t.startswith("cramp") and "[rejected by dr-a]" in t for t in texts)
     assert sum(1 for t in texts if t.startswith("cramp")) == n + 1
+    opens_in_edfbrowser(path)
     # CSV and the printable report
     csv_text = page.request.get(f"{site['base']}/w/sim-1/{site['night']}/export.csv").text()
     assert "rejected,dr-a" in csv_text
@@ -385,6 +386,39 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
     assert pdf.ok and body[:5] == b"%PDF-"
     ctx.close()
     check_pdf_pages(body, tmp_path, wearer="sim-1", night=site["night"])
+
+
+OPEN_IN_EDFBROWSER = r"""
+edfbrowser "$1" >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
+name=$(basename "$1")
+for i in $(seq 1 240); do  # up to 2 minutes: the file's window and its signal list, or an error
+  w=$(xwininfo -root -tree 2>/dev/null)
+  if grep -q "\"$name - EDFbrowser\"" <<<"$w" && grep -q '"Add signals"' <<<"$w"; then break; fi
+  if grep -q '"Error"' <<<"$w"; then break; fi
+  sleep 0.5
+done
+echo "$w"
+import -window root "$2"
+"""
+
+
+def opens_in_edfbrowser(path: Path) -> None:
+    """The EDF+ file loads in EDFbrowser (Debian's edfbrowser) under Xvfb, as a clinician would
+    open it: its window names the file and lists the signals, no error box; a screenshot is kept."""
+    import shutil
+
+    for tool in ("edfbrowser", "xvfb-run", "xwininfo", "import"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} missing: run 'make install' (edfbrowser, xvfb, x11-utils, imagemagick)")
+    script = path.with_suffix(".sh")
+    script.write_text(OPEN_IN_EDFBROWSER)
+    r = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1280x900x24", "bash", str(script), str(path),
+                        str(SHOTS / "edfbrowser-export.png")], capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert '"Error"' not in r.stdout, r.stdout
+    assert f'"{path.name} - EDFbrowser"' in r.stdout and '"Add signals"' in r.stdout, r.stdout
 
 
 def check_pdf_pages(body: bytes, tmp: Path, *, wearer: str, night: str) -> None:
