@@ -64,3 +64,91 @@ def test_scoring_command_checks_the_series(testdata, cli):
     assert "Hypopnée 89" in r.stdout  # unmapped labels are named
     bad = subprocess.run([cli, "scoring", str(testdata / "psg" / "nope.csv")], capture_output=True, text=True)
     assert bad.returncode != 0 and "nope.csv" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cohen_kappa_corrects_for_chance():
+    import numpy as np
+
+    from detector.agreement import cohen_kappa
+
+    a = np.array([0] * 90 + [1] * 10)
+    assert cohen_kappa(a, a) == 1.0
+    assert cohen_kappa(a, np.zeros(100)) == 0.0  # "always asleep" agrees on 90% and is worth nothing
+    # 20 epochs both wake, 15 and 5 apart, 60 both asleep: po 0.80, pe 0.575, kappa 0.529.
+    b = np.array([1] * 20 + [1] * 15 + [0] * 5 + [0] * 60)
+    c = np.array([1] * 20 + [0] * 15 + [1] * 5 + [0] * 60)
+    assert abs(cohen_kappa(b, c) - 0.225 / 0.425) < 1e-9
+    assert cohen_kappa(np.zeros(5), np.zeros(5)) is None
+
+
+def _noxturnal_csv(truth: dict, path) -> None:
+    """A lab's scoring of a simulated night as Noxturnal exports it: UTF-16, French labels,
+    30-s stage epochs, one row per leg movement."""
+    start = dt.datetime.fromisoformat(truth["start"])
+
+    def clock(s: float) -> str:
+        return (start + dt.timedelta(seconds=s)).strftime("%d/%m/%Y %H:%M:%S")
+
+    rows = ["Heure de début,Heure de fin,Événement,Durée", "[],[],[],[s]"]
+    for k in range(int(truth["duration_s"] // 30)):
+        t = 30 * k + 15
+        state = next((x["state"] for x in truth["sleep"] if x["start_s"] <= t < x["end_s"]), "wake")
+        rows.append(f"{clock(30 * k)},{clock(30 * k + 30)},{'N2' if state == 'sleep' else 'Éveil'},30")
+    for e in truth["events"]:
+        if e["kind"] == "limb_movement":
+            rows.append(f"{clock(e['start_s'])},{clock(e['end_s'])},MJ,{e['end_s'] - e['start_s']:.1f}")
+    path.write_bytes("\r\n".join(rows).encode("utf-16"))
+
+
+def test_nightcramp_is_compared_with_a_labs_scoring_of_the_same_night(tmp_path, cli):
+    import json
+    import subprocess
+
+    edf = tmp_path / "night.edf"
+    r = subprocess.run([cli, "simulate", str(edf), "--hours", "1", "--seed", "25"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    truth = json.loads(edf.with_name("night.truth.json").read_text())
+    lab = tmp_path / "lab.csv"
+    _noxturnal_csv(truth, lab)
+    out = subprocess.run([cli, "scoring", str(lab), "--against", str(edf), "--json"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    ag = json.loads(out.stdout)
+    lm = next(k for k in ag["kinds"] if k["kind"] == "limb_movement")
+    assert lm["theirs"] > 10 and lm["recall"] >= 0.75 and lm["precision"] >= 0.8 and lm["onset_median_s"] < 1.5, lm
+    ep = ag["epochs"]
+    assert ep["epochs"] == int(truth["duration_s"] // 30) and ep["kappa"] >= 0.5, ep
+    # In words, for a person; the analysis JSON works as the night too.
+    analysis = tmp_path / "night.json"
+    analysis.write_text(subprocess.run([cli, "analyze", str(edf), "--json"], capture_output=True, text=True,
+                                       check=True).stdout)
+    words = subprocess.run([cli, "scoring", str(lab), "--against", str(analysis)], capture_output=True,
+                           text=True)
+    assert words.returncode == 0, words.stderr
+    assert "limb_movement: theirs" in words.stdout and "Cohen's kappa" in words.stdout
+    # Another night's scoring is refused, not compared.
+    other = dict(truth, start="2020-01-01T22:00:00+00:00")
+    _noxturnal_csv(other, tmp_path / "other.csv")
+    bad = subprocess.run([cli, "scoring", str(tmp_path / "other.csv"), "--against", str(analysis)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "another night?" in bad.stderr
+
+
+def test_edf_annotations_are_read_as_a_scoring(tmp_path):
+    import edfio
+    import numpy as np
+
+    from ingest.recordings.scoring import read_scoring
+
+    path = tmp_path / "scored.edf"
+    sig = edfio.EdfSignal(np.zeros(6000), sampling_frequency=100, label="EMG L-TibAnt",
+                          physical_dimension="uV", physical_range=(-100, 100))
+    notes = [edfio.EdfAnnotation(0, 30, "Sleep stage W"), edfio.EdfAnnotation(30, 30, "Sleep stage N2"),
+             edfio.EdfAnnotation(35.5, 1.5, "Limb movement (left)"),
+             edfio.EdfAnnotation(40, 2, "Leg movement right"), edfio.EdfAnnotation(50, 0, "Lights on")]
+    edfio.Edf([sig], annotations=notes, starttime=dt.time(23, 0)).write(path)
+    sc = read_scoring(path)
+    assert [(e.kind, e.side) for e in sc.events] == [("wake", None), ("n2", None), ("limb_movement", "left"),
+                                                     ("limb_movement", "right"), ("other", None)]
+    assert sc.unmapped == {"Lights on": 1}

@@ -28,6 +28,7 @@ class ScoredEvent:
     kind: str
     start: dt.datetime
     end: dt.datetime
+    side: str | None = None  # "left" or "right" when the label says
 
     @property
     def duration_s(self) -> float:
@@ -119,3 +120,54 @@ def read_noxturnal_csv(path: str | Path, table: dict[str, str] | None = None) ->
         raise RecordingError(f"{name}: no scored events")
     events.sort(key=lambda e: (e.start, e.kind))
     return Scoring(name, events, unmapped)
+
+
+def _side(label: str) -> str | None:
+    words = set(label.casefold().replace("(", " ").replace(")", " ").replace("-", " ").split())
+    if words & {"left", "gauche", "l"}:
+        return "left"
+    if words & {"right", "droite", "r"} and label.strip().casefold() != "r":  # "R" alone is REM
+        return "right"
+    return None
+
+
+def read_edf_scoring(path: str | Path, table: dict[str, str] | None = None) -> Scoring:
+    """Scored events from an EDF+ file's annotations (``[edf]`` of config/scoring.toml; a label
+    matches with a trailing "left"/"right" too, which gives the event its side)."""
+    from ingest.recordings.edf import read_edf_recording
+
+    path = Path(path)
+    rec = read_edf_recording(path)
+    table = scoring_table(section="edf") if table is None else table
+    events: list[ScoredEvent] = []
+    unmapped: dict[str, int] = {}
+    for a in rec.annotations:
+        label = a.text.strip()
+        if not label:
+            continue
+        side = _side(label)
+        key = label.casefold()
+        kind = table.get(key)
+        if kind is None and side is not None:  # "Limb movement (left)": the label without its side
+            key = key.replace("(", " ").replace(")", " ").rsplit(None, 1)[0].strip()
+            kind = table.get(key)
+        if kind == "ignore":
+            continue
+        if kind is None:
+            unmapped[label] = unmapped.get(label, 0) + 1
+            kind = "other"
+        start = rec.start + dt.timedelta(seconds=a.onset_s)
+        events.append(ScoredEvent(label, kind, start, start + dt.timedelta(seconds=a.duration_s or 0.0),
+                                  side if kind not in STAGES else None))
+    if not events:
+        raise RecordingError(f"{path.name}: no scored events among its annotations")
+    events.sort(key=lambda e: (e.start, e.kind))
+    return Scoring(path.name, events, unmapped)
+
+
+def read_scoring(path: str | Path) -> Scoring:
+    """Another scorer's events from a Noxturnal CSV export or an EDF+ file's annotations."""
+    suffix = Path(path).suffix.casefold()
+    if suffix in (".edf", ".bdf", ".rec"):
+        return read_edf_scoring(path)
+    return read_noxturnal_csv(path)
