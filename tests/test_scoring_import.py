@@ -116,7 +116,8 @@ def test_nightcramp_is_compared_with_a_labs_scoring_of_the_same_night(tmp_path, 
     assert out.returncode == 0, out.stderr
     ag = json.loads(out.stdout)
     lm = next(k for k in ag["kinds"] if k["kind"] == "limb_movement")
-    assert lm["theirs"] > 10 and lm["recall"] >= 0.75 and lm["precision"] >= 0.8 and lm["onset_median_s"] < 1.5, lm
+    assert lm["theirs"] > 10 and lm["recall"] >= 0.75 and lm["precision"] >= 0.8, lm
+    assert lm["onset_median_s"] < 1.5, lm
     ep = ag["epochs"]
     assert ep["epochs"] == int(truth["duration_s"] // 30) and ep["kappa"] >= 0.5, ep
     # In words, for a person; the analysis JSON works as the night too.
