@@ -141,6 +141,8 @@ class CrampModel(_Section):
     reaction_ratio_hi: float = Field(4.0, gt=0, description="[-] ratio at which that movement counts in full (linear from reaction_ratio_lo)")
     w_no_reaction: float = Field(1.5, ge=0, description="[-] log-odds lost when a contraction shorter than 1.5x activation.max_lm_s is followed by movement below no_reaction_ref: as short as a leg movement, only the pain's reaction (waking, stretching) tells a cramp apart")
     no_reaction_ref: float = Field(2.0, ge=0, description="[s] movement intensity after the onset below which there was no reaction")
+    w_voluntary_hold: float = Field(2.5, ge=0, description="[-] log-odds lost by a contraction that began with movement (cramp.early_window_s, full at early_ref) and is followed by no reaction (no movement after it ends, no standing, no turn): a voluntary contraction is led into and accompanied by movement and simply ends (DOMAIN.md); a cramp's pain is stretched out, stood on or turned from")
+    hold_reaction_ref: float = Field(20.0, gt=0, description="[s] movement intensity in cramp.after_window_s after the contraction that counts as a full reaction to it (standing up or a turn after the onset count in full)")
     w_rotation_onset: float = Field(2.5, ge=0, description="[-] log-odds lost for a position change at the onset (the contraction is part of the turn)")
     w_rotation_after: float = Field(0.3, ge=0, description="[-] log-odds for a position change after the onset (relief)")
     w_upright_onset: float = Field(4.0, ge=0, description="[-] log-odds lost for standing at the onset (standing and walking use the calf)")

@@ -37,6 +37,7 @@ FEATURE_TEXT = {
     "later_intensity": "movement after the onset (waking, stretching, walking)",
     "post_intensity": "movement after the contraction has ended (cramp.after_window_s)",
     "no_reaction": "no movement after a contraction as short as a leg movement",
+    "voluntary_hold": "movement with the onset and no reaction after the contraction",
     "twitches_before": "twitches before the onset",
     "rotation_at_onset": "position change at the onset",
     "rotation_after": "position change after the onset",
@@ -103,6 +104,12 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
             # pain wakes them (DOMAIN.md). No movement after it at all is evidence against.
             Term("no_reaction", float(f["later_intensity"]),
                  -m.w_no_reaction if lm_like and f["later_intensity"] < m.no_reaction_ref else 0.0),
+            # Moved into it, then nothing: a voluntary contraction is led into and accompanied by
+            # movement and simply ends; the pain of a cramp that starts while the wearer moves is
+            # stretched out, stood on or turned away from after it (DOMAIN.md).
+            Term("voluntary_hold", float(f["early_intensity"]),
+                 -m.w_voluntary_hold * min(1.0, f["early_intensity"] / m.early_ref)
+                 * (1.0 - _reaction_after(f, m))),
             Term("rotation_at_onset", float(f["rotation_at_onset"]),
                  -m.w_rotation_onset * f["rotation_at_onset"]),
             Term("rotation_after", float(f["rotation_after"]), m.w_rotation_after * f["rotation_after"]),
@@ -111,6 +118,13 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
             Term("upright_after", float(f["upright_after"]), m.w_upright_after * f["upright_after"]),
         ]
     return terms
+
+
+def _reaction_after(f: dict[str, Any], m: CrampModel) -> float:
+    """How much the wearer reacted after the contraction (0..1): movement once it ended, standing
+    up or a turn after the onset."""
+    return min(1.0, float(f.get("post_intensity", 0.0)) / m.hold_reaction_ref
+               + float(bool(f.get("upright_after"))) + float(bool(f.get("rotation_after"))))
 
 
 def _reaction_gate(f: dict[str, Any], cfg: DetectorConfig) -> float:
