@@ -109,6 +109,14 @@ def test_evidence_moves_the_probability_the_way_domain_md_says():
     up = {"duration_s": 4.0, "median_ratio": 15.0, "prior_intensity": 10.0, "early_intensity": 10.0,
           "later_intensity": 230.0, "post_intensity": 230.0, "upright_after": True}
     assert p(**up) < 0.5
+    # Moved into a 20-s contraction, held it, and nothing after (a voluntary hold, DOMAIN.md); the
+    # same onset followed by stretching it out, standing up or turning over is a cramp.
+    hold = {"duration_s": 20.0, "median_ratio": 5.0, "early_intensity": 25.0, "later_intensity": 40.0,
+            "post_intensity": 0.0}
+    assert p(**hold) < 0.5
+    assert p(**hold | {"post_intensity": 60.0, "later_intensity": 120.0}) > 0.5
+    assert p(**hold, upright_after=True) > 0.5 and p(**hold, rotation_after=True) > p(**hold)
+    assert p(**hold | {"early_intensity": 0.0}) > 0.5  # out of stillness: no sign of a voluntary hold
 
 
 def _openhdemg(testdata):
