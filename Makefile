@@ -52,6 +52,7 @@ lint: install
 bench: install
 	$(PIP) install -q -e '.[test,bench]'
 	$(PY) bench/accuracy.py
+	$(PY) bench/second_model.py
 	$(PY) bench/speed.py --memory
 
 clean:
