@@ -73,6 +73,8 @@ def _timeline(pdf: FPDF, analysis: dict, hypnogram: dict | None, start: dt.datet
         pdf.set_fill_color(230)
         pdf.rect(x0, band_y, w, band_h, style="F")
     for e in analysis["events"]:
+        if e.get("status") == "rejected":  # as on the summary page: a clinician said it was not
+            continue
         a, b = float(e["start_s"]), float(e["end_s"])
         if e["kind"] == "cramp":
             pdf.set_fill_color(*CRAMP)
