@@ -348,6 +348,7 @@
   let saveTimer = null;
   function saveMontage() {
     clearTimeout(saveTimer);
+    root.dataset.montageSaved = "pending";  // "yes" only once the latest montage is stored
     saveTimer = setTimeout(() => {
       fetch("/api/prefs/montage", {method: "PUT", headers: {"Content-Type": "application/json", "X-CSRF-Token": CSRF},
         body: JSON.stringify(montage)}).then((r) => { root.dataset.montageSaved = r.ok ? "yes" : "no"; });
