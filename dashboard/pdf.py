@@ -6,7 +6,9 @@ import datetime as dt
 
 from fpdf import FPDF
 
+from dashboard.timeline import hour_marks
 from detector.advice.rules import DISCLAIMER
+from detector.engine.intervals import runs
 from detector.engine.summary import NightSummary
 
 
@@ -60,15 +62,9 @@ def _timeline(pdf: FPDF, analysis: dict, hypnogram: dict | None, start: dt.datet
     pdf.set_draw_color(150)
     if hypnogram and hypnogram.get("wake"):
         ep = float(hypnogram["epoch_s"])
-        wake = hypnogram["wake"]
-        k = 0
-        while k < len(wake):
-            j = k
-            while j < len(wake) and wake[j] == wake[k]:
-                j += 1
-            pdf.set_fill_color(*(WAKE if wake[k] else SLEEP))
+        for k, j, awake in runs(hypnogram["wake"]):
+            pdf.set_fill_color(*(WAKE if awake else SLEEP))
             pdf.rect(x(k * ep), band_y, max(0.2, x(j * ep) - x(k * ep)), band_h, style="F")
-            k = j
     else:
         pdf.set_fill_color(230)
         pdf.rect(x0, band_y, w, band_h, style="F")
@@ -88,12 +84,9 @@ def _timeline(pdf: FPDF, analysis: dict, hypnogram: dict | None, start: dt.datet
             pdf.rect(x(a), y0, max(0.6, x(b) - x(a)), 1.5, style="F")
     pdf.set_draw_color(120)
     pdf.set_font("Helvetica", "", 7)
-    first = (start.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1) - start).total_seconds()
-    t = first
-    while t < dur:
+    for t, lab in hour_marks(start, dur):
         pdf.line(x(t), y0 + 1, x(t), y0 + 24)
-        pdf.text(x(t) - 3.5, y0 + 27.5, (start + dt.timedelta(seconds=t)).strftime("%H:%M"))
-        t += 3600
+        pdf.text(x(t) - 3.5, y0 + 27.5, lab)
     pdf.set_xy(x0, y0 + 29)
     pdf.set_font("Helvetica", "", 7)
     pdf.multi_cell(0, 3.5, _latin1(f"Left leg's cramps above the band, right leg's below (red); band: "

@@ -6,11 +6,19 @@ from __future__ import annotations
 import datetime as dt
 from html import escape
 
+import numpy as np
+
 from detector.engine.intervals import runs
 
 W, H = 800.0, 150.0
 X0, X1 = 40.0, 790.0
 BAND_Y, BAND_H = 62.0, 22.0
+
+
+def hour_marks(start: dt.datetime, dur: float) -> list[tuple[float, str]]:
+    """(seconds from ``start``, "HH:MM") of every full hour of the clock inside the night."""
+    first = (start.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1) - start).total_seconds()
+    return [(t, (start + dt.timedelta(seconds=t)).strftime("%H:%M")) for t in np.arange(first, dur, 3600.0)]
 
 
 def timeline_svg(analysis: dict, hypnogram: dict | None, *, tz: str = "UTC") -> str:
@@ -27,17 +35,11 @@ def timeline_svg(analysis: dict, hypnogram: dict | None, *, tz: str = "UTC") -> 
     long = " long" if dur > 6 * 3600 else ""  # on a phone, every other hour label is left out
     parts = [f'<svg class="timeline{long}" viewBox="0 0 {W:.0f} {H:.0f}" role="img" '
              f'aria-label="The night from {start:%H:%M} for {dur / 3600:.1f} hours">']
-    # hour ticks
-    first = (start.replace(minute=0, second=0, microsecond=0) + dt.timedelta(hours=1) - start).total_seconds()
-    t, k = first, 0
-    while t < dur:
-        lab = (start + dt.timedelta(seconds=t)).strftime("%H:%M")
+    for k, (t, lab) in enumerate(hour_marks(start, dur)):
         odd = " odd" if k % 2 else ""
         parts.append(f'<line x1="{x(t):.1f}" x2="{x(t):.1f}" y1="18" y2="{H - 20:.0f}" class="tick"/>'
                      f'<text x="{x(t):.1f}" y="{H - 4:.0f}" class="label{odd}" '
                      f'text-anchor="middle">{lab}</text>')
-        t += 3600
-        k += 1
     for side, y in (("L", BAND_Y - 22), ("R", BAND_Y + BAND_H + 32)):
         parts.append(f'<text x="{X0 - 4:.0f}" y="{y:.0f}" class="label" text-anchor="end">{side}</text>')
     if hypnogram and hypnogram.get("wake"):

@@ -113,24 +113,21 @@ def agreement(analysis: dict[str, Any], scoring: Scoring) -> Agreement:
         origin = origin.replace(tzinfo=dt.UTC)
     dur = float(analysis["recording"]["duration_s"])
 
-    def secs(e: Any) -> tuple[float, float]:
-        a, b = scoring.seconds(e, origin)
-        return a, b
-
-    inside = [e for e in scoring.events if secs(e)[1] > 0 and secs(e)[0] < dur]
+    placed = [(e, *scoring.seconds(e, origin)) for e in scoring.events]
+    inside = [(e, a, b) for e, a, b in placed if b > 0 and a < dur]
     if scoring.events and not inside:
         first = min(e.start for e in scoring.events)
         raise ValueError(f"{scoring.source}: its events (from {first:%Y-%m-%d %H:%M:%S}) do not fall inside "
                          f"the recording ({origin:%Y-%m-%d %H:%M:%S} for {dur / 3600:.1f} h): another night?")
-    theirs_kinds = {e.kind for e in inside}
-    kinds = [_kind(k, analysis["events"], [(*secs(e), e.side) for e in inside if e.kind == k])
+    theirs_kinds = {e.kind for e, _, _ in inside}
+    kinds = [_kind(k, analysis["events"], [(a, b, e.side) for e, a, b in inside if e.kind == k])
              for k in COMPARED if k in theirs_kinds]
     not_compared: dict[str, int] = {}
-    for e in inside:
+    for e, _, _ in inside:
         if e.kind not in COMPARED and e.kind not in STAGES:
             not_compared[e.label] = not_compared.get(e.label, 0) + 1
     epochs = None
-    stages = [(*secs(e), e.kind) for e in inside if e.kind in STAGES]
+    stages = [(a, b, e.kind) for e, a, b in inside if e.kind in STAGES]
     hyp = analysis.get("hypnogram")
     if stages and hyp and hyp.get("wake"):
         ep = float(hyp["epoch_s"])

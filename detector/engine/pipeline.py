@@ -220,8 +220,7 @@ class Engine(Stateful):
             n = leg.stage.lost.n
             quality[f"ACC {side}"] = {"kind": "acc",
                                       "lost_pct": round(100 * (leg.stage.n_lost / n), 2) if n else 0.0,
-                                      "moving_pct": round(100 * (leg.stage.n_moving / leg.stage.moving.n), 2)
-                                      if leg.stage.moving.n else 0.0}
+                                      "moving_pct": round(100 * (leg.stage.n_moving / n), 2) if n else 0.0}
         return quality
 
     def _capability_notes(self) -> list[str]:

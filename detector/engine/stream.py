@@ -44,15 +44,14 @@ class Growable(Stateful):
     """
 
     # Reads that reached before the kept history (a too-short ``engine.history_s``): counted
-    # for tests, answered with ``fill`` so array shapes still line up.
+    # for tests, answered with zeros so array shapes still line up.
     short_reads: ClassVar[int] = 0
 
-    def __init__(self, dtype: DTypeLike = np.float32, width: int | None = None, *, fill: float = 0) -> None:
+    def __init__(self, dtype: DTypeLike = np.float32, width: int | None = None) -> None:
         shape = (1024,) if width is None else (1024, width)
         self._a = np.zeros(shape, dtype=dtype)
         self.n = 0
         self.start = 0  # absolute index of self._a[0]
-        self._fill = fill
 
     def extend(self, x: np.ndarray) -> None:
         m, used = len(x), self.n - self.start
@@ -83,7 +82,7 @@ class Growable(Stateful):
         if a >= self.start:
             return self._a[a - self.start:b - self.start]
         Growable.short_reads += 1
-        head = np.full((min(b, self.start) - a, *self._a.shape[1:]), self._fill, dtype=self._a.dtype)
+        head = np.zeros((min(b, self.start) - a, *self._a.shape[1:]), dtype=self._a.dtype)
         return np.concatenate([head, self._a[:max(0, b - self.start)]])
 
     @property

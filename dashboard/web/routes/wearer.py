@@ -41,13 +41,13 @@ def home(request: Request, s: Sess):
 @router.get("/w/{wearer}", response_class=HTMLResponse)
 def nights_page(request: Request, wearer: str, s: Sess, sort: str = "night", desc: bool = True):
     may_see(request, s, wearer)
-    rows = [night_row(n) for n in reviewed_nights(store(request), wearer)]
+    stored = reviewed_nights(store(request), wearer)
+    rows = [night_row(n) for n in stored]
     keys = {"night", "cramps", "cramp_min", "awakenings", "sleep_efficiency", "plm_index", "signal"}
     sort = sort if sort in keys else "night"
     table = sorted(rows, key=lambda r: (r[sort] is not None, r[sort] or 0), reverse=desc)
     trend = {k: [r[k] for r in rows] for k in ("night", "cramps", "cramp_min", "awakenings",
                                                 "sleep_efficiency")}
-    stored = reviewed_nights(store(request), wearer)
     return page(request, "nights.html", s, wearer=wearer, rows=table, sort=sort, desc=desc,
                 trend=trend, sensors=sensor_rows(store(request).sensors(wearer), s.user.tz),
                 quality=quality_rows(stored[-1]) if stored else [],
