@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,18 @@ TRANSDUCERS = {"emg": "surface EMG electrodes", "acc": "3-axis accelerometer"}
 # The samples are exported as the sensor sent them: no filter applied (EDF+ prefiltering field).
 PREFILTERING = "none (raw sensor samples)"
 CHUNK_S = 600  # seconds of raw samples per query
+AHEAD = 2  # chunks read ahead of the one written
+
+
+def edf_bound(x: float, *, up: bool) -> float:
+    """``x`` rounded outward (up for a maximum, down for a minimum) to the 8 characters an EDF
+    header holds: a truncated maximum would clip the samples above it."""
+    for digits in range(7, -1, -1):
+        k = 10.0**digits
+        v = (math.ceil(x * k) if up else math.floor(x * k)) / k
+        if len(str(v)) <= 8 and "e" not in str(v):  # EDF headers hold plain decimals
+            return v
+    return float(math.ceil(x) if up else math.floor(x))
 
 
 def annotation_text(e: dict) -> str:
@@ -49,6 +62,7 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
         lo, hi = min(lo, 0.0), max(hi, 0.0)  # 0 stands for missing samples
         if hi <= lo:
             lo, hi = lo - 1.0, hi + 1.0
+        lo, hi = edf_bound(lo, up=False), edf_bound(hi, up=True)
         headers.append({"label": ch["label"], "dimension": UNITS.get(ch["kind"], ""),
                         "sample_frequency": float(ch["fs"]), "physical_min": lo, "physical_max": hi,
                         "digital_min": -32768, "digital_max": 32767,
@@ -64,12 +78,26 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
         w.setEquipment("nightcramp")
         w.setStartdatetime(start.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0))
         w.setSignalHeaders(headers)
-        for a in range(0, seconds, CHUNK_S):  # bounded queries and buffers
+        pool = store.read_pool()
+
+        def read(a: int) -> list:
+            """The chunk from second ``a``: each stream's raw samples, the streams read side by side."""
+            b = min(seconds, a + CHUNK_S)
+            return [pool.submit(store.raw_many, wearer, [chans[k]["label"] for k in idx], stream,
+                                t0 + a * 10**9, t0 + b * 10**9) for stream, idx in by_stream.items()]
+
+        # Chunks are read AHEAD ahead of the one being written (InfluxDB works while Python
+        # decodes): at most AHEAD + 1 chunks in memory.
+        starts = list(range(0, seconds, CHUNK_S))
+        ahead = deque(read(a) for a in starts[:AHEAD])
+        for i, a in enumerate(starts):  # bounded queries and buffers
             b = min(seconds, a + CHUNK_S)
             block: list[np.ndarray] = [np.zeros(0)] * len(chans)
-            for stream, idx in by_stream.items():
-                got = store.raw_many(wearer, [chans[k]["label"] for k in idx], stream,
-                                     t0 + a * 10**9, t0 + b * 10**9)
+            if i + AHEAD < len(starts):
+                ahead.append(read(starts[i + AHEAD]))
+            reads = ahead.popleft()
+            for (_, idx), fut in zip(by_stream.items(), reads, strict=True):
+                got = fut.result()
                 for k in idx:
                     fs = float(chans[k]["fs"])
                     n = round((b - a) * fs)

@@ -6,6 +6,7 @@ Screenshots of every page go to test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -370,6 +371,17 @@ def test_a_rejected_event_stays_rejected_and_the_export_carries_it(browser, site
         texts = f.readAnnotations()[2]
         assert f.getPatientCode() == "sim-1"  # the pseudonymous id, nothing else about the person
         assert f.getPrefilter(i).startswith("none") and f.getTransducer(i) == "surface EMG electrodes"
+        # no channel clipped: the header's range (8 characters) holds every stored sample, and the
+        # largest and smallest samples read back are the stored ones, to one digital step
+        t0 = int(dt.datetime.fromisoformat(site["analysis"]["recording"]["start"]).timestamp() * 1e9)
+        stored = site["store"].value_range("sim-1", t0, t0 + 3600 * 10**9)
+        for k, label in enumerate(labels):
+            lo, hi = stored[label]
+            step = (f.getPhysicalMaximum(k) - f.getPhysicalMinimum(k)) / 65535
+            x = f.readSignal(k)
+            assert f.getPhysicalMinimum(k) <= lo and f.getPhysicalMaximum(k) >= hi, label
+            assert abs(x.max() - hi) <= step if hi > 0 else x.max() <= step, label
+            assert abs(x.min() - lo) <= step if lo < 0 else x.min() >= -step, label
     assert any(t.startswith("cramp") and "[rejected by dr-a]" in t for t in texts)
     assert sum(1 for t in texts if t.startswith("cramp")) == n + 1
     opens_in_edfbrowser(path)
