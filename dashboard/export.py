@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ TRANSDUCERS = {"emg": "surface EMG electrodes", "acc": "3-axis accelerometer"}
 # The samples are exported as the sensor sent them: no filter applied (EDF+ prefiltering field).
 PREFILTERING = "none (raw sensor samples)"
 CHUNK_S = 600  # seconds of raw samples per query
-AHEAD = 2  # chunks read ahead of the one written
 
 
 def edf_bound(x: float, *, up: bool) -> float:
@@ -81,31 +79,28 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
         pool = store.read_pool()
 
         def read(a: int) -> list:
-            """The chunk from second ``a``: each stream's raw samples, the streams read side by side."""
+            """The chunk from second ``a``: each stream's raw frames, the streams read side by side."""
             b = min(seconds, a + CHUNK_S)
-            return [pool.submit(store.raw_many, wearer, [chans[k]["label"] for k in idx], stream,
+            return [pool.submit(store.raw_frames_of, wearer, [chans[k]["label"] for k in idx], stream,
                                 t0 + a * 10**9, t0 + b * 10**9) for stream, idx in by_stream.items()]
 
-        # Chunks are read AHEAD ahead of the one being written (InfluxDB works while Python
-        # decodes): at most AHEAD + 1 chunks in memory.
-        starts = list(range(0, seconds, CHUNK_S))
-        ahead = deque(read(a) for a in starts[:AHEAD])
-        for i, a in enumerate(starts):  # bounded queries and buffers
+        # The next chunk is read while this one is written (InfluxDB works while Python decodes):
+        # at most two chunks in memory.
+        ahead = read(0)
+        for a in range(0, seconds, CHUNK_S):  # bounded queries and buffers
             b = min(seconds, a + CHUNK_S)
             block: list[np.ndarray] = [np.zeros(0)] * len(chans)
-            if i + AHEAD < len(starts):
-                ahead.append(read(starts[i + AHEAD]))
-            reads = ahead.popleft()
+            reads, ahead = ahead, (read(b) if b < seconds else [])
             for (_, idx), fut in zip(by_stream.items(), reads, strict=True):
                 got = fut.result()
                 for k in idx:
                     fs = float(chans[k]["fs"])
                     n = round((b - a) * fs)
                     x, have = np.zeros(n), np.zeros(n, bool)
-                    ts, vs = got[chans[k]["label"]]
-                    pos = np.round((ts - t0) * fs / 1e9).astype(np.int64) - round(a * fs)
+                    frames = got[chans[k]["label"]]
+                    pos = frames.positions(t0, fs) - round(a * fs)
                     ok = (pos >= 0) & (pos < n)
-                    x[pos[ok]], have[pos[ok]] = vs[ok], True
+                    x[pos[ok]], have[pos[ok]] = frames.values[ok], True
                     block[k] = x
                     runs, gap_open[k] = _gap_runs(have, fs, a, chans[k]["label"], gap_open[k],
                                                   last=b == seconds)

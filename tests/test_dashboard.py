@@ -760,3 +760,56 @@ def test_the_dashboard_serves_prometheus_metrics_to_this_machine_only(browser, s
     for host, local in (("127.0.0.1", True), ("::1", True), ("10.0.0.5", False), ("testclient", False),
                         ("", False)):
         assert is_loopback(host) is local, host
+
+
+def test_a_labs_scoring_is_imported_as_a_second_scorer_with_its_agreement(browser, site, tmp_path):
+    """A clinician imports a PSG lab's scoring of the night (Noxturnal CSV, UTF-16, French labels)
+    on the viewer; the page then shows the agreement per kind and Cohen's kappa for sleep/wake.
+    A file that is not a scoring is refused with its reason and keeps the stored one; a wearer and
+    a form without the CSRF token are refused."""
+    a, night = site["analysis"], site["night"]
+    start = dt.datetime.fromisoformat(a["recording"]["start"]).replace(tzinfo=None)
+
+    def clock(s: float) -> str:
+        return (start + dt.timedelta(seconds=s)).strftime("%d/%m/%Y %H:%M:%S")
+
+    # the lab scored the same leg movements and the same wake epochs as nightcramp did
+    hyp = site["store"].hypnogram("sim-1", night)
+    rows = ["Heure de début,Heure de fin,Événement,Durée", "[],[],[],[s]"]
+    rows += [f"{clock(k * hyp['epoch_s'])},{clock((k + 1) * hyp['epoch_s'])},{'Éveil' if w else 'N2'},30"
+             for k, w in enumerate(hyp["wake"])]
+    moves = [e for e in a["events"] if e["kind"] == "limb_movement"]
+    rows += [f"{clock(e['start_s'])},{clock(e['end_s'])},MJ,{e['duration_s']:.1f}" for e in moves]
+    lab = tmp_path / "lab.csv"
+    lab.write_bytes("\r\n".join(rows).encode("utf-16"))
+    ctx, page = login(browser, site, "dr-a", width=1400)
+    page.goto(f"{site['base']}/w/sim-1/{night}/view")
+    page.set_input_files("#scoring input[type=file]", str(lab))
+    page.click("#scoring button[type=submit]")
+    page.wait_for_selector("#agreement")
+    row = page.locator("#agreement tr[data-kind=limb_movement] td")
+    assert [row.nth(k).inner_text() for k in (1, 2, 3)] == [str(len(moves))] * 3
+    assert row.nth(6).inner_text() == "1.00"
+    assert "lab.csv" in page.inner_text("#scoring") and "imported by dr-a" in page.inner_text("#scoring")
+    kappa = page.inner_text("#kappa")
+    assert f"over {len(hyp['wake'])} epochs" in kappa and "agreement 100%" in kappa, kappa
+    shot(page, "viewer-second-scorer")
+    # a file that is not a scoring: the reason is shown and the stored scoring stays
+    bad = tmp_path / "notes.csv"
+    bad.write_text("this is not a scoring\n")
+    page.set_input_files("#scoring input[type=file]", str(bad))
+    page.click("#scoring button[type=submit]")
+    page.wait_for_selector("#scoring .error")
+    assert "notes.csv" in page.inner_text("#scoring .error")
+    assert page.locator("#agreement").count() == 1 and "lab.csv" in page.inner_text("#scoring")
+    ctx.close()
+    # only a clinician with the form's token imports
+    for name in ("sim-1", "dr-a"):
+        with httpx.Client(base_url=site["base"]) as c:
+            token = c.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
+            r = c.post("/login", data={"name": name, "password": PASSWORD, "csrf": token})
+            assert r.status_code == 303
+            r = c.post(f"/w/sim-1/{night}/scoring", files={"file": ("lab.csv", lab.read_bytes())},
+                       data={"csrf": "forged"})
+            assert r.status_code == 403, (name, r.status_code)
+    assert site["store"].scoring_info("sim-1", night)["source"] == "lab.csv"

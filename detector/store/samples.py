@@ -7,6 +7,7 @@ import base64
 import binascii
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 import numpy as np
@@ -167,17 +168,27 @@ class SampleStore(InfluxTransport):
 
     def raw_many(self, wearer: str, channels: list[str], stream: str, t0_ns: int,
                  t1_ns: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """Raw samples of several channels of one stream in [t0, t1), in one query."""
+        """Raw samples of several channels of one stream in [t0, t1), in one query: label ->
+        (times ns, values in µV or g)."""
+        out = {}
+        for c, f in self.raw_frames_of(wearer, channels, stream, t0_ns, t1_ns).items():
+            t = f.times()
+            keep = (t >= t0_ns) & (t < t1_ns)
+            out[c] = (t[keep], f.values[keep])
+        return out
+
+    def raw_frames_of(self, wearer: str, channels: list[str], stream: str, t0_ns: int,
+                      t1_ns: int) -> dict[str, Frames]:
+        """The stored frames of several channels of one stream that hold samples of [t0, t1)
+        (the first may start before t0), in one query: label -> Frames."""
         before = 2 * max(self._frame_ns(wearer, c, stream) for c in channels)  # the frame holding t0
         names = "|".join(map(regex_literal, channels))
         q = (f"SELECT \"data\", \"enc\", \"scale\", \"fs\" FROM \"{self.s.raw_rp}\".\"{stream}\" "
              f"WHERE \"wearer\" = '{lit(wearer)}' AND \"channel\" =~ /^({names})$/ "
              f"AND time >= {t0_ns - before} AND time < {t1_ns} GROUP BY \"channel\"")
-        out = {c: (np.zeros(0, np.int64), np.zeros(0, np.float32)) for c in channels}
+        out = {c: Frames.decode([]) for c in channels}
         for series in self.query(q, compressed=False):
-            t, v = _decode_frames(series.get("values", []))
-            keep = (t >= t0_ns) & (t < t1_ns)
-            out[series["tags"]["channel"]] = (t[keep], v[keep])
+            out[series["tags"]["channel"]] = Frames.decode(series.get("values", []))
         return out
 
     def raw_frames(self, wearer: str, stream: str, t0_ns: int, t1_ns: int,
@@ -299,30 +310,64 @@ class SampleStore(InfluxTransport):
         return out
 
 
-def _decode_frames(rows: list[list]) -> tuple[np.ndarray, np.ndarray]:
-    """Samples of stored raw frames (rows of time ns, data, enc, scale, fs), oldest first:
-    (times ns, values in µV or g).
+@dataclass(frozen=True)
+class Frames:
+    """Stored raw frames of one channel, oldest first: each frame's time (ns), sample count and
+    rate (Hz), and all their samples in one array (µV or g)."""
 
-    Decoded all at once rather than frame by frame: an 8-hour night is ~300,000 frames, and a
-    Python loop over them cost more than InfluxDB's whole query."""
-    if not rows:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    t0, data, enc, scale, fs = zip(*rows, strict=True)
-    if len(set(enc)) == 1:  # the usual case: one encoding, decoded as one buffer
-        blobs = [binascii.a2b_base64(d) for d in data]
-        size = 2 if enc[0] == "i16" else 4
-        n = np.fromiter((len(b) // size for b in blobs), np.int64, len(blobs))
-        x = np.frombuffer(b"".join(blobs), "<i2" if size == 2 else "<f4").astype(np.float32)
-    else:
-        parts = [np.frombuffer(binascii.a2b_base64(d), "<i2" if e == "i16" else "<f4")
-                 for d, e in zip(data, enc, strict=True)]
-        n = np.fromiter((len(p) for p in parts), np.int64, len(parts))
-        x = np.concatenate([p.astype(np.float32) for p in parts])
-    first = np.repeat(np.cumsum(n) - n, n)
-    k = np.arange(len(x), dtype=np.int64) - first  # sample index within its frame
-    step = np.repeat(1e9 / np.asarray(fs, np.float64), n)
-    t = np.repeat(np.asarray(t0, np.int64), n) + np.round(k * step).astype(np.int64)
-    return t, x * np.repeat(np.asarray(scale, np.float32), n)
+    t_ns: np.ndarray  # int64, per frame
+    n: np.ndarray  # int64, per frame
+    fs: np.ndarray  # float64, per frame
+    values: np.ndarray  # float32, per sample
+
+    @classmethod
+    def decode(cls, rows: list[list]) -> Frames:
+        """From query rows of (time ns, data, enc, scale, fs).
+
+        Decoded all at once rather than frame by frame: an 8-hour night is ~300,000 frames, and
+        a Python loop over them cost more than InfluxDB's whole query."""
+        if not rows:
+            z = np.zeros(0, np.int64)
+            return cls(z, z, np.zeros(0), np.zeros(0, np.float32))
+        t0, data, enc, scale, fs = zip(*rows, strict=True)
+        if len(set(enc)) == 1:  # the usual case: one encoding, decoded as one buffer
+            blobs = [binascii.a2b_base64(d) for d in data]
+            size = 2 if enc[0] == "i16" else 4
+            n = np.fromiter((len(b) // size for b in blobs), np.int64, len(blobs))
+            x = np.frombuffer(b"".join(blobs), "<i2" if size == 2 else "<f4").astype(np.float32)
+        else:
+            parts = [np.frombuffer(binascii.a2b_base64(d), "<i2" if e == "i16" else "<f4")
+                     for d, e in zip(data, enc, strict=True)]
+            n = np.fromiter((len(p) for p in parts), np.int64, len(parts))
+            x = np.concatenate([p.astype(np.float32) for p in parts])
+        sc = np.asarray(scale, np.float32)
+        if (sc == sc[0]).all():
+            x *= sc[0]
+        else:
+            x *= np.repeat(sc, n)
+        return cls(np.asarray(t0, np.int64), n, np.asarray(fs, np.float64), x)
+
+    def within(self) -> np.ndarray:
+        """Each sample's index within its frame (int64)."""
+        return np.arange(len(self.values), dtype=np.int64) - np.repeat(np.cumsum(self.n) - self.n, self.n)
+
+    def times(self) -> np.ndarray:
+        """Each sample's time (ns): its frame's time plus its index over the frame's rate."""
+        if not len(self.n):
+            return np.zeros(0, np.int64)
+        k = self.within()
+        if (self.fs == self.fs[0]).all():
+            off = np.round(k * (1e9 / self.fs[0])).astype(np.int64)
+        else:
+            off = np.round(k * np.repeat(1e9 / self.fs, self.n)).astype(np.int64)
+        return np.repeat(self.t_ns, self.n) + off
+
+    def positions(self, origin_ns: int, fs: float) -> np.ndarray:
+        """Each sample's index on a grid of ``fs`` Hz starting at ``origin_ns`` (the frame's first
+        sample placed by its time, the others following it): what a file export needs, without
+        a time per sample."""
+        p0 = np.round((self.t_ns - origin_ns) * (fs / 1e9)).astype(np.int64)
+        return np.repeat(p0, self.n) + self.within()
 
 
 def _raw_buckets(t: np.ndarray, v: np.ndarray, t0_ns: int, bucket: int) -> dict:

@@ -73,6 +73,9 @@ MEASUREMENTS: dict[str, dict[str, FieldType]] = {
     "diary": _diary_fields(Evening, Morning),
     "review": {"action": S, "kind": S, "start_s": F, "end_s": F, "side": S, "note": S, "by": S,
                "at": S},
+    # a second scorer's events on a night (a PSG scoring a clinician imported) and its record
+    "scored": {"label": S, "start": S, "end": S},
+    "scoring": {"source": S, "by": S, "at": S, "version": S, "events": INT, "unmapped": S},
     # what each sensor last said about itself (its retained MQTT status), when the detector heard it
     "sensor": {"state": S, "link": S, "battery_pct": INT, "address": S},
 }

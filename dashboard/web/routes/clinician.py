@@ -77,7 +77,76 @@ def viewer(request: Request, wearer: str, night: str, s: Sess):
     except ValueError:  # kept by an older version: start again from the defaults
         montage = Montage().model_dump()
     return page(request, "viewer.html", s, wearer=wearer, night=night, a=a, montage=montage,
-                filters=display_filter.FILTERS)
+                filters=display_filter.FILTERS, second=second_scorer(request, wearer, night, a),
+                scoring_error=request.query_params.get("scoring_error", "")[:300])
+
+
+def second_scorer(request: Request, wearer: str, night: str, a: dict) -> dict | None:
+    """The night's imported scoring and how far nightcramp (with the reviews) agrees with it;
+    None when none was imported."""
+    from detector.agreement import agreement
+
+    st = store(request)
+    info = st.scoring_info(wearer, night)
+    if info is None:
+        return None
+    sc = st.scoring(wearer, night)
+    try:
+        ag = agreement(a | {"hypnogram": st.hypnogram(wearer, night)}, sc).as_dict()
+        error = ""
+    except ValueError as exc:  # stored before the night was re-analysed with another start
+        ag, error = None, str(exc)
+    kinds: dict[str, int] = {}
+    for e in sc.events:
+        kinds[e.kind] = kinds.get(e.kind, 0) + 1
+    return {"info": info, "agreement": ag, "error": error, "kinds": sorted(kinds.items())}
+
+
+MAX_SCORING_BYTES = 200 * 2**20  # an EDF+ with its signals; a Noxturnal CSV is kilobytes
+
+
+@router.post("/w/{wearer}/{night}/scoring")
+async def import_scoring(request: Request, wearer: str, night: str, s: Sess):
+    """A clinician imports a PSG scoring (Noxturnal CSV or EDF+ annotations) as the night's
+    second scorer; back to the viewer, which shows the agreement (or what was wrong)."""
+    import tempfile
+    from pathlib import Path
+    from urllib.parse import quote
+
+    from fastapi.responses import RedirectResponse
+
+    from ingest.recordings.recording import RecordingError
+    from ingest.recordings.scoring import read_scoring
+
+    may_see(request, s, wearer)
+    clinician(s)
+    night_data(request, wearer, night)  # 404 for a night that is not stored
+    form = await request.form(max_files=1, max_fields=4)
+    try:
+        csrf_ok(s, form.get("csrf") if isinstance(form.get("csrf"), str) else None)
+        up = form.get("file")
+        if up is None or isinstance(up, str) or not up.filename:
+            raise HTTPException(400, "choose a scoring file (Noxturnal CSV or EDF+) to import")
+        name = Path(up.filename).name[:200]
+        with tempfile.TemporaryDirectory(prefix="nightcramp-scoring-") as tmp:
+            path = Path(tmp) / (name or "scoring.csv")
+            size = 0
+            with path.open("wb") as out:
+                while chunk := await up.read(2**20):
+                    size += len(chunk)
+                    if size > MAX_SCORING_BYTES:
+                        raise HTTPException(413, f"{name}: larger than {MAX_SCORING_BYTES // 2**20} MB")
+                    out.write(chunk)
+            try:
+                sc = read_scoring(path)
+            except (RecordingError, ValueError, OSError, UnicodeError) as exc:
+                msg = str(exc) or f"{name}: not a scoring nightcramp reads"
+                return RedirectResponse(f"/w/{wearer}/{night}/view?scoring_error={quote(msg[:300])}#scoring",
+                                        status_code=303)
+    finally:
+        await form.close()
+    store(request).write_scoring(wearer, night, sc, by=s.user.name)
+    return RedirectResponse(f"/w/{wearer}/{night}/view#scoring", status_code=303)
 
 
 Label = Annotated[str, StringConstraints(max_length=200)]
