@@ -33,7 +33,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,scale]'
 	@touch $@
 
 test: install
@@ -50,7 +50,7 @@ lint: install
 	$(PY) -m mypy ingest detector dashboard
 
 bench: install
-	$(PIP) install -q -e '.[test,bench]'
+	$(PIP) install -q -e '.[test,scale,bench]'
 	$(PY) bench/accuracy.py
 	$(PY) bench/second_model.py
 	$(PY) bench/speed.py --memory

@@ -11,8 +11,10 @@ from dashboard.cli import common
 
 def add_parsers(sub) -> None:
     """This group's commands on the ``nightcramp`` parser."""
-    a = sub.add_parser("analyze", help="analyse a recording (EDF, EDF+, BDF, CSV)")
-    a.add_argument("recording", type=Path)
+    a = sub.add_parser("analyze", help="analyse a recording (EDF, EDF+, BDF, CSV), or a cohort of them "
+                       "(a directory or glob, with --jobs or --dask)")
+    a.add_argument("recording", type=Path, help="a recording; or a directory (searched recursively) or a "
+                   "quoted glob of recordings: a cohort, one JSON per night and a table under --out")
     out = a.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true",
                      help="print the analysis object (schema nightcramp.analysis/1)")
@@ -23,6 +25,17 @@ def add_parsers(sub) -> None:
     a.add_argument("--alias", action="append", default=[], metavar="LABEL=NAME",
                    help="map a file's label to a leg channel, e.g. 'Leg 1=EMG L-TibAnt' (repeatable)")
     a.add_argument("--quiet", action="store_true", help="no progress bar")
+    co = a.add_argument_group("cohorts (a directory or glob of recordings)")
+    where = co.add_mutually_exclusive_group()
+    where.add_argument("--jobs", type=int, metavar="N",
+                       help="analyse on N local processes (default: the number of CPUs)")
+    where.add_argument("--dask", metavar="ADDRESS",
+                       help="analyse on a Dask distributed cluster, e.g. tcp://scheduler:8786 (its workers "
+                       "must see the recordings and --out at the same paths)")
+    co.add_argument("--out", type=Path, help="where the cohort's results go: nights/*.json, cohort.csv, "
+                    "failures.csv (default ./nightcramp-cohort)")
+    co.add_argument("--force", action="store_true",
+                    help="analyse every recording again (default: keep results whose recording is unchanged)")
     a.set_defaults(func=_analyze)
 
     s = sub.add_parser("simulate", help="write a simulated night (EDF+) and its truth (JSON)")
@@ -55,6 +68,10 @@ def _analyze(args) -> int:
     from dashboard.report import events_csv, text_summary
     from ingest.recordings.open import open_recording
 
+    spec = str(args.recording)
+    if args.jobs is not None or args.dask or args.out or args.force or args.recording.is_dir() \
+            or any(c in spec for c in "*?["):
+        return _cohort(args, spec)
     cfg = common.config(args.config)
     rec = open_recording(args.recording, aliases=common.aliases(args.alias))
     analysis = run(rec, cfg, quiet=args.quiet)
@@ -65,6 +82,58 @@ def _analyze(args) -> int:
         sys.stdout.write(events_csv(analysis))
     else:
         print(text_summary(analysis))
+    return 0
+
+
+def _cohort(args, spec: str) -> int:
+    """A cohort: every recording analysed once into ``--out``, a progress bar, failures at the end."""
+    import os
+
+    from tqdm import tqdm
+
+    from detector import cohort
+
+    if args.json or args.csv:
+        raise ValueError("--json and --csv are for one recording; a cohort writes nights/*.json and "
+                         "cohort.csv under --out")
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs {args.jobs}: at least 1")
+    out = args.out or Path("nightcramp-cohort")
+    jobs = cohort.plan(spec, out)
+    aliases = common.aliases(args.alias) or None
+    config_path = str(args.config.resolve()) if args.config else None
+    if args.config:
+        common.config(args.config)  # a broken configuration stops here, not once per recording
+    where = f"Dask at {args.dask}" if args.dask else f"{args.jobs or os.cpu_count() or 1} processes"
+    print(f"{len(jobs)} recordings -> {out}/ on {where}", file=sys.stderr)
+    with tqdm(total=len(jobs), desc="nights", unit="night", disable=args.quiet or None, file=sys.stderr,
+              leave=True) as bar:
+        step = max(1, len(jobs) // 10)
+
+        def done(o: cohort.Outcome) -> None:
+            bar.update(1)
+            if o.status == "failed":
+                bar.set_postfix_str(f"{Path(o.recording).name} failed", refresh=False)
+            if bar.disable and not args.quiet and (bar.n % step == 0 or bar.n == len(jobs)):
+                # no terminal (a log file, a batch job): a line per tenth instead of a bar
+                print(f"nights: {bar.n}/{len(jobs)} done", file=sys.stderr, flush=True)
+
+        if args.dask:
+            outcomes = cohort.run_dask(jobs, args.dask, config_path=config_path, aliases=aliases,
+                                       force=args.force, done=done)
+        else:
+            outcomes = cohort.run_local(jobs, processes=args.jobs or os.cpu_count() or 1,
+                                        config_path=config_path, aliases=aliases, force=args.force, done=done)
+    table, fails = cohort.write_table(out, outcomes)
+    counts = {k: sum(1 for o in outcomes if o.status == k) for k in ("analysed", "kept", "failed")}
+    print(f"{counts['analysed']} analysed, {counts['kept']} kept from an earlier run (unchanged), "
+          f"{counts['failed']} failed; table {table}")
+    failed = sorted((o for o in outcomes if o.status == "failed"), key=lambda o: o.recording)
+    if failed:
+        print(f"failed ({fails}):")
+        for o in failed:
+            print(f"  {o.recording}: {o.reason}")
+        return 1
     return 0
 
 

@@ -88,9 +88,9 @@ def second_scorer(request: Request, wearer: str, night: str, a: dict) -> dict | 
 
     st = store(request)
     info = st.scoring_info(wearer, night)
-    if info is None:
+    sc = st.scoring(wearer, night) if info else None
+    if info is None or sc is None:
         return None
-    sc = st.scoring(wearer, night)
     try:
         ag = agreement(a | {"hypnogram": st.hypnogram(wearer, night)}, sc).as_dict()
         error = ""
@@ -123,7 +123,8 @@ async def import_scoring(request: Request, wearer: str, night: str, s: Sess):
     night_data(request, wearer, night)  # 404 for a night that is not stored
     form = await request.form(max_files=1, max_fields=4)
     try:
-        csrf_ok(s, form.get("csrf") if isinstance(form.get("csrf"), str) else None)
+        token = form.get("csrf")
+        csrf_ok(s, token if isinstance(token, str) else None)
         up = form.get("file")
         if up is None or isinstance(up, str) or not up.filename:
             raise HTTPException(400, "choose a scoring file (Noxturnal CSV or EDF+) to import")
