@@ -30,10 +30,15 @@ def add_parsers(sub) -> None:
     col.add_argument("--services", type=Path)
     col.set_defaults(func=_collect)
 
-    det = sub.add_parser("detect", help="run the detector service (MQTT in, InfluxDB out)")
+    det = sub.add_parser("detect", help="run the detector service (MQTT in, InfluxDB out), or with --worker "
+                         "one detector worker of a NATS JetStream cluster")
     det.add_argument("--services", type=Path,
                      help="services TOML (default services.toml on the configuration search path)")
     det.add_argument("--config", type=Path, help="detector configuration TOML")
+    det.add_argument("--worker", action="store_true",
+                     help="a detector worker on the NATS cluster of [nats] (also when [transport] kind = "
+                     "\"nats\"): it holds its share of the wearer partitions (docs/scaling.md)")
+    det.add_argument("--worker-id", help="this worker's name (default [nats] worker_id, or host-pid)")
     det.add_argument("-v", "--verbose", action="store_true")
     det.set_defaults(func=_detect)
 
@@ -142,7 +147,10 @@ def _detect(args) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    svc = DetectorService(common.services(args.services), common.config(args.config))
+    sv = common.services(args.services)
+    if args.worker or sv.transport.kind == "nats":
+        return _worker(args, sv)
+    svc = DetectorService(sv, common.config(args.config))
     sig.signal(sig.SIGTERM, lambda *_: svc.stop())
     sig.signal(sig.SIGINT, lambda *_: svc.stop())
     try:
@@ -151,6 +159,25 @@ def _detect(args) -> int:
         m = svc.services.mqtt
         raise OSError(f"no MQTT broker at {m.host}:{m.port} (start one with 'nightcramp stack up')") from None
     print(json.dumps({"stats": dict(svc.stats), "nights_closed": svc.closed}), file=sys.stderr)
+    return 0
+
+
+def _worker(args, sv) -> int:
+    import signal as sig
+
+    from detector.service.workers import Worker
+
+    if args.worker_id:
+        sv.nats.worker_id = args.worker_id
+    w = Worker(sv, common.config(args.config))
+    sig.signal(sig.SIGTERM, lambda *_: w.stop())
+    sig.signal(sig.SIGINT, lambda *_: w.stop())
+    try:
+        w.run()
+    except (OSError, TimeoutError) as exc:
+        raise OSError(f"no NATS server answered at {', '.join(sv.nats.servers)} ({exc}); see "
+                      "docs/scaling.md for starting a cluster") from None
+    print(json.dumps({"worker": w.id, "stats": w.stats}), file=sys.stderr)
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +31,27 @@ class MqttSettings(BaseModel):
                                  "while its client is away or slow (the detector's, mostly); beyond it "
                                  "new QoS 1 messages are dropped, and the collectors' outboxes keep them")
     max_packet_kb: int = Field(1024, gt=0, description="[kB] largest MQTT packet the broker accepts")
+
+
+class TransportSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["mqtt", "nats"] = Field("mqtt", description="mqtt: Mosquitto and one detector (one "
+                                          "machine); nats: a NATS JetStream cluster and detector "
+                                          "workers (docs/scaling.md)")
+
+
+class NatsSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    servers: list[str] = Field(["nats://127.0.0.1:4222"], min_length=1,
+                               description="nats://host:port of cluster members (any one is enough)")
+    replicas: int = Field(3, ge=1, le=5, description="copies of the frames stream (R3 survives one server)")
+    max_age_h: float = Field(168.0, gt=0, description="[h] frames kept in the stream (a worker outage "
+                             "longer than this loses frames not yet stored)")
+    partitions: int = Field(64, ge=1, le=1024, description="fixed; must match the servers' mapping")
+    lease_s: float = Field(8.0, gt=0, description="[s] a partition's lease lasts this long without a "
+                           "heartbeat: a dead worker's partitions move after it")
+    heartbeat_s: float = Field(2.0, gt=0, description="[s] between a worker's heartbeats")
+    worker_id: str = Field("", description="this worker's name; default host-pid")
 
 
 class ServiceSettings(BaseModel):
@@ -75,6 +97,8 @@ class DashboardSettings(BaseModel):
 
 class Services(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    transport: TransportSettings = TransportSettings()
+    nats: NatsSettings = NatsSettings()
     mqtt: MqttSettings = MqttSettings()
     store: StoreSettings = StoreSettings()
     service: ServiceSettings = ServiceSettings()

@@ -1,0 +1,193 @@
+"""Detector workers on a NATS JetStream cluster, all real: 3 nats-servers with their own ports and
+stores, 3 `nightcramp detect --worker` processes, 20 simulated wearers sent through the collector's
+JetStream publisher, InfluxDB. A worker and the stream leader are SIGKILLed mid-night: no frame is
+missing, and every wearer's stored night equals the analysis of the same frames in one go."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dashboard.services import start_nats_cluster
+from detector.engine.config import DetectorConfig
+from detector.store.influx import InfluxStore, StoreSettings
+from ingest.ble.nats_publisher import JetStreamPublisher
+from ingest.ble.outbox import Outbox
+from ingest.simulate import NightOptions, plan_night
+from ingest.simulate.live import VirtualSensor
+from ingest.wire import jetstream
+from ingest.wire.topics import sensor_topic
+from tests.live_helpers import one_go_reference
+
+pytestmark = pytest.mark.scale
+
+WEARERS, WORKERS, HOURS = 20, 3, 0.1
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _key(e):
+    return (e["kind"], round(e["start_s"], 3), round(e["end_s"], 3), e.get("side") or "none",
+            e.get("subtype") or "")
+
+
+def _status(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _wait(cond, timeout: float, what: str, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    raise AssertionError(f"not within {timeout:g} s: {what}")
+
+
+@pytest.fixture()
+def scale_rig(tmp_path, influxd):
+    nodes = start_nats_cluster(tmp_path / "nats", 3)
+    procs: list[subprocess.Popen] = []
+    rig = {"nodes": nodes, "procs": procs, "tmp": tmp_path, "influx_port": influxd.port}
+    yield rig
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    for n in nodes:
+        n.stop()
+
+
+def _start_worker(rig, name: str) -> tuple[subprocess.Popen, Path]:
+    tmp = rig["tmp"]
+    servers = json.dumps([n.url for n in rig["nodes"]])
+    sv = tmp / f"{name}.toml"
+    state = tmp / f"state-{name}"
+    sv.write_text(f'[transport]\nkind = "nats"\n[nats]\nservers = {servers}\nworker_id = "{name}"\n'
+                  f"lease_s = 10.0\nheartbeat_s = 2.0\n"
+                  f'[store]\nurl = "http://127.0.0.1:{rig["influx_port"]}"\ndatabase = "scale"\n'
+                  f'spool_dir = "{tmp / ("spool-" + name)}"\n'
+                  f'[service]\nstate_dir = "{state}"\nnight_close_silence_s = 8.0\ncheckpoint_s = 1.0\n')
+    log = (tmp / f"{name}.log").open("wb")
+    p = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "detect", "--services", str(sv), "-v"],
+                         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
+    log.close()
+    rig["procs"].append(p)
+    return p, state / "status.json"
+
+
+def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig):
+    rig, tmp = scale_rig, scale_rig["tmp"]
+    outbox = Outbox(tmp / "outbox.sqlite")
+    sensors, frames = {}, {}
+    for k in range(WEARERS):
+        plan = plan_night(NightOptions(hours=HOURS, seed=900 + k, fs_emg=250.0, fs_acc=25.0,
+                                       cramps_per_night=40.0))
+        w = f"w-{k}"
+        sensors[w] = [VirtualSensor(w, "left-shank", "L", plan), VirtualSensor(w, "right-shank", "R", plan)]
+        frames[w] = sorted(((vs.sensor, stream, payload, t) for vs in sensors[w] for stream, payload, t in
+                            vs.frames(1.0)), key=lambda f: f[3])
+    # the night as the collectors would send it: each wearer's statuses, then frames in time order
+    for w in frames:
+        for vs in sensors[w]:
+            outbox.put(sensor_topic(w, vs.sensor, "status"), vs.status().payload(), True)
+    by_time = sorted(((t, w, s, st, p) for w in frames for s, st, p, t in frames[w]), key=lambda x: x[:2])
+    for _, w, s, st, p in by_time:
+        outbox.put(sensor_topic(w, s, st), p)
+    total = len(outbox)
+    workers = [_start_worker(rig, f"wk-{i}") for i in range(1, WORKERS + 1)]
+    # every worker up and holding its share of the partitions before frames flow
+    _wait(lambda: all(len(_status(st).get("partitions", [])) > 5 for _, st in workers), 120,
+          "three workers holding partitions")
+    pub = JetStreamPublisher(outbox, [n.url for n in rig["nodes"]], max_inflight=128)
+    pub.start()
+    try:
+        victim_proc, victim_status = workers[0]
+        # wk-1 has handled part of its wearers' nights: it dies, and so does the stream's leader
+        _wait(lambda: _status(victim_status).get("stats", {}).get("messages", 0) > 1500, 300,
+              "wk-1 handling frames")
+        held = _status(victim_status)["partitions"]
+        victim_proc.send_signal(signal.SIGKILL)
+        victim_proc.wait(10)
+        killed_at = time.monotonic()
+        print(f"wk-1 killed at {time.strftime('%H:%M:%S')} holding {held}", flush=True)
+        import asyncio
+
+        import nats
+
+        async def leader() -> str:
+            nc = await nats.connect([n.url for n in rig["nodes"]])
+            try:
+                return (await nc.jetstream().stream_info(jetstream.STREAM)).cluster.leader
+            finally:
+                await nc.close()
+
+        name = asyncio.run(leader())
+        next(n for n in rig["nodes"] if n.server_name == name).stop(signal.SIGKILL)
+        # the dead worker's partitions are taken by the others
+        survivors = [st for _, st in workers[1:]]
+        _wait(lambda: set(held) <= {k for st in survivors for k in _status(st).get("partitions", [])}, 120,
+              "wk-1's partitions taken over")
+        takeover_s = time.monotonic() - killed_at
+        assert pub.drain(180), f"{len(outbox)} of {total} messages still in the outbox"
+    finally:
+        pub.stop()
+        outbox.close()
+    store = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{rig['influx_port']}", database="scale",
+                                      spool_dir=str(tmp / "spool-test")))
+    try:
+        # whole nights: a night closed early (its frames paused while its partition moved) is
+        # reopened by the frames after the pause and stored again, whole
+        def whole(w: str) -> bool:
+            n = store.nights(w)
+            return bool(n) and float(n[0]["duration_s"]) >= HOURS * 3600 - 1
+
+        _wait(lambda: all(whole(w) for w in frames), 300, "every wearer's whole night stored", every=1.0)
+        moved = [w for w in frames if _partition(w, rig) in held]
+        cfg = DetectorConfig()
+        for w in frames:
+            ref = one_go_reference(sensors[w], frames[w], cfg).to_json()
+            stored = store.events(w, "2026-11-24")
+            mine, theirs = sorted(_key(e) for e in stored), sorted(_key(e) for e in ref["events"])
+            assert mine == theirs, (w, set(mine) - set(theirs), set(theirs) - set(mine))
+            sent = sum(int(HOURS * 3600 * fs) * ch for fs, ch in ((250.0, 1), (25.0, 3))) * 2
+            assert store.count_samples(w, "emg") + store.count_samples(w, "acc") == sent, w
+        print(f"{total} messages from {WEARERS} wearers; wk-1 held {len(held)} partitions "
+              f"({len(moved)} wearers), taken over {takeover_s:.1f} s after it died; "
+              f"{pub.resent} sent again by the collector")
+    finally:
+        store.close()
+
+
+def _partition(wearer: str, rig) -> int:
+    """The partition the servers put a wearer in (read back from the stream)."""
+    import asyncio
+
+    import nats
+
+    async def ask() -> int:
+        nc = await nats.connect([n.url for n in rig["nodes"] if n.proc.poll() is None])
+        try:
+            info = await nc.jetstream().stream_info(jetstream.STREAM,
+                                                    subjects_filter=f"nightcramp.p.*.v1.{wearer}.>")
+            subject = next(iter(info.state.subjects or {}))
+            return jetstream.partition_of_subject(subject)
+        finally:
+            await nc.close()
+
+    return asyncio.run(ask())
+
