@@ -232,14 +232,22 @@ def nats_config(name: str, port: int, http_port: int, cluster_port: int, routes:
             f"  max_file_store: {int(max_file_gb * 1024)}MB\n}}\n" + cluster + server_mappings(partitions))
 
 
-def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0,
-                       partitions: int = 64) -> list[NatsNode]:
+def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, partitions: int = 64,
+                       client_ports: list[int] | None = None) -> list[NatsNode]:
     """``n`` nats-servers with JetStream on 127.0.0.1, each with its own ports and store under
     ``data_dir``, joined as one cluster; returns once every member reports healthy (JetStream
-    ready, the cluster's meta leader elected)."""
+    ready, the cluster's meta leader elected). ``client_ports``: where clients connect (free
+    ports if not given); each member's cluster port is its client port + 1000 and its
+    monitoring port + 2000 then."""
     exe = nats_server_binary()
     data_dir = Path(data_dir).resolve()
-    ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
+    if client_ports:
+        ports = [(c, c + 2000, c + 1000) for c in client_ports[:n]]
+        busy = [c for c, _, _ in ports if _tcp_open(c)]
+        if busy:
+            raise ServiceError(f"port {busy[0]} is in use: set other [nats] servers in the services file")
+    else:
+        ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
     routes = [c for _, _, c in ports]
     nodes: list[NatsNode] = []
     try:

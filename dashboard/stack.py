@@ -11,7 +11,13 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from dashboard import broker_auth, influx_auth
-from dashboard.services import ServiceError, start_dashboard, start_influxd, start_mosquitto
+from dashboard.services import (
+    ServiceError,
+    start_dashboard,
+    start_influxd,
+    start_mosquitto,
+    start_nats_cluster,
+)
 from detector.service.settings import Services
 
 
@@ -47,8 +53,10 @@ def detector_status(services: Services) -> dict | None:
             "status_file": str(f)}
 
 
-def up(services: Services, services_path: Path | None = None) -> dict[str, dict]:
-    """Start whatever is not running; returns the state (name -> pid, port, running)."""
+def up(services: Services, services_path: Path | None = None, cluster: int = 0) -> dict[str, dict]:
+    """Start whatever is not running; returns the state (name -> pid, port, running).
+    ``cluster``: also that many nats-servers with JetStream, one cluster, on the ports of the
+    first ``[nats] servers`` (docs/scaling.md)."""
     data = Path(services.stack.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     state = {k: v for k, v in status(services).items() if v["running"]}
@@ -74,6 +82,19 @@ def up(services: Services, services_path: Path | None = None) -> dict[str, dict]
         save()
         if st.credentials_dir:  # users first: the services log in as their own
             influx_auth.provision(st.url, Path(st.credentials_dir), st.database, st.raw_rp, st.raw_retention)
+    if cluster and not all(f"nats-n{j + 1}" in state for j in range(cluster)):
+        ports = [urlparse(u).port or 4222 for u in services.nats.servers]
+        if len(ports) < cluster:
+            raise ServiceError(f"--cluster {cluster}: [nats] servers lists only {len(ports)} servers")
+        for j in range(cluster):  # a partly running cluster is started again whole
+            old = state.pop(f"nats-n{j + 1}", None)
+            if old:
+                os.kill(old["pid"], signal.SIGTERM)
+        nodes = start_nats_cluster(data / "nats", cluster, client_ports=ports[:cluster],
+                                   partitions=services.nats.partitions)
+        for j, node in enumerate(nodes):
+            state[f"nats-n{j + 1}"] = {"pid": node.pid, "port": node.port, "log": str(node.log)}
+        save()
     if "dashboard" not in state:
         d = start_dashboard(data, services.dashboard.host, services.dashboard.port, services_path)
         state["dashboard"] = {"pid": d.pid, "port": d.port, "log": str(d.log)}

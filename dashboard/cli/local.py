@@ -13,6 +13,9 @@ def add_parsers(sub) -> None:
     st = sub.add_parser("stack", help="local Mosquitto and InfluxDB (data under ./var)")
     st.add_argument("action", choices=["up", "down", "status"])
     st.add_argument("--services", type=Path)
+    st.add_argument("--cluster", type=int, default=0, metavar="N",
+                    help="with up: also N nats-servers with JetStream as one cluster, for detector workers "
+                    "(nightcramp detect --worker; docs/scaling.md)")
     st.set_defaults(func=_stack)
 
     d = sub.add_parser("demo", help="the main job: local stack, detector service, a simulated night "
@@ -32,7 +35,10 @@ def _stack(args) -> int:
 
     sv = common.services(args.services)
     if args.action == "up":
-        state = stack.up(sv, args.services)
+        if args.cluster < 0 or args.cluster > len(sv.nats.servers):
+            raise ValueError(f"--cluster {args.cluster}: between 1 and the {len(sv.nats.servers)} "
+                             "[nats] servers")
+        state = stack.up(sv, args.services, cluster=args.cluster)
     elif args.action == "down":
         stopped = stack.down(sv)
         print("stopped: " + (", ".join(stopped) or "nothing was running"))

@@ -42,8 +42,9 @@ class TransportSettings(BaseModel):
 
 class NatsSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    servers: list[str] = Field(["nats://127.0.0.1:4222"], min_length=1,
-                               description="nats://host:port of cluster members (any one is enough)")
+    servers: list[str] = Field(["nats://127.0.0.1:14222", "nats://127.0.0.1:14223", "nats://127.0.0.1:14224"],
+                               min_length=1, description="nats://host:port of cluster members (any one "
+                               "is enough to connect; 'nightcramp stack up --cluster N' starts the first N)")
     replicas: int = Field(3, ge=1, le=5, description="copies of the frames stream (R3 survives one server)")
     max_age_h: float = Field(168.0, gt=0, description="[h] frames kept in the stream (a worker outage "
                              "longer than this loses frames not yet stored)")

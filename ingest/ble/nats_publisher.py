@@ -85,6 +85,7 @@ class JetStreamPublisher:
                 break
             futs.append((row, fut))
         failed = 0
+        done: list[int] = []
         for row, fut in futs:
             try:
                 ack = await asyncio.wait_for(fut, self.ack_timeout_s)
@@ -100,9 +101,10 @@ class JetStreamPublisher:
             except Exception:  # no acknowledgement in time (leader election, a dead server)
                 failed += 1
                 continue
-            self.outbox.sent(row, keep_frames=False)
-            self.sent += 1
+            done.append(row)
             self.duplicates += bool(ack.duplicate)
+        self.outbox.done_many(done)  # one disk sync per window
+        self.sent += len(done)
         unsent = len(rows) - len(futs)
         if failed or unsent:
             self.resent += failed
