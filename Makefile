@@ -10,7 +10,7 @@ PYTHON ?= python3
 DEB_PACKAGES := mosquitto mosquitto-clients influxdb influxdb-client chromium poppler-utils \
                 edfbrowser xvfb xauth x11-utils imagemagick
 
-.PHONY: install system-deps venv test demo lint bench clean
+.PHONY: install system-deps venv test test-scale demo lint bench clean
 
 install: system-deps venv
 
@@ -43,6 +43,12 @@ test: install
 	@$(PY) -m pytest; rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 
+# Beyond one machine only (docs/scaling.md): NATS cluster, detector workers, cohorts on Dask.
+# `make test` runs these too.
+test-scale: install
+	@$(PY) -m pytest -m scale; rc=$$?; \
+	  if [ $$rc = 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
+
 demo: install
 	$(VENV)/bin/nightcramp demo
 
@@ -55,6 +61,7 @@ bench: install
 	$(PY) bench/accuracy.py
 	$(PY) bench/second_model.py
 	$(PY) bench/speed.py --memory
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

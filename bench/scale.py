@@ -1,13 +1,14 @@
 """Detector workers on a NATS JetStream cluster: how many sensors 1, 2 and 3 workers keep up
 with in real time on this machine, how long a dead worker's partitions take to move, and how
-large a partition's checkpoint is per hour of night — in one run.
+large a partition's checkpoint is — in one run.
 
-A private 3-server nats-server cluster and InfluxDB are started on loopback. For each worker
-count the frames of ``--wearers`` simulated nights (2 sensors each: 1 EMG + 3 ACC) are put in the
-frames stream by the collector's JetStream publisher while the workers run; the rate is the
-sensor-seconds of night the workers handled per second of wall time from the first frame to the
-last stored. The peer is one `nightcramp detect` on one machine (its figure from bench/speed.py
-and docs/performance.md: ~225 sensors on 2 cores). Then one of 3 workers is SIGKILLed and the
+A private 3-server nats-server cluster and InfluxDB are started on loopback. The frames of
+``--wearers`` simulated nights (2 sensors each: 1 EMG at 1 kHz + 3 ACC at 50 Hz, 0.5-s frames) are
+stored in the frames stream by the collector's JetStream publisher first (its rate is printed:
+what the cluster itself takes); then 1, 2 and 3 workers each analyse all of them from the first
+message, and the rate is the sensor-seconds of night handled per second of wall time between the
+first and the last message any worker handled. The peer is one `nightcramp detect` on one
+machine (docs/performance.md: ~225 sensors on 2 cores). Then one of 3 workers is SIGKILLed and the
 time until its partitions are held by the others is measured (lease + rebalance).
 
     .venv/bin/python bench/scale.py [--wearers 24] [--hours 0.15]
@@ -102,40 +103,65 @@ def fill(outbox: Outbox, rows: list[tuple], tag: str) -> int:
     return len(rows)
 
 
-async def purge(nodes) -> None:
+async def reset(nodes) -> None:
+    """Forget every partition's position and checkpoint (the next workers start at the stream's
+    first message) and every partition consumer."""
     import nats
 
     nc = await nats.connect([n.url for n in nodes if n.proc.poll() is None])
+    js = nc.jetstream()
     try:
-        await nc.jetstream().purge_stream(jetstream.STREAM)
-    except Exception:
-        pass
+        for stream in ("KV_nightcramp_partitions", "KV_nightcramp_leases", "OBJ_nightcramp_checkpoints"):
+            try:
+                await js.purge_stream(stream)
+            except Exception:
+                pass  # not made yet
+        for k in range(64):
+            try:
+                await js.delete_consumer(jetstream.STREAM, f"part-{k}")
+            except Exception:
+                pass
     finally:
         await nc.close()
 
 
-def throughput(tmp: Path, nodes, influx_port: int, n_workers: int, rows: list[tuple], wearers: int,
-               hours: float) -> dict:
+def ingest(tmp: Path, nodes, rows: list[tuple]) -> dict:
+    """The whole cohort of nights into the frames stream through the collector's publisher (no
+    worker running): how fast a 3-server R3 cluster on this machine stores frames."""
+    outbox = Outbox(tmp / "outbox.sqlite")
+    msgs = fill(outbox, rows, "x")
+    pub = JetStreamPublisher(outbox, [n.url for n in nodes], max_inflight=256)
+    t0 = time.monotonic()
+    pub.start()
+    try:
+        if not pub.drain(3600):
+            raise SystemExit(f"{len(outbox)} messages not stored in an hour")
+        wall = time.monotonic() - t0
+    finally:
+        pub.stop()
+        outbox.close()
+    return {"messages": msgs, "ingest_s": wall, "ingest_msgs_per_s": msgs / wall}
+
+
+def throughput(tmp: Path, nodes, influx_port: int, n_workers: int, msgs: int, sensor_s: float) -> dict:
+    """``n_workers`` workers on the filled stream, every partition from its first message: the
+    sensor-seconds of night handled per second, from the first message any worker handled to
+    the last."""
     run = tmp / f"w{n_workers}"
     run.mkdir()
-    asyncio.run(purge(nodes))
-    outbox = Outbox(run / "outbox.sqlite")
-    msgs, sensor_s = fill(outbox, rows, f"r{n_workers}"), 2 * wearers * hours * 3600
+    asyncio.run(reset(nodes))
     procs = [start_worker(run, nodes, influx_port, f"wk-{i}", f"scale{n_workers}") for i in range(n_workers)]
     try:
-        wait(lambda: sum(len(status(st).get("partitions", [])) for _, st in procs) == 64, 180,
-             "every partition held")
-        before = sum(status(st).get("stats", {}).get("messages", 0) for _, st in procs)
-        pub = JetStreamPublisher(outbox, [n.url for n in nodes], max_inflight=256)
-        t0 = time.monotonic()
-        pub.start()
-        wait(lambda: sum(status(st).get("stats", {}).get("messages", 0) for _, st in procs) - before >= msgs,
-             1800, "every message handled", every=0.2)
-        wall = time.monotonic() - t0
-        pub.stop()
+        def stats() -> list[dict]:
+            return [status(st).get("stats", {}) for _, st in procs]
+
+        wait(lambda: sum(s.get("messages", 0) for s in stats()) >= msgs, 3600, "every message handled",
+             every=0.5)
+        st = stats()
+        wall = max(s["last_message_at"] for s in st if "last_message_at" in s) - min(
+            s["first_message_at"] for s in st if "first_message_at" in s)
     finally:
         stop([p for p, _ in procs])
-        outbox.close()
     return {"workers": n_workers, "messages": msgs, "sensor_s": sensor_s, "wall_s": wall,
             "sensors_real_time": sensor_s / wall}
 
@@ -190,9 +216,13 @@ def main() -> int:
         try:
             print(f"simulating {args.wearers} nights of {args.hours:g} h …", flush=True)
             rows = render(args.wearers, args.hours)
+            print(f"storing their {len(rows)} frames in the stream (no worker running) …", flush=True)
+            res.update(ingest(tmp, nodes, rows))
+            print(f"  {res['ingest_msgs_per_s']:.0f} frames/s stored (R3)", flush=True)
+            sensor_s = 2 * args.wearers * args.hours * 3600
             for n in (1, 2, 3):
-                print(f"{n} worker(s): {args.wearers} wearers x {args.hours:g} h …", flush=True)
-                r = throughput(tmp, nodes, influx.port, n, rows, args.wearers, args.hours)
+                print(f"{n} worker(s) on the stored frames …", flush=True)
+                r = throughput(tmp, nodes, influx.port, n, len(rows), sensor_s)
                 res["runs"].append(r)
                 print(f"  {r['messages']} frames in {r['wall_s']:.1f} s: "
                       f"{r['sensors_real_time']:.0f} sensors in real time", flush=True)
@@ -209,6 +239,9 @@ def main() -> int:
     for r in res["runs"]:
         rt = r["sensors_real_time"]
         print(f"{r['workers']:7d} | {rt:20.0f} | {rt / r['workers']:10.0f} | {rt / one:.2f}")
+    print(f"frames stream, 3 servers, R3: {res['ingest_msgs_per_s']:.0f} frames/s stored through the "
+          f"collector's publisher = {res['ingest_msgs_per_s'] / 20:.0f} sensors sending 0.1-s frames "
+          "(EMG + ACC)")
     print(f"takeover of {res['partitions_moved']} partitions after a worker died: {res['takeover_s']:.1f} s "
           "(goal <= 15 s)")
     print(f"largest committed checkpoint: {res['checkpoint_kb_max']:.0f} kB "

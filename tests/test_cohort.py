@@ -16,6 +16,8 @@ import pytest
 from detector import cohort
 from ingest.simulate import NightOptions, plan_night, write_night
 
+pytestmark = pytest.mark.scale
+
 
 @pytest.fixture(scope="module")
 def recordings(tmp_path_factory) -> Path:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from dashboard.cli import common
 
 
 def add_parsers(sub) -> None:
     """This group's commands on the ``nightcramp`` parser."""
-    col = sub.add_parser("collect", help="run the BLE collector for one sensor (BLE in, MQTT out)")
+    col = sub.add_parser("collect", help="run the BLE collector for one sensor (BLE in, MQTT or NATS out: "
+                         "[transport] kind)")
     col.add_argument("--wearer", required=True, help="pseudonymous wearer id")
     col.add_argument("--sensor", required=True, help="sensor id, e.g. left-shank")
     col.add_argument("--address", required=True, help="the sensor's BLE address")
@@ -107,13 +109,21 @@ def _collect(args) -> int:
     outbox = Outbox(args.outbox or Path(sv.stack.data_dir) / f"outbox-{spec.sensor}.sqlite")
     connect = (connect_replay(args.replay, profile, speed=args.speed, loss=args.replay_loss) if args.replay
                else connect_ble)
-    ident = identity(sv.mqtt, spec.wearer)
-    will = sensor_topic(spec.wearer, spec.sensor, "status")
-    cid = f"nightcramp-collect-{spec.wearer}-{spec.sensor}"
-    offline = json.dumps({"state": "offline"})
-    # End to end: a frame leaves the outbox only once the detector has stored it.
-    pub = Publisher(outbox, sv.mqtt.host, port_for(sv.mqtt, ident), cid, will, offline, identity=ident,
-                    ack_topic=sensor_topic(spec.wearer, spec.sensor, "ack"), resend_s=args.resend_s)
+    pub: Any
+    if sv.transport.kind == "nats":
+        from ingest.ble.nats_publisher import JetStreamPublisher
+
+        # A frame leaves the outbox once the replicated stream has stored it (docs/scaling.md).
+        pub = JetStreamPublisher(outbox, sv.nats.servers,
+                                 name=f"nightcramp-collect-{spec.wearer}-{spec.sensor}")
+    else:
+        ident = identity(sv.mqtt, spec.wearer)
+        will = sensor_topic(spec.wearer, spec.sensor, "status")
+        cid = f"nightcramp-collect-{spec.wearer}-{spec.sensor}"
+        offline = json.dumps({"state": "offline"})
+        # End to end: a frame leaves the outbox only once the detector has stored it.
+        pub = Publisher(outbox, sv.mqtt.host, port_for(sv.mqtt, ident), cid, will, offline, identity=ident,
+                        ack_topic=sensor_topic(spec.wearer, spec.sensor, "ack"), resend_s=args.resend_s)
     pub.start()
     col = Collector(spec, profile, outbox, connect)
     print(f"collecting {spec.address} as {spec.wearer}/{spec.sensor} ({len(outbox)} frames waiting in "
@@ -130,10 +140,11 @@ def _collect(args) -> int:
 
     asyncio.run(main())
     if not pub.drain(args.drain_s):
-        print(f"{len(outbox)} frames not yet confirmed stored by the detector stay in {outbox.path} and "
+        by = "the frames stream" if sv.transport.kind == "nats" else "the detector"
+        print(f"{len(outbox)} frames not yet confirmed stored by {by} stay in {outbox.path} and "
               "are sent again next time", file=sys.stderr)
     pub.stop()
-    print(json.dumps({"stats": col.stats, "sent": pub.sent, "confirmed": pub.confirmed,
+    print(json.dumps({"stats": col.stats, "sent": pub.sent, "confirmed": getattr(pub, "confirmed", pub.sent),
                       "broker_connects": pub.connects, "resent": pub.resent, "waiting": len(outbox)}))
     return 0
 

@@ -183,7 +183,7 @@ class Worker:
         self.base = Path(services.service.state_dir) / "partitions"
         self.parts: dict[int, Partition] = {}
         self.inbox: queue.Queue = queue.Queue()
-        self.stats: dict[str, int] = {"taken": 0, "released": 0, "fenced": 0, "messages": 0,
+        self.stats: dict[str, float] = {"taken": 0, "released": 0, "fenced": 0, "messages": 0,
                                       "commits": 0}
         self._stop = False
         self._bus: Bus | None = None
@@ -290,6 +290,9 @@ class Worker:
                 continue  # delivered before the consumer was moved back: already handled
             p.seq = seq
             self.stats["messages"] += 1
+            now = time.time()
+            self.stats.setdefault("first_message_at", now)  # wall times: the bench's throughput
+            self.stats["last_message_at"] = now
 
             def handle(p=p, msg=msg, seq=seq) -> None:
                 p.svc.handle(jetstream.topic_of(msg.subject), msg.data)
