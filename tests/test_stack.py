@@ -77,3 +77,53 @@ def test_a_taken_dashboard_port_is_reported_and_nothing_is_left_running(tmp_path
         finally:
             down = run(cli, "stack", "down", "--services", str(sv))
     assert "mosquitto, influxd" in down.stdout  # what did start is found and stopped
+
+
+def _free_triple() -> int:
+    """A client port whose +1000 (cluster) and +2000 (monitoring) are free as well."""
+    while True:
+        p = free_port()
+        if p + 2000 < 65536 and all(_free(q) for q in (p + 1000, p + 2000)):
+            return p
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, cli):
+    import asyncio
+    import json
+
+    import nats
+
+    sv = _services(tmp_path, free_port())
+    ports = [_free_triple() for _ in range(3)]
+    sv.write_text(sv.read_text() + "[nats]\nservers = " + json.dumps([f"nats://127.0.0.1:{p}" for p in ports])
+                  + "\n")
+    try:
+        r = run(cli, "stack", "up", "--cluster", "3", "--services", str(sv))
+        assert r.returncode == 0, r.stderr
+        assert all(f"nats-n{i}" in r.stdout for i in (1, 2, 3))
+        status = run(cli, "stack", "status", "--services", str(sv)).stdout
+        assert status.count("running") == 6, status
+
+        async def cluster_size() -> int:
+            nc = await nats.connect(f"nats://127.0.0.1:{ports[1]}")
+            try:
+                info = await nc.jetstream().account_info()  # JetStream answers
+                assert info is not None
+                return len(nc._server_pool)  # the client learnt every member
+            finally:
+                await nc.close()
+
+        assert asyncio.run(cluster_size()) == 3
+    finally:
+        down = run(cli, "stack", "down", "--services", str(sv))
+    assert down.returncode == 0 and "nats-n1" in down.stdout and "nats-n3" in down.stdout
+    assert "nothing running" in run(cli, "stack", "status", "--services", str(sv)).stdout
