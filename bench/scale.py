@@ -128,6 +128,16 @@ async def reset(nodes) -> None:
 def ingest(tmp: Path, nodes, rows: list[tuple]) -> dict:
     """The whole cohort of nights into the frames stream through the collector's publisher (no
     worker running): how fast a 3-server R3 cluster on this machine stores frames."""
+    import nats
+
+    async def make_stream() -> None:
+        nc = await nats.connect([n.url for n in nodes])
+        try:
+            await jetstream.ensure_frames_stream(nc.jetstream(), replicas=3)
+        finally:
+            await nc.close()
+
+    asyncio.run(make_stream())
     outbox = Outbox(tmp / "outbox.sqlite")
     msgs = fill(outbox, rows, "x")
     pub = JetStreamPublisher(outbox, [n.url for n in nodes], max_inflight=256)

@@ -191,3 +191,30 @@ def _partition(wearer: str, rig) -> int:
 
     return asyncio.run(ask())
 
+
+
+def test_virtual_sensors_and_a_worker_from_the_command_line(scale_rig, cli):
+    """`nightcramp simulate --live` and `nightcramp detect` with [transport] kind = "nats": the
+    night of the virtual sensors is stored whole, every sample once."""
+    rig, tmp = scale_rig, scale_rig["tmp"]
+    _proc, st = _start_worker(rig, "solo")
+    services = tmp / "solo.toml"
+    r = subprocess.run([cli, "simulate", str(tmp / "truth"), "--live", "--hours", "0.05", "--speed", "600",
+                        "--fs-emg", "250", "--fs-acc", "25", "--frame-s", "1", "--services", str(services)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    sent = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "NATS frames stream" in r.stderr
+    store = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{rig['influx_port']}", database="scale",
+                                      spool_dir=str(tmp / "spool-test")))
+    try:
+        def whole() -> bool:
+            n = store.nights("sim-1")
+            return bool(n) and float(n[0]["duration_s"]) >= 0.05 * 3600 - 1
+
+        _wait(whole, 120, "the night stored", every=0.5)
+        assert store.count_samples("sim-1", "emg") + store.count_samples("sim-1", "acc") == sent["samples"]
+        assert (tmp / "truth" / "sim-1.truth.json").exists()
+    finally:
+        store.close()
+    assert _status(st)["stats"]["messages"] >= sent["frames"]

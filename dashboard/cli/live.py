@@ -66,12 +66,22 @@ def simulate_live(args) -> int:
     sv = common.services(args.services)
     opts = NightOptions(hours=args.hours, seed=args.seed, fs_emg=args.fs_emg, fs_acc=args.fs_acc,
                         mains_hz=args.mains, cramps_per_night=args.cramps_per_night)
+    nats = sv.transport.kind == "nats"
+    where = (f"the NATS frames stream at {', '.join(sv.nats.servers)}" if nats
+             else f"{sv.mqtt.host}:{sv.mqtt.port}")
     print(f"publishing {args.wearers} simulated {args.hours:g}-h night(s) at {args.speed:g}x to "
-          f"{sv.mqtt.host}:{sv.mqtt.port}; truth in {args.output}/", file=sys.stderr)
+          f"{where}; truth in {args.output}/", file=sys.stderr)
 
     def progress(sent, t_night):
         print(f"  {t_night / 3600:.2f} h of night, {sent['frames']} frames sent", file=sys.stderr)
 
+    if nats:
+        from ingest.simulate.live import publish_nights_nats
+
+        sent = publish_nights_nats(sv.nats.servers, opts, n_wearers=args.wearers, speed=args.speed,
+                                   frame_s=args.frame_s, truth_dir=args.output, progress=progress)
+        print(json.dumps(sent))
+        return 0
     try:
         sent = publish_nights(sv.mqtt, opts, n_wearers=args.wearers, speed=args.speed,
                               frame_s=args.frame_s, truth_dir=args.output, progress=progress)

@@ -51,6 +51,7 @@ LEASES, PARTS, WORKERS, CHECKPOINTS = ("nightcramp_leases", "nightcramp_partitio
 
 
 TAKE_PER_TURN = 8
+RELEASE_S = 20.0  # at most this long handing partitions over when stopping
 
 
 class Fenced(RuntimeError):
@@ -265,8 +266,14 @@ class Worker:
                     next_tick = time.monotonic() + tick
                     self._write_status()
         finally:
+            # Hand the partitions over cleanly while there is time and a cluster to commit to;
+            # the rest resume from their last commit (nothing is lost, a little is replayed).
+            deadline = time.monotonic() + RELEASE_S
             for p in list(self.parts.values()):
-                self._release(p)
+                if time.monotonic() < deadline and self.bus.connected():
+                    self._release(p)
+                else:
+                    self._drop(p)
             self.bus.call(self.workers.delete(self.id)) if self.bus.connected() else None
             self.bus.close()
             self.store.close()

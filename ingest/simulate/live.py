@@ -125,6 +125,92 @@ class PubAcks:
                                   f"does its account exist? 'nightcramp users add-sensor {who}' makes it")
 
 
+class JetStreamAcks:
+    """The virtual sensors' side of the frames stream (``[transport] kind = "nats"``): the same
+    publish/wait interface as :class:`PubAcks`, each message published with its ``Nats-Msg-Id``
+    (ingest.wire.jetstream) and sent again until the stream acknowledges it."""
+
+    def __init__(self, servers: list[str], timeout_s: float = 5.0) -> None:
+        import asyncio
+
+        self.sent = self.acked = self.resent = 0
+        self.timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="sim-jetstream", daemon=True)
+        self._thread.start()
+        self._run(self._connect(servers))
+
+    def _run(self, coro, timeout: float = 60.0):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _connect(self, servers: list[str]) -> None:
+        import nats
+
+        self.nc = await nats.connect(servers=servers, name="nightcramp-simulate", allow_reconnect=True,
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2)
+        self.js = self.nc.jetstream()
+
+    async def _send(self, subject: str, payload: bytes, mid: str) -> None:
+        import asyncio
+
+        while True:
+            try:
+                await self.js.publish(subject, payload, timeout=self.timeout_s, headers={"Nats-Msg-Id": mid})
+                break
+            except Exception:  # no acknowledgement (a leader election): the same id again
+                with self._lock:
+                    self.resent += 1
+                await asyncio.sleep(0.2)
+        with self._lock:
+            self.acked += 1
+
+    def publish(self, client, t: str, payload, retain: bool = False) -> None:
+        import asyncio
+
+        from ingest.wire.jetstream import msg_id, subject
+
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        with self._lock:
+            self.sent += 1
+        asyncio.run_coroutine_threadsafe(self._send(subject(t), data, msg_id(t, data)), self.loop)
+
+    def wait(self, backlog: int = 0, timeout: float = 300.0) -> None:
+        """Until at most ``backlog`` messages wait for the stream's acknowledgement."""
+        deadline = time.monotonic() + timeout
+        while self.sent - self.acked > backlog:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the frames stream did not acknowledge {self.sent - self.acked} frames "
+                                   f"within {timeout:g} s")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        try:
+            self._run(self.nc.close(), timeout=10)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()
+
+
+def publish_nights_nats(servers: list[str], opts: NightOptions, *, n_wearers: int = 1, speed: float = 60.0,
+                        frame_s: float | None = None, truth_dir: Path | None = None, progress=None) -> dict:
+    """:func:`publish_nights` into the NATS JetStream frames stream (docs/scaling.md)."""
+    frame_s = frame_s or max(0.1, min(10.0, speed / 100.0))
+    groups = wearers(n_wearers, opts)
+    if truth_dir:
+        truth_dir.mkdir(parents=True, exist_ok=True)
+        for g in groups:
+            (truth_dir / f"{g[0].wearer}.truth.json").write_text(json.dumps(truth_json(g[0].plan), indent=1))
+    acks = JetStreamAcks(servers)
+    try:
+        return _publish_all(groups, {g[0].wearer: (None, acks) for g in groups}, speed, frame_s, progress)
+    finally:
+        acks.close()
+
+
 def wearers(n: int, opts: NightOptions) -> list[list[VirtualSensor]]:
     out = []
     for k in range(1, n + 1):
