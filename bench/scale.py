@@ -29,30 +29,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from dashboard.services import start_influxd, start_nats_cluster  # noqa: E402
+from dashboard.services import (  # noqa: E402
+    read_status,
+    start_influxd,
+    start_nats_cluster,
+    stop_all,
+    wait_until,
+)
 from ingest.ble.nats_publisher import JetStreamPublisher  # noqa: E402
 from ingest.ble.outbox import Outbox  # noqa: E402
 from ingest.simulate import NightOptions, plan_night  # noqa: E402
 from ingest.simulate.live import VirtualSensor  # noqa: E402
 from ingest.wire import jetstream  # noqa: E402
 from ingest.wire.topics import sensor_topic  # noqa: E402
-
-
-def status(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def wait(cond, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    raise SystemExit(f"not within {timeout:g} s: {what}")
 
 
 def start_worker(tmp: Path, nodes, influx_port: int, name: str, db: str) -> tuple[subprocess.Popen, Path]:
@@ -68,17 +57,6 @@ def start_worker(tmp: Path, nodes, influx_port: int, name: str, db: str) -> tupl
                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
     log.close()
     return p, state / "status.json"
-
-
-def stop(procs) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            p.kill()
 
 
 def render(wearers: int, hours: float) -> list[tuple]:
@@ -163,15 +141,15 @@ def throughput(tmp: Path, nodes, influx_port: int, n_workers: int, msgs: int, se
     procs = [start_worker(run, nodes, influx_port, f"wk-{i}", f"scale{n_workers}") for i in range(n_workers)]
     try:
         def stats() -> list[dict]:
-            return [status(st).get("stats", {}) for _, st in procs]
+            return [read_status(st).get("stats", {}) for _, st in procs]
 
-        wait(lambda: sum(s.get("messages", 0) for s in stats()) >= msgs, 3600, "every message handled",
+        wait_until(lambda: sum(s.get("messages", 0) for s in stats()) >= msgs, 3600, "every message handled",
              every=0.5)
         st = stats()
         wall = max(s["last_message_at"] for s in st if "last_message_at" in s) - min(
             s["first_message_at"] for s in st if "first_message_at" in s)
     finally:
-        stop([p for p, _ in procs])
+        stop_all([p for p, _ in procs])
     return {"workers": n_workers, "messages": msgs, "sensor_s": sensor_s, "wall_s": wall,
             "sensors_real_time": sensor_s / wall}
 
@@ -182,18 +160,20 @@ def takeover(tmp: Path, nodes, influx_port: int) -> dict:
     procs = [start_worker(run, nodes, influx_port, f"tk-{i}", "takeover") for i in range(3)]
     try:
         def spread() -> bool:
-            held = [len(status(st).get("partitions", [])) for _, st in procs]
+            held = [len(read_status(st).get("partitions", [])) for _, st in procs]
             return min(held) > 10 and sum(held) == 64
 
-        wait(spread, 180, "partitions spread")
-        held = status(procs[0][1])["partitions"]
+        wait_until(spread, 180, "partitions spread")
+        held = read_status(procs[0][1])["partitions"]
         procs[0][0].send_signal(signal.SIGKILL)
         t0 = time.monotonic()
-        wait(lambda: set(held) <= {k for _, st in procs[1:] for k in status(st).get("partitions", [])}, 120,
-             "partitions taken over")
+        def moved() -> bool:
+            return set(held) <= {k for _, st in procs[1:] for k in read_status(st).get("partitions", [])}
+
+        wait_until(moved, 120, "partitions taken over")
         return {"takeover_s": time.monotonic() - t0, "partitions_moved": len(held)}
     finally:
-        stop([p for p, _ in procs])
+        stop_all([p for p, _ in procs])
 
 
 def checkpoint_size(tmp: Path, nodes) -> dict:

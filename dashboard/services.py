@@ -291,3 +291,40 @@ def _nats_healthy(http_port: int) -> bool:
             return r.status == 200
     except OSError:
         return False
+
+
+def read_status(path: Path) -> dict:
+    """A service's status file (JSON it rewrites as it runs); {} while there is none or it is
+    being replaced."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def wait_until(cond, timeout: float, what: str, every: float = 0.1):
+    """``cond()``'s first true value, polled every ``every`` s; TimeoutError naming ``what`` after
+    ``timeout`` s (for scripts and tests that wait for a condition, never for a fixed time)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = cond()
+        if got:
+            return got
+        time.sleep(every)
+    raise TimeoutError(f"not within {timeout:g} s: {what}")
+
+
+def stop_all(procs: list[subprocess.Popen], timeout: float = 60.0) -> None:
+    """SIGTERM every process at once, then wait for each (SIGKILL after ``timeout`` s): workers
+    hand their partitions over in parallel, not one after another."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)

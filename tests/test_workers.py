@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.services import start_nats_cluster
+from dashboard.services import read_status, start_nats_cluster, stop_all, wait_until
 from detector.engine.config import DetectorConfig
 from detector.store.influx import InfluxStore, StoreSettings
 from ingest.ble.nats_publisher import JetStreamPublisher
@@ -36,38 +36,13 @@ def _key(e):
             e.get("subtype") or "")
 
 
-def _status(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _wait(cond, timeout: float, what: str, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout:g} s: {what}")
-
-
 @pytest.fixture()
 def scale_rig(tmp_path, influxd):
     nodes = start_nats_cluster(tmp_path / "nats", 3)
     procs: list[subprocess.Popen] = []
     rig = {"nodes": nodes, "procs": procs, "tmp": tmp_path, "influx_port": influxd.port}
     yield rig
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(30)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
+    stop_all(procs, timeout=30)
     for n in nodes:
         n.stop()
 
@@ -111,16 +86,16 @@ def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig
     total = len(outbox)
     workers = [_start_worker(rig, f"wk-{i}") for i in range(1, WORKERS + 1)]
     # every worker up and holding its share of the partitions before frames flow
-    _wait(lambda: all(len(_status(st).get("partitions", [])) > 5 for _, st in workers), 120,
+    wait_until(lambda: all(len(read_status(st).get("partitions", [])) > 5 for _, st in workers), 120,
           "three workers holding partitions")
     pub = JetStreamPublisher(outbox, [n.url for n in rig["nodes"]], max_inflight=128)
     pub.start()
     try:
         victim_proc, victim_status = workers[0]
         # wk-1 has handled part of its wearers' nights: it dies, and so does the stream's leader
-        _wait(lambda: _status(victim_status).get("stats", {}).get("messages", 0) > 1500, 300,
+        wait_until(lambda: read_status(victim_status).get("stats", {}).get("messages", 0) > 1500, 300,
               "wk-1 handling frames")
-        held = _status(victim_status)["partitions"]
+        held = read_status(victim_status)["partitions"]
         victim_proc.send_signal(signal.SIGKILL)
         victim_proc.wait(10)
         killed_at = time.monotonic()
@@ -140,8 +115,10 @@ def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig
         next(n for n in rig["nodes"] if n.server_name == name).stop(signal.SIGKILL)
         # the dead worker's partitions are taken by the others
         survivors = [st for _, st in workers[1:]]
-        _wait(lambda: set(held) <= {k for st in survivors for k in _status(st).get("partitions", [])}, 120,
-              "wk-1's partitions taken over")
+        def moved() -> bool:
+            return set(held) <= {k for st in survivors for k in read_status(st).get("partitions", [])}
+
+        wait_until(moved, 120, "wk-1's partitions taken over")
         takeover_s = time.monotonic() - killed_at
         assert pub.drain(180), f"{len(outbox)} of {total} messages still in the outbox"
     finally:
@@ -156,7 +133,7 @@ def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig
             n = store.nights(w)
             return bool(n) and float(n[0]["duration_s"]) >= HOURS * 3600 - 1
 
-        _wait(lambda: all(whole(w) for w in frames), 300, "every wearer's whole night stored", every=1.0)
+        wait_until(lambda: all(whole(w) for w in frames), 300, "every wearer's whole night stored", every=1.0)
         moved = [w for w in frames if _partition(w, rig) in held]
         cfg = DetectorConfig()
         for w in frames:
@@ -212,9 +189,9 @@ def test_virtual_sensors_and_a_worker_from_the_command_line(scale_rig, cli):
             n = store.nights("sim-1")
             return bool(n) and float(n[0]["duration_s"]) >= 0.05 * 3600 - 1
 
-        _wait(whole, 120, "the night stored", every=0.5)
+        wait_until(whole, 120, "the night stored", every=0.5)
         assert store.count_samples("sim-1", "emg") + store.count_samples("sim-1", "acc") == sent["samples"]
         assert (tmp / "truth" / "sim-1.truth.json").exists()
     finally:
         store.close()
-    assert _status(st)["stats"]["messages"] >= sent["frames"]
+    assert read_status(st)["stats"]["messages"] >= sent["frames"]

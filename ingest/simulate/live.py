@@ -198,17 +198,24 @@ class JetStreamAcks:
 def publish_nights_nats(servers: list[str], opts: NightOptions, *, n_wearers: int = 1, speed: float = 60.0,
                         frame_s: float | None = None, truth_dir: Path | None = None, progress=None) -> dict:
     """:func:`publish_nights` into the NATS JetStream frames stream (docs/scaling.md)."""
-    frame_s = frame_s or max(0.1, min(10.0, speed / 100.0))
-    groups = wearers(n_wearers, opts)
-    if truth_dir:
-        truth_dir.mkdir(parents=True, exist_ok=True)
-        for g in groups:
-            (truth_dir / f"{g[0].wearer}.truth.json").write_text(json.dumps(truth_json(g[0].plan), indent=1))
+    frame_s, groups = _nights(opts, n_wearers, speed, frame_s, truth_dir)
     acks = JetStreamAcks(servers)
     try:
         return _publish_all(groups, {g[0].wearer: (None, acks) for g in groups}, speed, frame_s, progress)
     finally:
         acks.close()
+
+
+def _nights(opts: NightOptions, n_wearers: int, speed: float, frame_s: float | None,
+            truth_dir: Path | None) -> tuple[float, list[list[VirtualSensor]]]:
+    """The frame length (default: 0.1 s like a real sensor, longer at high speed, at most 10 s)
+    and the wearers' sensors; their truth written to ``truth_dir``."""
+    groups = wearers(n_wearers, opts)
+    if truth_dir:
+        truth_dir.mkdir(parents=True, exist_ok=True)
+        for g in groups:
+            (truth_dir / f"{g[0].wearer}.truth.json").write_text(json.dumps(truth_json(g[0].plan), indent=1))
+    return frame_s or max(0.1, min(10.0, speed / 100.0)), groups
 
 
 def wearers(n: int, opts: NightOptions) -> list[list[VirtualSensor]]:
@@ -226,12 +233,7 @@ def publish_nights(mqtt_settings, opts: NightOptions, *, n_wearers: int = 1, spe
 
     Each wearer's sensors publish over a connection of their own, logged in as that wearer (the
     broker lets a collector publish only under its own wearer id; ingest/wire/mqtt_client.py)."""
-    frame_s = frame_s or max(0.1, min(10.0, speed / 100.0))
-    groups = wearers(n_wearers, opts)
-    if truth_dir:
-        truth_dir.mkdir(parents=True, exist_ok=True)
-        for g in groups:
-            (truth_dir / f"{g[0].wearer}.truth.json").write_text(json.dumps(truth_json(g[0].plan), indent=1))
+    frame_s, groups = _nights(opts, n_wearers, speed, frame_s, truth_dir)
     conns: dict[str, tuple[mqtt.Client, PubAcks]] = {}
     try:
         for g in groups:
