@@ -8,23 +8,24 @@ from detector.advice.rules import with_advice
 from detector.analyze import analyze_recording
 from detector.engine.config import DetectorConfig
 from detector.engine.summary import night_key
-from detector.store.influx import InfluxStore
+from detector.store.shards import Store
 from ingest.simulate import NightOptions, plan_night, render_recording
 from ingest.simulate.live import VirtualSensor
 from ingest.wire.frames import decode
 
 
-def store_simulated_night(store: InfluxStore, wearer: str, opts: NightOptions, *, frame_s: float = 1.0,
+def store_simulated_night(store: Store, wearer: str, opts: NightOptions, *, frame_s: float = 1.0,
                           batch: int = 500, progress=None) -> tuple[str, dict]:
     """Write the raw frames of a simulated two-leg night and its analysis; (night key, analysis JSON)."""
     plan = plan_night(opts)
+    mine = store.of(wearer)  # the instance that keeps this wearer
     raw_lines: list[str] = []
     env_lines: list[str] = []
 
     def flush() -> None:
         if raw_lines:
-            ok = store.write("\n".join(raw_lines), rp=store.s.raw_rp)
-            if not (store.write("\n".join(env_lines)) and ok):
+            ok = mine.write("\n".join(raw_lines), rp=mine.s.raw_rp)
+            if not (mine.write("\n".join(env_lines)) and ok):
                 raise OSError("InfluxDB refused the night's frames")
             raw_lines.clear()
             env_lines.clear()

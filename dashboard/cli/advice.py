@@ -94,9 +94,11 @@ def add_parsers(sub) -> None:
 def _store(path: Path | None, *, create: bool = False):
     from detector.service.settings import load_services
     from detector.store.accounts import settings_for
-    from detector.store.influx import InfluxStore, StoreError
+    from detector.store.influx import StoreError
+    from detector.store.shards import open_store
 
-    store = InfluxStore(settings_for(load_services(path).store, "dashboard"))
+    sv = load_services(path)
+    store = open_store(settings_for(sv.store, "dashboard"), sv.dashboard.users_db)
     try:
         if create:  # the first check-in may come before the first night
             store.setup()

@@ -76,7 +76,7 @@ def _demo(args) -> int:
     from dashboard.review import reviewed_analysis
     from detector.engine.summary import night_key
     from detector.store.accounts import settings_for
-    from detector.store.influx import InfluxStore
+    from detector.store.shards import open_store
     from ingest.simulate import NightOptions, plan_night
     from ingest.simulate.live import publish_nights
     from ingest.simulate.writer import truth_json
@@ -112,7 +112,7 @@ def _demo(args) -> int:
           f"{args.speed:g}x real time as wearer sim-1 …")
     sent = publish_nights(sv.mqtt, opts, n_wearers=1, speed=args.speed, truth_dir=data / "demo")
     print(f"   {sent['frames']} frames, {sent['samples']} samples sent; closing the night")
-    store = InfluxStore(settings_for(sv.store, "dashboard"))
+    store = open_store(settings_for(sv.store, "dashboard"), sv.dashboard.users_db)
     live.request_night_close(sv, "sim-1")
     night = night_key(opts.start)
     deadline = time.monotonic() + 300

@@ -44,7 +44,12 @@ def add_parsers(sub) -> None:
     rm = usub.add_parser("remove-sensor", help="delete a wearer's broker account (its collector is refused)")
     rm.add_argument("wearer", help="wearer id")
     rm.set_defaults(func=users_remove_sensor)
-    for p in (add, asg, pw, ls, sen, rm):
+    sh = usub.add_parser("shard", help="which InfluxDB instance keeps a wearer ([store] shards), or put "
+                         "a new wearer on one before its first night")
+    sh.add_argument("wearer", help="wearer id")
+    sh.add_argument("shard", nargs="?", help="main or a name from [store] shards")
+    sh.set_defaults(func=users_shard)
+    for p in (add, asg, pw, ls, sen, rm, sh):
         p.add_argument("--services", type=Path)
 
 
@@ -53,6 +58,28 @@ def _users(args):
     from detector.service.settings import load_services
 
     return Users(load_services(args.services).dashboard.users_db)
+
+
+def users_shard(args) -> int:
+    """Show or set the InfluxDB instance of a wearer (the map kept with the accounts)."""
+    from detector.service.settings import load_services
+    from detector.store.shards import MAIN, WearerMap
+    from ingest.wire.ids import check_id
+
+    sv = load_services(args.services)
+    wearer = check_id(args.wearer, "wearer")
+    if not sv.store.shards:
+        raise ValueError("[store] shards names no further InfluxDB instance: every wearer is on [store] url")
+    m = WearerMap(sv.dashboard.users_db, [MAIN, *sv.store.shards])
+    if args.shard:
+        if wearer in m.all() and (_stored_nights(args.services, wearer) or 0) > 0:
+            raise ValueError(f"wearer {wearer} already has nights on shard {m.shard_of(wearer)}: moving them "
+                             "is not done by nightcramp (copy them with InfluxDB's tools first)")
+        m.assign(wearer, args.shard)
+    shard = m.shard_of(wearer)
+    url = sv.store.url if shard == MAIN else sv.store.shards[shard]
+    print(f"{wearer}: shard {shard} ({url})")
+    return 0
 
 
 def _password(args) -> str:
@@ -79,9 +106,11 @@ def _stored_nights(services: Path | None, wearer: str) -> int | None:
     """How many nights the store holds for ``wearer``; None when the store cannot be asked."""
     from detector.service.settings import load_services
     from detector.store.accounts import settings_for
-    from detector.store.influx import InfluxStore, StoreError
+    from detector.store.influx import StoreError
+    from detector.store.shards import open_store
 
-    store = InfluxStore(settings_for(load_services(services).store, "dashboard"))
+    sv = load_services(services)
+    store = open_store(settings_for(sv.store, "dashboard"), sv.dashboard.users_db)
     try:
         return len(store.nights(wearer))
     except StoreError:

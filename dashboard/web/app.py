@@ -26,13 +26,15 @@ from dashboard.web.security import LoginLimiter, security_headers
 from detector.service.settings import Services
 from detector.store.accounts import settings_for
 from detector.store.influx import InfluxStore, StoreError
+from detector.store.shards import open_store
 
 
 def create_app(services: Services, *, users: Users | None = None,
                store: InfluxStore | None = None) -> FastAPI:
     app = FastAPI(title="nightcramp", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.users = users or Users(services.dashboard.users_db)
-    app.state.store = store or InfluxStore(settings_for(services.store, "dashboard"))
+    app.state.store = store or open_store(settings_for(services.store, "dashboard"),
+                                          services.dashboard.users_db)
     app.state.secure = services.dashboard.secure_cookies
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     d = services.dashboard

@@ -49,7 +49,8 @@ from detector.engine.state import (
 from detector.engine.summary import night_key, summarize
 from detector.service.settings import Services
 from detector.store.accounts import settings_for
-from detector.store.influx import InfluxStore, NightConflict, SpoolFull, StoreError
+from detector.store.influx import NightConflict, SpoolFull, StoreError
+from detector.store.shards import Store, open_store
 from ingest.recordings.labels import parse_label
 from ingest.recordings.recording import Channel, Recording
 from ingest.wire.frames import Frame, FrameError, decode
@@ -292,12 +293,13 @@ class WearerNight:
 
 
 class DetectorService:
-    def __init__(self, services: Services, cfg: DetectorConfig, store: InfluxStore | None = None, *,
+    def __init__(self, services: Services, cfg: DetectorConfig, store: Store | None = None, *,
                  client: mqtt.Client | None = None) -> None:
         """``client``: an MQTT client to use instead of the service's own (logged in as
         ``_detector``, see ingest/wire/mqtt_client.py); it gets the service's callbacks either way."""
         self.services, self.cfg = services, cfg
-        self.store = store or InfluxStore(settings_for(services.store, "detector"))
+        self.store = store or open_store(settings_for(services.store, "detector"),
+                                         services.dashboard.users_db)
         self.stats: Counter = Counter()
         self.statuses: dict[str, dict[str, SensorStatus]] = {}
         self.nights: dict[str, WearerNight] = {}
@@ -307,8 +309,8 @@ class DetectorService:
         # (wearer, sensor) -> stream -> stored sample ranges [a, b), what acknowledgements say
         self.stored_ranges: dict[tuple[str, str], dict[str, list[list[int]]]] = {}
         self._fresh: list[tuple[str, str, str, int, int]] = []  # buffered, not yet stored
-        self._buf: list[str] = []
-        self._env: list[str] = []
+        # buffered lines per store that keeps them (one, or a wearer's shard): (store, raw, envelope)
+        self._buf: dict[int, tuple[Any, list[str], list[str]]] = {}
         self._buf_bytes = 0
         self._unacked: list[tuple[int, int]] = []
         self._outgoing: list[mqtt.MQTTMessageInfo] = []
@@ -533,7 +535,8 @@ class DetectorService:
             self.statuses.setdefault(wearer, {})[sensor] = st
             self._dirty = True
         # Kept for the clinician's wearer page (battery, online or not), offline ones included.
-        self._buffer("", self.store.sensor_status_line(wearer, sensor, st.model_dump(), time.time_ns()))
+        line = self.store.sensor_status_line(wearer, sensor, st.model_dump(), time.time_ns())
+        self._buffer(wearer, "", line)
 
     def _control(self, wearer: str, payload: bytes) -> None:
         try:
@@ -595,7 +598,7 @@ class DetectorService:
                                                     frame.rate_hz, frame.first_sample,
                                                     frame.first_time_ns if placed is None else placed)
         self._fresh.append((wearer, sensor, stream, frame.first_sample, frame.first_sample + len(frame.raw)))
-        self._buffer(raw_text, env_text)
+        self._buffer(wearer, raw_text, env_text)
         for ev in night.feed(sensor, stream, frame, self.stats, self.services.service.reorder_s,
                              self.services.service.max_night_s):
             self._announce(wearer, night, ev)
@@ -677,12 +680,14 @@ class DetectorService:
         log.info("cramp %s for %s: %s leg from %.1f s", alert.status, wearer, alert.side, alert.start_s)
 
     # ------------------------------------------------------------------ storage
-    def _buffer(self, raw_text: str, env_text: str) -> None:
+    def _buffer(self, wearer: str, raw_text: str, env_text: str) -> None:
+        target = self.store.of(wearer)
+        _, raw, env = self._buf.setdefault(id(target), (target, [], []))
         if raw_text:
-            self._buf.append(raw_text)
+            raw.append(raw_text)
             self._buf_bytes += len(raw_text)
         if env_text:
-            self._env.append(env_text)
+            env.append(env_text)
         # While the disk is full only the tick tries again (not every frame).
         if self._buf_bytes >= _FLUSH_BYTES and self.spool_full_since is None:
             self.flush()
@@ -696,11 +701,14 @@ class DetectorService:
         ``state_dir/status.json``), keeps its buffers and tries again at every tick. False then.
         """
         try:
-            if self._buf or self._env:
-                raw_text, env_text = "\n".join(self._buf), "\n".join(self._env)
-                self.store.write(raw_text, rp=self.store.s.raw_rp)
-                self.store.write(env_text)  # same keys again if the raw part is retried: harmless
-                self._buf, self._env, self._buf_bytes = [], [], 0
+            for key, (target, raw, env) in list(self._buf.items()):
+                if raw:
+                    target.write("\n".join(raw), rp=target.s.raw_rp)
+                    raw.clear()  # a retry after a failure below writes only what is left
+                if env:
+                    target.write("\n".join(env))
+                del self._buf[key]
+            self._buf_bytes = 0
             if self._unacked or self._dirty:
                 self._checkpoint()
         except (SpoolFull, OSError) as exc:

@@ -41,7 +41,7 @@ from detector.engine.config import DetectorConfig
 from detector.service.live import DetectorService
 from detector.service.settings import Services
 from detector.store.accounts import settings_for
-from detector.store.influx import InfluxStore
+from detector.store.shards import Store, open_store
 from ingest.wire import jetstream
 
 log = logging.getLogger("nightcramp.workers")
@@ -138,7 +138,7 @@ class PartitionService(DetectorService):
     """The detector of one partition: its checkpoint committed to JetStream, its messages
     acknowledged after that."""
 
-    def __init__(self, services: Services, cfg: DetectorConfig, store: InfluxStore, client: BusClient,
+    def __init__(self, services: Services, cfg: DetectorConfig, store: Store, client: BusClient,
                  part: Partition, worker: Worker) -> None:
         super().__init__(services, cfg, store, client=client)  # type: ignore[arg-type]
         self.part, self.worker = part, worker
@@ -176,11 +176,12 @@ def rendezvous(k: int, workers: list[str]) -> str:
 class Worker:
     """``nightcramp detect --worker``: holds its share of the partitions and runs their detectors."""
 
-    def __init__(self, services: Services, cfg: DetectorConfig, *, store: InfluxStore | None = None) -> None:
+    def __init__(self, services: Services, cfg: DetectorConfig, *, store: Store | None = None) -> None:
         self.services, self.cfg = services, cfg
         n = services.nats
         self.id = n.worker_id or f"{socket.gethostname()}-{os.getpid()}"
-        self.store = store or InfluxStore(settings_for(services.store, "detector"))
+        self.store = store or open_store(settings_for(services.store, "detector"),
+                                         services.dashboard.users_db)
         self.base = Path(services.service.state_dir) / "partitions"
         self.parts: dict[int, Partition] = {}
         self.inbox: queue.Queue = queue.Queue()

@@ -25,6 +25,10 @@ __all__ = ["RAW_SPAN_NS", "ROLLUPS", "InfluxStore", "NightConflict", "SpoolFull"
 class InfluxStore(ScoringStore, SampleStore):
     """Samples and nights of every wearer in one InfluxDB database."""
 
+    def of(self, wearer: str) -> InfluxStore:
+        """The store that keeps ``wearer`` (this one; detector.store.shards spreads wearers)."""
+        return self
+
     def _night_stored(self, wearer: str, night: str, t0_ns: int, t1_ns: int) -> None:
         try:
             self.build_rollups(wearer, t0_ns, t1_ns)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import gzip
 import logging
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from detector.store.influxql import duration_ns
 
@@ -46,6 +47,19 @@ class StoreSettings(BaseModel):
     spool_dir: Path | None = Field(None, description="where unsent batches wait; None keeps none")
     spool_max_mb: float = Field(512.0, gt=0,
                                 description="[MB] spool size above which the oldest batches are dropped")
+    shards: dict[str, str] = Field(default_factory=dict, description="further InfluxDB instances, name = "
+                                   "URL, beside the main one (url): wearers are spread over them, the map "
+                                   "kept with the accounts (detector.store.shards, docs/scaling.md)")
+
+    @field_validator("shards")
+    @classmethod
+    def _shard_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, url in v.items():
+            if name == "main" or not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", name):
+                raise ValueError(f"shard name {name!r}: [a-z0-9-], not 'main' (the [store] url)")
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"shard {name}: {url!r} is not an http(s) URL")
+        return v
 
 
 class StoreError(RuntimeError):
