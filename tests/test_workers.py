@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from dashboard.services import read_status, start_nats_cluster, stop_all, wait_until
+from dashboard.services import read_status, start_influxd, start_nats_cluster, stop_all, wait_until
 from detector.engine.config import DetectorConfig
-from detector.store.influx import InfluxStore, StoreSettings
+from detector.store.influx import StoreSettings
+from detector.store.shards import WearerMap, open_store
 from ingest.ble.nats_publisher import JetStreamPublisher
 from ingest.ble.outbox import Outbox
 from ingest.simulate import NightOptions, plan_night
@@ -38,13 +39,26 @@ def _key(e):
 
 @pytest.fixture()
 def scale_rig(tmp_path, influxd):
+    """3 nats-servers and two InfluxDB instances (the session's and one more) behind the wearer
+    map; the workers a test starts are stopped at the end."""
     nodes = start_nats_cluster(tmp_path / "nats", 3)
+    second = start_influxd(tmp_path / "influxd-b")
     procs: list[subprocess.Popen] = []
-    rig = {"nodes": nodes, "procs": procs, "tmp": tmp_path, "influx_port": influxd.port}
+    rig = {"nodes": nodes, "procs": procs, "tmp": tmp_path, "influx_port": influxd.port,
+           "influx_b_port": second.port, "users_db": tmp_path / "users.sqlite"}
     yield rig
     stop_all(procs, timeout=30)
     for n in nodes:
         n.stop()
+    second.stop()
+
+
+def _store(rig):
+    """The stored nights as the dashboard reads them: through the wearer map, both instances."""
+    settings = StoreSettings(url=f"http://127.0.0.1:{rig['influx_port']}", database="scale",
+                             spool_dir=str(rig["tmp"] / "spool-test"),
+                             shards={"b": f"http://127.0.0.1:{rig['influx_b_port']}"})
+    return open_store(settings, rig["users_db"])
 
 
 def _start_worker(rig, name: str) -> tuple[subprocess.Popen, Path]:
@@ -56,6 +70,8 @@ def _start_worker(rig, name: str) -> tuple[subprocess.Popen, Path]:
                   f"lease_s = 10.0\nheartbeat_s = 2.0\n"
                   f'[store]\nurl = "http://127.0.0.1:{rig["influx_port"]}"\ndatabase = "scale"\n'
                   f'spool_dir = "{tmp / ("spool-" + name)}"\n'
+                  f'[store.shards]\nb = "http://127.0.0.1:{rig["influx_b_port"]}"\n'
+                  f'[dashboard]\nusers_db = "{rig["users_db"]}"\n'
                   f'[service]\nstate_dir = "{state}"\nnight_close_silence_s = 8.0\ncheckpoint_s = 1.0\n')
     log = (tmp / f"{name}.log").open("wb")
     p = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "detect", "--services", str(sv), "-v"],
@@ -124,8 +140,7 @@ def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig
     finally:
         pub.stop()
         outbox.close()
-    store = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{rig['influx_port']}", database="scale",
-                                      spool_dir=str(tmp / "spool-test")))
+    store = _store(rig)
     try:
         # whole nights: a night closed early (its frames paused while its partition moved) is
         # reopened by the frames after the pause and stored again, whole
@@ -143,6 +158,8 @@ def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig
             assert mine == theirs, (w, set(mine) - set(theirs), set(theirs) - set(mine))
             sent = sum(int(HOURS * 3600 * fs) * ch for fs, ch in ((250.0, 1), (25.0, 3))) * 2
             assert store.count_samples(w, "emg") + store.count_samples(w, "acc") == sent, w
+        shards = WearerMap(rig["users_db"], ["main", "b"]).all()
+        assert sorted(shards) == sorted(frames) and set(shards.values()) == {"main", "b"}
         print(f"{total} messages from {WEARERS} wearers; wk-1 held {len(held)} partitions "
               f"({len(moved)} wearers), taken over {takeover_s:.1f} s after it died; "
               f"{pub.resent} sent again by the collector")
@@ -182,8 +199,7 @@ def test_virtual_sensors_and_a_worker_from_the_command_line(scale_rig, cli):
     assert r.returncode == 0, r.stderr
     sent = json.loads(r.stdout.strip().splitlines()[-1])
     assert "NATS frames stream" in r.stderr
-    store = InfluxStore(StoreSettings(url=f"http://127.0.0.1:{rig['influx_port']}", database="scale",
-                                      spool_dir=str(tmp / "spool-test")))
+    store = _store(rig)
     try:
         def whole() -> bool:
             n = store.nights("sim-1")
