@@ -61,7 +61,7 @@ def _store(rig):
     return open_store(settings, rig["users_db"])
 
 
-def _start_worker(rig, name: str) -> tuple[subprocess.Popen, Path]:
+def _start_worker(rig, name: str, silence_s: float = 8.0) -> tuple[subprocess.Popen, Path]:
     tmp = rig["tmp"]
     servers = json.dumps([n.url for n in rig["nodes"]])
     sv = tmp / f"{name}.toml"
@@ -72,7 +72,8 @@ def _start_worker(rig, name: str) -> tuple[subprocess.Popen, Path]:
                   f'spool_dir = "{tmp / ("spool-" + name)}"\n'
                   f'[store.shards]\nb = "http://127.0.0.1:{rig["influx_b_port"]}"\n'
                   f'[dashboard]\nusers_db = "{rig["users_db"]}"\n'
-                  f'[service]\nstate_dir = "{state}"\nnight_close_silence_s = 8.0\ncheckpoint_s = 1.0\n')
+                  f'[service]\nstate_dir = "{state}"\nnight_close_silence_s = {silence_s}\n'
+                  "checkpoint_s = 1.0\n")
     log = (tmp / f"{name}.log").open("wb")
     p = subprocess.Popen([sys.executable, "-m", "dashboard.cli", "detect", "--services", str(sv), "-v"],
                          stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True)
@@ -188,17 +189,26 @@ def _partition(wearer: str, rig) -> int:
 
 
 def test_virtual_sensors_and_a_worker_from_the_command_line(scale_rig, cli):
-    """`nightcramp simulate --live` and `nightcramp detect` with [transport] kind = "nats": the
-    night of the virtual sensors is stored whole, every sample once."""
+    """`nightcramp simulate --live`, `nightcramp detect` and `nightcramp night close` with [transport]
+    kind = "nats": the night of the virtual sensors is closed by the command (not by silence) and
+    stored whole, every sample once."""
     rig, tmp = scale_rig, scale_rig["tmp"]
-    _proc, st = _start_worker(rig, "solo")
+    _proc, st = _start_worker(rig, "solo", silence_s=3600.0)
     services = tmp / "solo.toml"
+    wait_until(lambda: len(read_status(st).get("partitions", [])) == 64, 120,
+               "the worker holding every partition")
+    early = subprocess.run([cli, "night", "close", "--wearer", "sim-1", "--wait", "1", "--services",
+                            str(services)], capture_output=True, text=True, timeout=120)
+    assert early.returncode != 0 and "no worker has an open night for wearer 'sim-1'" in early.stderr
     r = subprocess.run([cli, "simulate", str(tmp / "truth"), "--live", "--hours", "0.05", "--speed", "600",
                         "--fs-emg", "250", "--fs-acc", "25", "--frame-s", "1", "--services", str(services)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     sent = json.loads(r.stdout.strip().splitlines()[-1])
     assert "NATS frames stream" in r.stderr
+    close = subprocess.run([cli, "night", "close", "--wearer", "sim-1", "--services", str(services)],
+                           capture_output=True, text=True, timeout=120)
+    assert close.returncode == 0 and "asked the detector workers" in close.stdout, close.stderr
     store = _store(rig)
     try:
         def whole() -> bool:

@@ -202,6 +202,69 @@ def _worker(args, sv) -> int:
     return 0
 
 
+def _night_close_nats(args, sv) -> int:
+    """`night close` on the NATS cluster: the command goes into the wearer's partition of the
+    frames stream, so the worker holding the night gets it in order with the frames."""
+    import asyncio
+    import time
+
+    import nats
+
+    from ingest.wire import jetstream
+    from ingest.wire.ids import check_id
+    from ingest.wire.topics import wearer_topic
+
+    wearer = check_id(args.wearer, "wearer")
+
+    async def main() -> None:
+        try:
+            nc = await nats.connect(servers=sv.nats.servers, connect_timeout=5, max_reconnect_attempts=2)
+        except Exception as exc:
+            raise OSError(f"no NATS server answered at {', '.join(sv.nats.servers)} ({exc})") from None
+        try:
+            js = nc.jetstream()
+            if not args.force:
+                deadline = time.monotonic() + args.wait
+                while True:
+                    workers = await _workers_open_nights(js)
+                    if any(wearer in n for n in workers.values()) or time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(0.5)
+                if not workers:
+                    raise OSError("no detector worker is running on the cluster (none in the "
+                                  "nightcramp_workers bucket): nothing would close the night. Start one with "
+                                  "'nightcramp detect --worker', or send the command anyway with --force")
+                if not any(wearer in n for n in workers.values()):
+                    opened = sorted({w for n in workers.values() for w in n})
+                    raise ValueError(f"no worker has an open night for wearer {wearer!r} "
+                                     f"(open nights: {', '.join(opened) or 'none'})")
+            topic = wearer_topic(wearer, "control")
+            payload = json.dumps({"cmd": "close-night", "at": time.time()}).encode()
+            await js.publish(jetstream.subject(topic), payload, timeout=10,
+                             headers={"Nats-Msg-Id": jetstream.msg_id(topic, payload)})
+        finally:
+            await nc.close()
+
+    asyncio.run(main())
+    print(f"asked the detector workers to close the night of {wearer}")
+    return 0
+
+
+async def _workers_open_nights(js) -> dict[str, list[str]]:
+    """worker -> the nights it holds open, from the workers' heartbeats ({} when none runs)."""
+    from nats.js.errors import BucketNotFoundError, NoKeysError
+
+    try:
+        kv = await js.key_value("nightcramp_workers")
+        out = {}
+        for k in await kv.keys():
+            e = await kv.get(k)
+            out[k] = json.loads(e.value or b"{}").get("open_nights", [])
+        return out
+    except (BucketNotFoundError, NoKeysError):
+        return {}
+
+
 def request_night_close(sv, wearer: str) -> None:
     """Ask the detector service (over MQTT) to close a wearer's night now."""
     from ingest.wire.mqtt_client import OPERATOR, make_client
@@ -229,6 +292,8 @@ def _night_close(args) -> int:
     from dashboard import stack
 
     sv = common.services(args.services)
+    if sv.transport.kind == "nats":
+        return _night_close_nats(args, sv)
     if not args.force:
         # The detector rewrites its status every tick; frames just sent may not have opened the
         # night yet, so wait (a little) for a status that shows it open.

@@ -335,7 +335,9 @@ class Worker:
         while not self._stop:
             if time.monotonic() - self._alive_at < n.lease_s:
                 try:
-                    await self.workers.put(self.id, json.dumps({"at": time.time()}).encode())
+                    nights = sorted(w for p in list(self.parts.values()) if p.svc for w in list(p.svc.nights))
+                    await self.workers.put(self.id, json.dumps({"at": time.time(),
+                                                                "open_nights": nights}).encode())
                 except Exception as exc:
                     log.warning("heartbeat not stored (%s: %s)", type(exc).__name__, exc)
                 for k, p in list(self.parts.items()):

@@ -23,7 +23,9 @@ from ingest.wire.topics import ROOT, parse_topic
 STREAM = "FRAMES"
 PARTITIONS = 64  # fixed: far above the number of workers, so partitions move, wearers never split
 SOURCE = "nightcramp.v1.*.*.*"  # what sensors publish (sensor subjects: five tokens)
+CONTROL = "nightcramp.v1.*.control"  # commands for a wearer's night (nightcramp night close)
 MAPPED = "nightcramp.p.{k}.v1.*.*.*"
+MAPPED_CONTROL = "nightcramp.p.{k}.v1.*.control"
 
 
 def subject(topic: str) -> str:
@@ -50,23 +52,27 @@ def partition_of_subject(subject: str) -> int:
     return int(parts[2])
 
 
-def partition_subject(k: int) -> str:
-    """Every subject of partition ``k`` (a consumer's filter)."""
-    return MAPPED.format(k=k)
+def partition_subject(k: int | str) -> str:
+    """Every subject of partition ``k`` (a consumer's filter): its frames, statuses and commands."""
+    return f"nightcramp.p.{k}.v1.>"
 
 
 def server_mappings(partitions: int = PARTITIONS) -> str:
     """The ``mappings`` block of a nats-server configuration: sensor subjects onto partitions by
     wearer (every server of a cluster needs the same)."""
-    dest = (f"nightcramp.p.{{{{partition({partitions},1)}}}}.v1."
-            "{{wildcard(1)}}.{{wildcard(2)}}.{{wildcard(3)}}")
-    return f'mappings = {{\n  "{SOURCE}": "{dest}"\n}}\n'
+    part = f"nightcramp.p.{{{{partition({partitions},1)}}}}.v1.{{{{wildcard(1)}}}}"
+    # Commands go into the wearer's partition too (the same hash of the same token), so the worker
+    # holding the wearer's night gets them, in order with the frames.
+    return (f'mappings = {{\n  "{SOURCE}": "{part}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}"\n'
+            f'  "{CONTROL}": "{part}.control"\n}}\n')
 
 
 def msg_id(topic: str, payload: bytes) -> str:
     """``Nats-Msg-Id`` of a message: ``wearer/sensor/stream/first sample`` for a frame, the
-    payload's hash for anything else (a status)."""
+    payload's hash for anything else (a status; a command carries its own time)."""
     t = parse_topic(topic)
+    if t.sensor is None:
+        return f"{t.wearer}/{t.kind}/{hashlib.sha256(payload).hexdigest()[:24]}"
     if t.kind in ("emg", "acc"):
         return f"{t.wearer}/{t.sensor}/{t.kind}/{read_header(payload).first_sample}"
     return f"{t.wearer}/{t.sensor}/{t.kind}/{hashlib.sha256(payload).hexdigest()[:24]}"
@@ -81,7 +87,8 @@ async def ensure_frames_stream(js, *, replicas: int = 3, max_age_s: float = 7 * 
     from nats.js.api import StorageType, StreamConfig
     from nats.js.errors import NotFoundError
 
-    cfg = StreamConfig(name=STREAM, subjects=[MAPPED.format(k="*")], storage=StorageType.FILE,
+    cfg = StreamConfig(name=STREAM, subjects=[MAPPED.format(k="*"), MAPPED_CONTROL.format(k="*")],
+                       storage=StorageType.FILE,
                        num_replicas=replicas, max_age=max_age_s, duplicate_window=duplicate_window_s)
     try:
         await js.stream_info(STREAM)
@@ -90,5 +97,6 @@ async def ensure_frames_stream(js, *, replicas: int = 3, max_age_s: float = 7 * 
     return await js.update_stream(cfg)
 
 
-__all__ = ["MAPPED", "PARTITIONS", "ROOT", "SOURCE", "STREAM", "ensure_frames_stream", "msg_id",
-           "partition_of_subject", "partition_subject", "server_mappings", "subject", "topic_of"]
+__all__ = ["CONTROL", "MAPPED", "MAPPED_CONTROL", "PARTITIONS", "ROOT", "SOURCE", "STREAM",
+           "ensure_frames_stream", "msg_id", "partition_of_subject", "partition_subject", "server_mappings",
+           "subject", "topic_of"]
