@@ -55,11 +55,20 @@ class JetStreamPublisher:
         async def connected() -> None:
             self.connects += 1
 
-        nc = await nats.connect(servers=self.servers, name=self.name, user=self.user, password=self.password,
-                                allow_reconnect=True, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
-                                connect_timeout=2, reconnected_cb=connected)
+        nc = None
+        while nc is None and not self._stop.is_set():
+            try:
+                nc = await nats.connect(servers=self.servers, name=self.name, user=self.user,
+                                        password=self.password, allow_reconnect=True,
+                                        max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2,
+                                        reconnected_cb=connected)
+            except Exception as exc:  # no server up yet: the outbox keeps everything meanwhile
+                log.warning("no NATS server answered at %s (%s); trying again", ", ".join(self.servers), exc)
+                await asyncio.sleep(1.0)
+        if nc is None:
+            return
         self.connects += 1
-        js = nc.jetstream(publish_async_max_pending=self.max_inflight)
+        js = nc.jetstream()
         try:
             while not self._stop.is_set():
                 rows = self.outbox.pending(after=0, limit=self.max_inflight)
@@ -68,45 +77,41 @@ class JetStreamPublisher:
                     continue
                 await self._send(js, rows)
         finally:
-            await nc.drain() if nc.is_connected else await nc.close()
+            try:
+                await asyncio.wait_for(nc.close(), 5)
+            except Exception:
+                pass  # the servers are gone: nothing left to say to them
 
     async def _send(self, js, rows: list[tuple[int, str, bytes, bool]]) -> None:
-        """One window of the outbox: all sent, then every acknowledgement awaited. A row without
-        one stays in the outbox; the next window starts again from the oldest row left."""
+        """One window of the outbox, sent at once, each message waiting at most ``ack_timeout_s``
+        for its acknowledgement. A row without one stays in the outbox; the next window starts
+        again from the oldest row left. (Not publish_async: its futures never time out, and ones
+        whose acknowledgement died with a server would hold its in-flight slots for ever.)"""
         from nats.js.errors import APIError
 
-        futs = []
-        for row, topic, payload, _retain in rows:
+        async def one(row: int, topic: str, payload: bytes):
             try:
-                fut = await js.publish_async(subject(topic), payload, wait_stall=self.ack_timeout_s,
-                                             headers={"Nats-Msg-Id": msg_id(topic, payload)})
-            except Exception as exc:  # disconnected, stalled: the rest of the window waits
-                log.debug("publish of outbox row %d deferred: %s", row, exc)
-                break
-            futs.append((row, fut))
-        failed = 0
-        done: list[int] = []
-        for row, fut in futs:
-            try:
-                ack = await asyncio.wait_for(fut, self.ack_timeout_s)
-            except APIError as exc:
-                # The stream said no (not a timeout): sending it again cannot help until the
-                # stream is set up; say so once, keep the message.
-                self.refused += 1
-                if self.refused == 1:
-                    log.error("the frames stream refused a message (%s): it stays in the outbox; "
-                              "is the stream set up ('nightcramp stack up --cluster')?", exc)
-                failed += 1
-                continue
-            except Exception:  # no acknowledgement in time (leader election, a dead server)
-                failed += 1
-                continue
-            done.append(row)
-            self.duplicates += bool(ack.duplicate)
+                ack = await js.publish(subject(topic), payload, timeout=self.ack_timeout_s,
+                                       headers={"Nats-Msg-Id": msg_id(topic, payload)})
+                return row, ack, None
+            except Exception as exc:  # no acknowledgement in time, a refusal, a lost connection
+                return row, None, exc
+
+        results = await asyncio.gather(*(one(row, topic, payload) for row, topic, payload, _ in rows))
+        done = [row for row, ack, _ in results if ack is not None]
+        self.duplicates += sum(bool(ack.duplicate) for _, ack, _ in results if ack is not None)
+        refused = [exc for _, ack, exc in results if isinstance(exc, APIError)]
+        if refused:
+            # The stream said no (not a timeout): sending again cannot help until the stream is
+            # set up; say so once, keep the messages.
+            self.refused += len(refused)
+            if self.refused == len(refused):
+                log.error("the frames stream refused a message (%s): it stays in the outbox; is the "
+                          "stream set up (a detector worker makes it)?", refused[0])
         self.outbox.done_many(done)  # one disk sync per window
         self.sent += len(done)
-        unsent = len(rows) - len(futs)
-        if failed or unsent:
+        failed = len(rows) - len(done)
+        if failed:
             self.resent += failed
             await asyncio.sleep(0.2)  # a new leader is elected within seconds; do not spin
 
@@ -118,5 +123,7 @@ class JetStreamPublisher:
         return len(self.outbox) == 0
 
     def stop(self) -> None:
+        """Stop after the window in flight (at most ``ack_timeout_s`` and a close): the outbox
+        is not touched after this returns."""
         self._stop.set()
-        self._thread.join(10)
+        self._thread.join(self.ack_timeout_s + 30)
