@@ -33,6 +33,7 @@ import shutil
 import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -548,9 +549,13 @@ class Worker:
 
     def _write_status(self, running: bool = True) -> None:
         d = Path(self.services.service.state_dir)
+        detector: Counter = Counter()  # the partitions' detectors, added up (frames, reordered, …)
+        for p in self.parts.values():
+            if p.svc is not None:
+                detector.update(p.svc.stats)
         body = {"pid": os.getpid(), "worker": self.id, "running": running, "partitions": sorted(self.parts),
                 "open_nights": sorted(w for p in self.parts.values() if p.svc for w in p.svc.nights),
-                "stats": self.stats, "at": time.time()}
+                "stats": self.stats, "detector": dict(detector), "at": time.time()}
         try:
             d.mkdir(parents=True, exist_ok=True)
             tmp = d / "status.json.tmp"
