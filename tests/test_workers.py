@@ -82,6 +82,7 @@ def _start_worker(rig, name: str, silence_s: float = 8.0) -> tuple[subprocess.Po
     return p, state / "status.json"
 
 
+@pytest.mark.chaos
 def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig):
     rig, tmp = scale_rig, scale_rig["tmp"]
     outbox = Outbox(tmp / "outbox.sqlite")
