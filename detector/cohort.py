@@ -234,6 +234,10 @@ def write_table(out_dir: Path, outcomes: Iterable[Outcome]) -> tuple[Path, Path]
         rows.append({"recording": o.recording, "result": Path(o.result).name, "night": night,
                      "start": rec.get("start"), "duration_s": rec.get("duration_s"),
                      **{k: s.get(k) for k in TABLE_SUMMARY}})
+    # Temporary files of writes cut short (a worker killed while writing; its night was written
+    # again elsewhere): every task has ended, so none of them is still being written.
+    for tmp in (out_dir / "nights").glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
     table, fails = out_dir / "cohort.csv", out_dir / "failures.csv"
     cols = ["recording", "result", "night", "start", "duration_s", *TABLE_SUMMARY]
     _write_csv(table, cols, rows)
