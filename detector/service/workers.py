@@ -31,7 +31,6 @@ import os
 import queue
 import shutil
 import socket
-import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from detector.service.settings import Services
 from detector.store.accounts import settings_for
 from detector.store.shards import Store, open_store
 from ingest.wire import jetstream
+from ingest.wire.nats_bus import Bus
 
 log = logging.getLogger("nightcramp.workers")
 
@@ -62,41 +62,6 @@ class Fenced(RuntimeError):
 class CommitFailed(OSError):
     """A checkpoint JetStream did not take in time (a leader election, a lost server): like a full
     spool, nothing is acknowledged and the next tick tries again."""
-
-
-class Bus:
-    """A NATS connection on an asyncio loop of its own thread; :meth:`call` runs a coroutine
-    there and waits for it (the detector itself is synchronous)."""
-
-    def __init__(self, servers: list[str], name: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="nats-bus", daemon=True)
-        self._thread.start()
-        self.nc: Any = None
-        self.js: Any = None
-        self.call(self._connect(servers, name), timeout=60)
-
-    async def _connect(self, servers: list[str], name: str) -> None:
-        import nats
-
-        self.nc = await nats.connect(servers=servers, name=name, allow_reconnect=True,
-                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2)
-        self.js = self.nc.jetstream(timeout=10)
-
-    def call(self, coro, timeout: float = 30.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def connected(self) -> bool:
-        return bool(self.nc and self.nc.is_connected)
-
-    def close(self) -> None:
-        try:
-            if self.nc is not None:
-                self.call(self.nc.close(), timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self.loop.close()
 
 
 class _Published:
@@ -167,6 +132,7 @@ class Partition:
     sid: Any = None  # the push subscription
     pending: list = field(default_factory=list)  # messages handled, not yet acknowledged
     gen: int = 0  # which consumer of the partition its messages came from
+    checkpoint: str = ""  # object name of the last committed checkpoint
 
 
 def rendezvous(k: int, workers: list[str]) -> str:
@@ -410,7 +376,7 @@ class Worker:
             data = self.bus.call(self.objects.get(rec["object"])).data
             (d / "nights.state").write_bytes(data)
         seq = int(rec.get("seq", 0))
-        p = Partition(k, rev, seq, seq, lease_rev)
+        p = Partition(k, rev, seq, seq, lease_rev, checkpoint=rec.get("object", ""))
         sv = self.services.model_copy(deep=True)
         sv.service.state_dir = d
         sv.service.metrics_port = 0
@@ -420,6 +386,8 @@ class Worker:
         p.svc._restore()
         self.parts[k] = p
         self.bus.call(self._consume(p))
+        # Checkpoints a previous owner wrote but never committed (it died between the two steps).
+        self._forget_older(p, p.checkpoint)
         self.stats["taken"] += 1
         log.info("partition %d taken at stream sequence %d", k, seq + 1)
 
@@ -485,7 +453,9 @@ class Worker:
                 time.sleep(0.5 * (attempt + 1))
         p.committed_seq = p.seq
         self.stats["commits"] += 1
-        self._forget_older(p, name)
+        old, p.checkpoint = p.checkpoint, name
+        if old and old != name:
+            self._forget(old)
 
     def ack(self, p: Partition) -> None:
         msgs, p.pending = p.pending, []
@@ -504,7 +474,8 @@ class Worker:
             pass
 
     def _forget_older(self, p: Partition, keep: str) -> None:
-        """Earlier checkpoints of the partition (best effort: a leftover is only space)."""
+        """Every checkpoint object of the partition but ``keep`` (best effort: a leftover is only
+        space). Lists the whole store, so only when a partition is taken."""
         async def sweep() -> None:
             try:
                 infos = await self.objects.list()

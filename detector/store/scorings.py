@@ -50,9 +50,10 @@ class ScoringStore(NightStore):
                 return {k: d.get(k) for k in ("source", "by", "at", "events", "version", "unmapped")}
         return None
 
-    def scoring(self, wearer: str, night: str) -> Scoring | None:
-        """A night's imported scoring, as read from its file; None when there is none."""
-        info = self.scoring_info(wearer, night)
+    def scoring(self, wearer: str, night: str, info: dict | None = None) -> Scoring | None:
+        """A night's imported scoring, as read from its file; None when there is none.
+        ``info``: its :meth:`scoring_info`, when the caller has it already (saves a query)."""
+        info = info or self.scoring_info(wearer, night)
         if info is None:
             return None
         events = []

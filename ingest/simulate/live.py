@@ -131,34 +131,20 @@ class JetStreamAcks:
     (ingest.wire.jetstream) and sent again until the stream acknowledges it."""
 
     def __init__(self, servers: list[str], timeout_s: float = 5.0) -> None:
-        import asyncio
+        from ingest.wire.nats_bus import Bus
 
         self.sent = self.acked = self.resent = 0
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="sim-jetstream", daemon=True)
-        self._thread.start()
-        self._run(self._connect(servers))
-
-    def _run(self, coro, timeout: float = 60.0):
-        import asyncio
-
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    async def _connect(self, servers: list[str]) -> None:
-        import nats
-
-        self.nc = await nats.connect(servers=servers, name="nightcramp-simulate", allow_reconnect=True,
-                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2)
-        self.js = self.nc.jetstream()
+        self.bus = Bus(servers, "nightcramp-simulate")
 
     async def _send(self, subject: str, payload: bytes, mid: str) -> None:
         import asyncio
 
         while True:
             try:
-                await self.js.publish(subject, payload, timeout=self.timeout_s, headers={"Nats-Msg-Id": mid})
+                await self.bus.js.publish(subject, payload, timeout=self.timeout_s,
+                                          headers={"Nats-Msg-Id": mid})
                 break
             except Exception:  # no acknowledgement (a leader election): the same id again
                 with self._lock:
@@ -168,14 +154,13 @@ class JetStreamAcks:
             self.acked += 1
 
     def publish(self, client, t: str, payload, retain: bool = False) -> None:
-        import asyncio
 
         from ingest.wire.jetstream import msg_id, subject
 
         data = payload.encode() if isinstance(payload, str) else bytes(payload)
         with self._lock:
             self.sent += 1
-        asyncio.run_coroutine_threadsafe(self._send(subject(t), data, msg_id(t, data)), self.loop)
+        self.bus.submit(self._send(subject(t), data, msg_id(t, data)))
 
     def wait(self, backlog: int = 0, timeout: float = 300.0) -> None:
         """Until at most ``backlog`` messages wait for the stream's acknowledgement."""
@@ -187,12 +172,7 @@ class JetStreamAcks:
             time.sleep(0.02)
 
     def close(self) -> None:
-        try:
-            self._run(self.nc.close(), timeout=10)
-        finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(10)
-            self.loop.close()
+        self.bus.close()
 
 
 def publish_nights_nats(servers: list[str], opts: NightOptions, *, n_wearers: int = 1, speed: float = 60.0,

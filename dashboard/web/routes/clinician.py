@@ -88,7 +88,7 @@ def second_scorer(request: Request, wearer: str, night: str, a: dict) -> dict | 
 
     st = store(request)
     info = st.scoring_info(wearer, night)
-    sc = st.scoring(wearer, night) if info else None
+    sc = st.scoring(wearer, night, info) if info else None
     if info is None or sc is None:
         return None
     try:

@@ -1,0 +1,57 @@
+"""A NATS connection on an asyncio loop of its own thread, for synchronous callers (the detector,
+the simulator's live sender): :meth:`Bus.call` runs a coroutine there and waits for it,
+:meth:`Bus.submit` runs one without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+
+class Bus:
+    """One NATS connection that reconnects for ever (a cluster member restarting is routine)."""
+
+    def __init__(self, servers: list[str], name: str, connect_timeout_s: float = 60.0) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=f"nats-{name}", daemon=True)
+        self._thread.start()
+        self.nc: Any = None
+        self.js: Any = None
+        try:
+            self.call(self._connect(servers, name), timeout=connect_timeout_s)
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    async def _connect(self, servers: list[str], name: str) -> None:
+        import nats
+
+        self.nc = await nats.connect(servers=servers, name=name, allow_reconnect=True,
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2)
+        self.js = self.nc.jetstream(timeout=10)
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
+        """Run ``coro`` on the bus loop and return its result (``timeout`` in seconds)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+        """Run ``coro`` on the bus loop without waiting for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def connected(self) -> bool:
+        return bool(self.nc and self.nc.is_connected)
+
+    def close(self) -> None:
+        try:
+            if self.nc is not None:
+                self.call(self.nc.close(), timeout=10)
+        finally:
+            self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
