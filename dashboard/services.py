@@ -233,12 +233,13 @@ def nats_config(name: str, port: int, http_port: int, cluster_port: int, routes:
 
 
 def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, partitions: int = 64,
-                       client_ports: list[int] | None = None) -> list[NatsNode]:
+                       client_ports: list[int] | None = None, accounts: Path | None = None) -> list[NatsNode]:
     """``n`` nats-servers with JetStream on 127.0.0.1, each with its own ports and store under
     ``data_dir``, joined as one cluster; returns once every member reports healthy (JetStream
     ready, the cluster's meta leader elected). ``client_ports``: where clients connect (free
     ports if not given); each member's cluster port is its client port + 1000 and its
-    monitoring port + 2000 then."""
+    monitoring port + 2000 then. ``accounts``: a credentials directory whose accounts the servers
+    require (dashboard.nats_auth); None lets any local client in."""
     exe = nats_server_binary()
     data_dir = Path(data_dir).resolve()
     if client_ports:
@@ -258,6 +259,10 @@ def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, par
             conf = d / "nats.conf"
             conf.write_text(nats_config(name, port, http_port, cport, routes, d / "jetstream",
                                         partitions=partitions))
+            if accounts is not None:
+                from dashboard import nats_auth
+
+                nats_auth.rewrite(conf, accounts)
             nodes.append(_spawn_nats(exe, name, port, http_port, conf, d / "nats.log"))
         for node in nodes:
             _wait(lambda node=node: _nats_healthy(node.http_port), node, timeout)

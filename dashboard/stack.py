@@ -90,8 +90,11 @@ def up(services: Services, services_path: Path | None = None, cluster: int = 0) 
             old = state.pop(f"nats-n{j + 1}", None)
             if old:
                 os.kill(old["pid"], signal.SIGTERM)
+        # The broker's accounts, with the same secrets, are the cluster's (dashboard.nats_auth).
+        cdir = services.mqtt.credentials_dir
         nodes = start_nats_cluster(data / "nats", cluster, client_ports=ports[:cluster],
-                                   partitions=services.nats.partitions)
+                                   partitions=services.nats.partitions,
+                                   accounts=broker_auth.ensure(cdir) if cdir else None)
         for j, node in enumerate(nodes):
             state[f"nats-n{j + 1}"] = {"pid": node.pid, "port": node.port, "log": str(node.log)}
         save()

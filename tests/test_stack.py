@@ -10,7 +10,7 @@ import time
 import httpx
 import paho.mqtt.client as mqtt
 
-from dashboard.services import free_port
+from dashboard.services import free_port, wait_until
 from detector.service.settings import load_services
 
 
@@ -102,6 +102,9 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
 
     import nats
 
+    from ingest.wire.mqtt_client import DETECTOR, read_secret, secret_path
+    from ingest.wire.nats_bus import login
+
     sv = _services(tmp_path, free_port())
     ports = [_free_triple() for _ in range(3)]
     sv.write_text(sv.read_text() + "[nats]\nservers = " + json.dumps([f"nats://127.0.0.1:{p}" for p in ports])
@@ -113,8 +116,21 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
         status = run(cli, "stack", "status", "--services", str(sv)).stdout
         assert status.count("running") == 6, status
 
-        async def cluster_size() -> int:
-            nc = await nats.connect(f"nats://127.0.0.1:{ports[1]}")
+        secrets = tmp_path / "secrets"
+
+        def hello(port: int, user: str, password: str) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+                f = c.makefile("rb")
+                f.readline()
+                c.sendall(b"CONNECT " + json.dumps({"verbose": False, "user": user, "pass": password}).encode()
+                          + b"\r\nPING\r\n")
+                line = f.readline()
+                f.close()
+                return line
+
+        async def cluster_size(account: str) -> int:
+            nc = await nats.connect(f"nats://127.0.0.1:{ports[1]}", connect_timeout=5,
+                                    **login(secrets, account))
             try:
                 info = await nc.jetstream().account_info()  # JetStream answers
                 assert info is not None
@@ -122,7 +138,34 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
             finally:
                 await nc.close()
 
-        assert asyncio.run(cluster_size()) == 3
+        # the broker's accounts are the cluster's: the detector's logs in, a stranger does not
+        assert asyncio.run(cluster_size(DETECTOR)) == 3
+        assert b"Authorization Violation" in hello(ports[0], "w-9", "guess")
+        # a sensor account added while the cluster runs: every member reloads and lets it in
+        r = run(cli, "users", "add-sensor", "w-9", "--services", str(sv))
+        assert r.returncode == 0 and "3 nats-servers" in r.stdout, r.stdout + r.stderr
+
+        w9 = read_secret(secret_path(secrets, "w-9"))
+        wait_until(lambda: all(b"PONG" in hello(p, "w-9", w9) for p in ports), 30,
+                   "every member reloaded its accounts", every=0.2)
+
+        async def publish_as_sensor() -> None:
+            from ingest.wire import jetstream
+            from ingest.wire.topics import sensor_topic
+
+            nc = await nats.connect(f"nats://127.0.0.1:{ports[2]}", connect_timeout=5,
+                                    **login(secrets, "w-9"))
+            try:
+                det = await nats.connect(f"nats://127.0.0.1:{ports[0]}", **login(secrets, DETECTOR))
+                await jetstream.ensure_frames_stream(det.jetstream(), replicas=3)
+                await det.close()
+                ack = await nc.jetstream().publish(
+                    jetstream.subject(sensor_topic("w-9", "left-shank", "status")), b"{}", timeout=10)
+                assert ack.stream == jetstream.STREAM
+            finally:
+                await nc.close()
+
+        asyncio.run(publish_as_sensor())
     finally:
         down = run(cli, "stack", "down", "--services", str(sv))
     assert down.returncode == 0 and "nats-n1" in down.stdout and "nats-n3" in down.stdout

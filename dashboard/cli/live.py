@@ -79,7 +79,8 @@ def simulate_live(args) -> int:
         from ingest.simulate.live import publish_nights_nats
 
         sent = publish_nights_nats(sv.nats.servers, opts, n_wearers=args.wearers, speed=args.speed,
-                                   frame_s=args.frame_s, truth_dir=args.output, progress=progress)
+                                   frame_s=args.frame_s, truth_dir=args.output, progress=progress,
+                                   credentials_dir=sv.mqtt.credentials_dir)
         print(json.dumps(sent))
         return 0
     try:
@@ -122,10 +123,12 @@ def _collect(args) -> int:
     pub: Any
     if sv.transport.kind == "nats":
         from ingest.ble.nats_publisher import JetStreamPublisher
+        from ingest.wire.nats_bus import login
 
         # A frame leaves the outbox once the replicated stream has stored it (docs/scaling.md).
         pub = JetStreamPublisher(outbox, sv.nats.servers,
-                                 name=f"nightcramp-collect-{spec.wearer}-{spec.sensor}")
+                                 name=f"nightcramp-collect-{spec.wearer}-{spec.sensor}",
+                                 **login(sv.mqtt.credentials_dir, spec.wearer))
     else:
         ident = identity(sv.mqtt, spec.wearer)
         will = sensor_topic(spec.wearer, spec.sensor, "status")
@@ -212,13 +215,16 @@ def _night_close_nats(args, sv) -> int:
 
     from ingest.wire import jetstream
     from ingest.wire.ids import check_id
+    from ingest.wire.mqtt_client import OPERATOR
+    from ingest.wire.nats_bus import login
     from ingest.wire.topics import wearer_topic
 
     wearer = check_id(args.wearer, "wearer")
 
     async def main() -> None:
         try:
-            nc = await nats.connect(servers=sv.nats.servers, connect_timeout=5, max_reconnect_attempts=2)
+            nc = await nats.connect(servers=sv.nats.servers, connect_timeout=5, max_reconnect_attempts=2,
+                                    **login(sv.mqtt.credentials_dir, OPERATOR))
         except Exception as exc:
             raise OSError(f"no NATS server answered at {', '.join(sv.nats.servers)} ({exc})") from None
         try:

@@ -165,14 +165,25 @@ def _broker_dir(args):
 
 
 def _reload_broker(sv) -> str:
-    """Tell the stack's running Mosquitto (if any) to read its accounts again."""
-    from dashboard import broker_auth, stack
+    """Tell the stack's running Mosquitto and nats-servers (if any) to read their accounts again."""
+    from dashboard import broker_auth, nats_auth, stack
 
-    info = stack.status(sv).get("mosquitto")
+    state = stack.status(sv)
+    said = []
+    info = state.get("mosquitto")
     if info and info["running"]:
         broker_auth.reload(info["pid"])
-        return "; the running broker has reloaded its accounts"
-    return "; the broker uses it from its next start"
+        said.append("the running broker has reloaded its accounts")
+    else:
+        said.append("the broker uses it from its next start")
+    cdir = Path(sv.mqtt.credentials_dir)
+    nodes = [(k, v) for k, v in state.items() if k.startswith("nats-n") and v["running"]]
+    for name, v in nodes:
+        nats_auth.rewrite(Path(sv.stack.data_dir) / "nats" / name.removeprefix("nats-") / "nats.conf", cdir)
+        nats_auth.reload(v["pid"])
+    if nodes:
+        said.append(f"so have the {len(nodes)} nats-servers")
+    return "; " + ", ".join(said)
 
 
 def users_add_sensor(args) -> int:

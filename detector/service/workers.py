@@ -43,7 +43,8 @@ from detector.service.settings import Services
 from detector.store.accounts import settings_for
 from detector.store.shards import Store, open_store
 from ingest.wire import jetstream
-from ingest.wire.nats_bus import Bus
+from ingest.wire.mqtt_client import DETECTOR
+from ingest.wire.nats_bus import Bus, login
 
 log = logging.getLogger("nightcramp.workers")
 
@@ -133,6 +134,7 @@ class Partition:
     pending: list = field(default_factory=list)  # messages handled, not yet acknowledged
     gen: int = 0  # which consumer of the partition its messages came from
     checkpoint: str = ""  # object name of the last committed checkpoint
+    cseq: int = 0  # last delivery (consumer) sequence seen from the current consumer
 
 
 def rendezvous(k: int, workers: list[str]) -> str:
@@ -158,6 +160,8 @@ class Worker:
         self._bus: Bus | None = None
         self._alive_at = time.monotonic()  # the main loop's last turn (the heartbeat checks it)
         self._lost: set[int] = set()  # partitions whose lease the heartbeat found gone
+        self._restarting: set[int] = set()  # partitions whose consumer is being re-created
+        self._restart_slots: asyncio.Semaphore | None = None
 
     @property
     def bus(self) -> Bus:
@@ -168,7 +172,8 @@ class Worker:
     # ---------------------------------------------------------------- set-up
     def start(self) -> None:
         n = self.services.nats
-        self._bus = Bus(n.servers, f"nightcramp-worker-{self.id}")
+        self._bus = Bus(n.servers, f"nightcramp-worker-{self.id}", on_reconnect=self._reconnected,
+                        login=login(self.services.mqtt.credentials_dir, DETECTOR))
         # Several workers starting together set up the same stream and buckets; a JetStream API
         # call can time out while the cluster is still electing their leaders: try again.
         for attempt in range(6):
@@ -260,6 +265,14 @@ class Worker:
             p = self.parts.get(k)
             if p is None or p.gen != gen or not msg.reply:
                 continue  # for a consumer given up since: the new one starts from the checkpoint
+            cseq = msg.metadata.sequence.consumer
+            if cseq > p.cseq + 1:
+                # Deliveries lost on the way (pushed while this worker reconnected): JetStream
+                # would send them again only after ack_wait, behind newer frames.
+                self.stats["delivery_gaps"] = self.stats.get("delivery_gaps", 0) + 1
+                self._restart_consumer(p)
+                continue
+            p.cseq = cseq
             seq = msg.metadata.sequence.stream
             if seq <= p.seq:
                 continue  # delivered before the consumer was moved back: already handled
@@ -277,6 +290,48 @@ class Worker:
                     p.svc.flush()
 
             self._guard(p, handle)
+
+    def _reconnected(self) -> None:
+        """On the bus loop, after the connection came back: whatever was pushed meanwhile is lost,
+        so every held partition's consumer starts again after its last message handled."""
+        self.stats["reconnects"] = self.stats.get("reconnects", 0) + 1
+        for p in list(self.parts.values()):
+            self._restart_consumer(p)
+
+    def _restart_consumer(self, p: Partition) -> None:
+        """Re-create ``p``'s consumer at the last stream sequence handled + 1, in the background.
+
+        On the bus loop, a few at a time: the main loop goes on (so the heartbeat keeps the
+        leases) while the cluster may take seconds per consumer during a leader election. A start
+        before the true next frame is harmless: frames at or below ``p.seq`` are skipped."""
+        if p.k in self._restarting:
+            return
+        self._restarting.add(p.k)
+
+        async def restart() -> None:
+            if self._restart_slots is None:
+                self._restart_slots = asyncio.Semaphore(4)
+            try:
+                for attempt in range(30):
+                    if self.parts.get(p.k) is not p or self._stop:
+                        return  # given up or moved meanwhile
+                    try:
+                        async with self._restart_slots:
+                            await self._consume(p)
+                        self.stats["consumer_restarts"] = self.stats.get("consumer_restarts", 0) + 1
+                        log.info("partition %d: consumer restarted at stream sequence %d", p.k, p.seq + 1)
+                        return
+                    except Exception as exc:
+                        log.warning("partition %d: consumer not restarted yet (%s: %s)", p.k,
+                                    type(exc).__name__, exc)
+                        await asyncio.sleep(min(5.0, 0.5 * (attempt + 1)))
+            finally:
+                self._restarting.discard(p.k)
+
+        if self._bus is not None:
+            self.bus.submit(restart())
+        else:
+            self._restarting.discard(p.k)
 
     def _guard(self, p: Partition, fn) -> None:
         """Run ``fn`` for partition ``p``; a fenced partition is given up on the spot."""
@@ -409,12 +464,19 @@ class Worker:
         from nats.js.errors import NotFoundError
 
         js, name = self.bus.js, f"part-{p.k}"
+        p.gen += 1  # from here on, what the old consumer still delivers is ignored
+        if p.sid is not None:
+            try:
+                await p.sid.unsubscribe()
+            except Exception:
+                pass
+            p.sid = None
         try:
             await js.delete_consumer(jetstream.STREAM, name)
         except NotFoundError:
             pass
         inbox = self.bus.nc.new_inbox()
-        p.gen += 1
+        p.cseq = 0
         cfg = ConsumerConfig(durable_name=name, deliver_subject=inbox, ack_policy=AckPolicy.EXPLICIT,
                              filter_subject=jetstream.partition_subject(p.k), ack_wait=300,
                              max_ack_pending=4 * self.services.service.checkpoint_frames,

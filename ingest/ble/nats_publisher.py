@@ -31,10 +31,10 @@ class JetStreamPublisher:
 
     def __init__(self, outbox: Outbox, servers: list[str], *, name: str = "nightcramp-collector",
                  max_inflight: int = 256, ack_timeout_s: float = 5.0, user: str | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None, inbox_prefix: str = "_INBOX") -> None:
         self.outbox, self.servers, self.name = outbox, servers, name
         self.max_inflight, self.ack_timeout_s = max_inflight, ack_timeout_s
-        self.user, self.password = user, password
+        self.user, self.password, self.inbox_prefix = user, password, inbox_prefix
         self.sent = 0  # acknowledged by the stream and removed from the outbox
         self.duplicates = 0  # acknowledged as already stored (sent twice)
         self.resent = 0  # sent again after no or a failed acknowledgement
@@ -59,7 +59,8 @@ class JetStreamPublisher:
         while nc is None and not self._stop.is_set():
             try:
                 nc = await nats.connect(servers=self.servers, name=self.name, user=self.user,
-                                        password=self.password, allow_reconnect=True,
+                                        password=self.password, inbox_prefix=self.inbox_prefix,
+                                        allow_reconnect=True,
                                         max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2,
                                         reconnected_cb=connected)
             except Exception as exc:  # no server up yet: the outbox keeps everything meanwhile

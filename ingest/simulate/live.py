@@ -130,13 +130,13 @@ class JetStreamAcks:
     publish/wait interface as :class:`PubAcks`, each message published with its ``Nats-Msg-Id``
     (ingest.wire.jetstream) and sent again until the stream acknowledges it."""
 
-    def __init__(self, servers: list[str], timeout_s: float = 5.0) -> None:
+    def __init__(self, servers: list[str], timeout_s: float = 5.0, login: dict | None = None) -> None:
         from ingest.wire.nats_bus import Bus
 
         self.sent = self.acked = self.resent = 0
         self.timeout_s = timeout_s
         self._lock = threading.Lock()
-        self.bus = Bus(servers, "nightcramp-simulate")
+        self.bus = Bus(servers, "nightcramp-simulate", login=login)
 
     async def _send(self, subject: str, payload: bytes, mid: str) -> None:
         import asyncio
@@ -176,14 +176,28 @@ class JetStreamAcks:
 
 
 def publish_nights_nats(servers: list[str], opts: NightOptions, *, n_wearers: int = 1, speed: float = 60.0,
-                        frame_s: float | None = None, truth_dir: Path | None = None, progress=None) -> dict:
-    """:func:`publish_nights` into the NATS JetStream frames stream (docs/scaling.md)."""
+                        frame_s: float | None = None, truth_dir: Path | None = None, progress=None,
+                        credentials_dir: Path | None = None) -> dict:
+    """:func:`publish_nights` into the NATS JetStream frames stream (docs/scaling.md). A wearer
+    with an account in ``credentials_dir`` publishes as that account (a cluster with accounts
+    lets it publish only its own frames); the others share one connection."""
+    from ingest.wire.nats_bus import login
+
     frame_s, groups = _nights(opts, n_wearers, speed, frame_s, truth_dir)
-    acks = JetStreamAcks(servers)
+    conns: dict[str, tuple[None, JetStreamAcks]] = {}
+    shared: JetStreamAcks | None = None
     try:
-        return _publish_all(groups, {g[0].wearer: (None, acks) for g in groups}, speed, frame_s, progress)
+        for g in groups:
+            who = login(credentials_dir, g[0].wearer)
+            if "user" in who:
+                conns[g[0].wearer] = (None, JetStreamAcks(servers, login=who))
+            else:
+                shared = shared or JetStreamAcks(servers)
+                conns[g[0].wearer] = (None, shared)
+        return _publish_all(groups, conns, speed, frame_s, progress)
     finally:
-        acks.close()
+        for acks in {id(a): a for _, a in conns.values()}.values():
+            acks.close()
 
 
 def _nights(opts: NightOptions, n_wearers: int, speed: float, frame_s: float | None,

@@ -7,14 +7,39 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
+
+
+def inbox_prefix(account: str) -> str:
+    """The inbox prefix ``account`` connects with: its replies arrive where only it may read
+    (dashboard.nats_auth gives each account read access to its own prefix only)."""
+    from ingest.wire.mqtt_client import DETECTOR
+
+    return "_INBOX" if account == DETECTOR else f"_INBOX_{account}"
+
+
+def login(credentials_dir: Path | str | None, account: str) -> dict[str, Any]:
+    """``nats.connect`` keywords for ``account``: its secret from ``credentials_dir`` (the same
+    ``mqtt-<account>.secret`` as the MQTT broker's) when there is one, and its inbox prefix."""
+    from ingest.wire.mqtt_client import read_secret, secret_path
+
+    kw: dict[str, Any] = {"inbox_prefix": inbox_prefix(account)}
+    if credentials_dir:
+        p = secret_path(Path(credentials_dir), account)
+        if p.exists():
+            kw |= {"user": account, "password": read_secret(p)}
+    return kw
 
 
 class Bus:
     """One NATS connection that reconnects for ever (a cluster member restarting is routine)."""
 
-    def __init__(self, servers: list[str], name: str, connect_timeout_s: float = 60.0) -> None:
+    def __init__(self, servers: list[str], name: str, connect_timeout_s: float = 60.0,
+                 on_reconnect: Callable[[], None] | None = None, login: dict[str, Any] | None = None) -> None:
+        self.on_reconnect = on_reconnect  # called on the bus loop after each reconnection
+        self._login = login or {}
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name=f"nats-{name}", daemon=True)
         self._thread.start()
@@ -29,8 +54,13 @@ class Bus:
     async def _connect(self, servers: list[str], name: str) -> None:
         import nats
 
+        async def reconnected() -> None:
+            if self.on_reconnect is not None:
+                self.on_reconnect()
+
         self.nc = await nats.connect(servers=servers, name=name, allow_reconnect=True,
-                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2)
+                                     max_reconnect_attempts=-1, reconnect_time_wait=0.2, connect_timeout=2,
+                                     reconnected_cb=reconnected, **self._login)
         self.js = self.nc.jetstream(timeout=10)
 
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float = 30.0) -> Any:
