@@ -73,6 +73,7 @@ class Cramp(_Section):
     min_duration_s: float = Field(3.0, gt=0, description="[s] shortest sustained activity weighed as a possible cramp (Delphi consensus: seconds to ~10 min); a 5-s cramp at 2-3x resting, with its rise and fall, stays above on_ratio for only ~3.5-4 s, and the 1-s median shortens it further")
     red_flag_s: float = Field(600.0, gt=0, description="[s] a cramp longer than this is flagged for a clinician (DOMAIN red flags)")
     prior_window_s: float = Field(60.0, gt=0, description="[s] look-back for movement before onset (a cramp often starts out of quiet sleep, DOMAIN.md); weighed as cramp_model.prior_intensity; before the recording began the wearer counts as awake and moving (cramp_model.prior_ref per window)")
+    context_window_s: float = Field(180.0, gt=0, description="[s] look-back for the wearer's wake context: movement from this long before the onset up to cramp.prior_window_s before it (weighed as cramp_model.context_intensity); before the recording began the wearer counts as awake and moving")
     lead_in_s: float = Field(8.0, gt=0, description="[s] the seconds just before onset searched for movement leading into it (a voluntary contraction is preceded by movement)")
     lead_in_skip_s: float = Field(1.5, ge=0, description="[s] the last seconds before onset left out of the lead-in: the onset jerk, the onset's uncertainty and the 1-s accelerometer frame")
     early_skip_s: float = Field(1.5, ge=0, description="[s] the onset jerk: seconds after onset not counted as accompanying movement")
@@ -131,6 +132,8 @@ class CrampModel(_Section):
     lead_in_ref: float = Field(2.0, gt=0, description="[s] movement intensity (intensity x seconds, as in sleep scoring) in the lead-in that costs w_lead_in")
     w_prior: float = Field(0.4, ge=0, description="[-] log-odds lost per prior_ref of movement in the minute before (awake and moving), up to 2x; cramps also strike awake wearers (ICSD-3)")
     prior_ref: float = Field(20.0, gt=0, description="[s] movement intensity in cramp.prior_window_s that costs w_prior; wake movement scores 20+, a periodic leg movement 1-2")
+    w_context: float = Field(0.5, ge=0, description="[-] log-odds lost per context_ref of movement in the minutes before (cramp.context_window_s to prior_window_s before the onset), up to 2x: a wearer awake and moving about for minutes makes a voluntary contraction more likely than a cramp (DOMAIN.md: preceded by wake movement); small, because cramps also begin in wake (ICSD-3)")
+    context_ref: float = Field(40.0, gt=0, description="[s] movement intensity in the wake-context window that costs w_context")
     w_early: float = Field(0.5, ge=0, description="[-] log-odds lost per early_ref of movement accompanying the onset, up to 3x")
     early_ref: float = Field(10.0, gt=0, description="[s] movement intensity early in the contraction that costs w_early")
     w_later: float = Field(1.2, ge=0, description="[-] log-odds per later_ref of movement after the onset: the pain wakes the wearer, who stretches, stands and walks (DOMAIN.md), up to later_cap")
@@ -198,7 +201,7 @@ class Artifact(_Section):
 class Engine(_Section):
     lookahead_s: float = Field(40.0, gt=0, description="[s] how long after an interval ends the engine waits before classifying it (context after the event)")
     alert_step_s: float = Field(0.5, gt=0, le=1.0, description="[s] live service: new data between looks for a cramp in progress; with the 1-s slow median a suspected cramp is announced about 1 s after the criteria are met (goal: within 2 s)")
-    history_s: float = Field(300.0, ge=0, description="[s] per-frame history kept before the oldest undecided interval, so a night's state stays bounded (0 keeps the whole night); at least twice the longest look-back (cramp.prior_window_s, twitch_window_s, spectral_quiet_s)")
+    history_s: float = Field(400.0, ge=0, description="[s] per-frame history kept before the oldest undecided interval, so a night's state stays bounded (0 keeps the whole night); at least twice the longest look-back (cramp.prior_window_s, context_window_s, twitch_window_s, spectral_quiet_s)")
 
 
 class DetectorConfig(_Section):
@@ -222,10 +225,11 @@ class DetectorConfig(_Section):
             raise ValueError(f"cramp.after_window_s ({self.cramp.after_window_s:g} s) must be shorter than "
                              f"engine.lookahead_s ({la:g} s): events are classified that long after they end")
         cr, hist = self.cramp, self.engine.history_s
-        look_back = max(cr.prior_window_s, cr.twitch_window_s, cr.spectral_quiet_s)
+        look_back = max(cr.prior_window_s, cr.context_window_s, cr.twitch_window_s, cr.spectral_quiet_s)
         if 0 < hist < 2 * look_back:
             raise ValueError(f"engine.history_s ({hist:g} s) must be 0 or at least twice the longest look-back "
-                             f"({look_back:g} s: cramp.prior_window_s, twitch_window_s, spectral_quiet_s)")
+                             f"({look_back:g} s: cramp.prior_window_s, context_window_s, twitch_window_s, "
+                             "spectral_quiet_s)")
         if self.acc.max_rollover_s + self.acc.still_min_s >= la:
             raise ValueError("acc.max_rollover_s + acc.still_min_s must be shorter than engine.lookahead_s")
         return self

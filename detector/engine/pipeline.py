@@ -701,6 +701,11 @@ class Engine(Stateful):
         unseen = max(0.0, cr.prior_window_s - onset_s) / cr.prior_window_s
         if has_acc and unseen:  # recordings start with the wearer awake in bed
             prior += unseen * self.cfg.cramp_model.prior_ref
+        ctx_s = max(cr.context_window_s - cr.prior_window_s, 1.0)
+        context = mi(onset_s - cr.context_window_s, onset_s - cr.prior_window_s)
+        unseen = min(ctx_s, max(0.0, cr.context_window_s - onset_s)) / ctx_s
+        if has_acc and unseen:
+            context += unseen * self.cfg.cramp_model.context_ref
         e_end = min(onset_s + cr.early_window_s, onset_s + max(cr.early_skip_s + 1.0, 0.5 * duration))
         early = mi(onset_s + cr.early_skip_s, e_end, side)
         later = mi(e_end, x.end_s + cr.after_window_s)
@@ -744,6 +749,7 @@ class Engine(Stateful):
             "has_acc": has_acc,
             "lead_in_intensity": lead_in,
             "prior_intensity": prior,
+            "context_intensity": context,
             "early_intensity": early,
             "later_intensity": later,
             "post_intensity": post,
