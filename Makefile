@@ -40,12 +40,11 @@ $(VENV)/.installed: pyproject.toml requirements/nats-server.txt
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m mypy ingest detector dashboard
-	@$(PY) -m pytest -m "not chaos"; rc=$$?; \
+	@$(PY) -m pytest; rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc
 
 # Beyond one machine only (docs/scaling.md): NATS cluster, detector workers, cohorts on Dask.
-# `make test` runs these too, except the "chaos" test (a worker and a server killed mid-night),
-# which does not pass every time yet.
+# `make test` runs these too.
 test-scale: install
 	@$(PY) -m pytest -m scale; rc=$$?; \
 	  if [ $$rc = 5 ]; then echo "pytest ran no tests: failing" >&2; exit 1; fi; exit $$rc

@@ -219,17 +219,29 @@ class NatsNode(Server):
 
 
 def nats_config(name: str, port: int, http_port: int, cluster_port: int, routes: list[int],
-                store_dir: Path, *, partitions: int = 64, max_file_gb: float = 4.0) -> str:
+                store_dir: Path, *, partitions: int = 64, max_file_gb: float = 4.0,
+                tls_dir: Path | None = None) -> str:
     """A nats-server configuration: JetStream on disk, one member of the ``nightcramp`` cluster
-    (``routes``: the cluster ports of all members), the sensor subjects mapped onto partitions."""
+    (``routes``: the cluster ports of all members), the sensor subjects mapped onto partitions.
+    ``tls_dir``: the stack's CA and server certificate (dashboard.broker_auth): clients and
+    routes then speak TLS only, and routes prove themselves with that certificate."""
     from ingest.wire.jetstream import server_mappings
 
+    tls = _nats_tls(Path(tls_dir).resolve(), "") if tls_dir is not None else ""
     route_list = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes)
     cluster = (f"cluster {{\n  name: nightcramp\n  listen: 127.0.0.1:{cluster_port}\n"
-               f"  routes: [{route_list}]\n}}\n") if len(routes) > 1 else ""
-    return (f"server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http_port}\n"
+               f"  routes: [{route_list}]\n"
+               + (_nats_tls(Path(tls_dir).resolve(), "  ") if tls_dir is not None else "") + "}\n"
+               ) if len(routes) > 1 else ""
+    return (f"server_name: {name}\nlisten: 127.0.0.1:{port}\nhttp: 127.0.0.1:{http_port}\n" + tls +
             f'jetstream {{\n  store_dir: "{store_dir}"\n  max_memory_store: 64MB\n'
             f"  max_file_store: {int(max_file_gb * 1024)}MB\n}}\n" + cluster + server_mappings(partitions))
+
+
+def _nats_tls(d: Path, indent: str) -> str:
+    lines = ["tls {", f'  cert_file: "{d / "server.pem"}"', f'  key_file: "{d / "server.key"}"',
+             f'  ca_file: "{d / "ca.pem"}"', "  timeout: 5", "}"]
+    return "".join(indent + line + "\n" for line in lines)
 
 
 def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, partitions: int = 64,
@@ -239,7 +251,7 @@ def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, par
     ready, the cluster's meta leader elected). ``client_ports``: where clients connect (free
     ports if not given); each member's cluster port is its client port + 1000 and its
     monitoring port + 2000 then. ``accounts``: a credentials directory whose accounts the servers
-    require (dashboard.nats_auth); None lets any local client in."""
+    require (dashboard.nats_auth), over TLS with its certificate; None lets any local client in."""
     exe = nats_server_binary()
     data_dir = Path(data_dir).resolve()
     if client_ports:
@@ -258,7 +270,7 @@ def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, par
             d.mkdir(parents=True, exist_ok=True)
             conf = d / "nats.conf"
             conf.write_text(nats_config(name, port, http_port, cport, routes, d / "jetstream",
-                                        partitions=partitions))
+                                        partitions=partitions, tls_dir=accounts))
             if accounts is not None:
                 from dashboard import nats_auth
 

@@ -1,5 +1,5 @@
 """Who may do what on the NATS cluster: a real nats-server started with the accounts of a
-credentials directory (dashboard.nats_auth). A stranger is refused; a collector publishes only its
+credentials directory (dashboard.nats_auth), TLS only. A stranger is refused; a collector publishes only its
 own wearer's frames and reads nothing else; the operator closes a night but reads no frame; an
 account added later works after the servers reload."""
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import ssl
 
 import pytest
 
@@ -15,6 +16,7 @@ from dashboard import broker_auth, nats_auth
 from dashboard.services import start_nats_cluster, wait_until
 from ingest.wire import jetstream
 from ingest.wire.mqtt_client import DETECTOR, OPERATOR, read_secret, secret_path
+from ingest.wire.nats_bus import login
 from ingest.wire.topics import sensor_topic, wearer_topic
 
 pytestmark = pytest.mark.scale
@@ -30,13 +32,12 @@ def secured(tmp_path):
     nodes[0].stop()
 
 
-async def _connect(node, cdir, account: str | None, password: str | None = None):
+async def _connect(node, cdir, account: str, password: str | None = None):
     import nats
 
-    kw = {}
-    if account is not None:
-        kw = {"user": account, "password": password or read_secret(secret_path(cdir, account)),
-              "inbox_prefix": nats_auth.inbox_prefix(account)}
+    kw = login(cdir, account)
+    if password is not None:
+        kw["password"] = password
     errors: list[Exception] = []
 
     async def on_error(e: Exception) -> None:
@@ -46,16 +47,22 @@ async def _connect(node, cdir, account: str | None, password: str | None = None)
     return nc, errors
 
 
-def _hello(node, creds: dict) -> str:
-    """What the server answers a client that logs in with ``creds`` (the protocol's bytes)."""
-    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as s:
-        f = s.makefile("rb")
-        assert f.readline().startswith(b"INFO ")
-        s.sendall(b"CONNECT " + json.dumps({"verbose": False, "pedantic": False, **creds}).encode()
-                  + b"\r\nPING\r\n")
-        line = f.readline().decode()
-        f.close()
-        return line
+def _hello(node, creds: dict, cdir) -> str:
+    """What the server answers a client that logs in with ``creds`` (the protocol's bytes: INFO
+    in clear, then TLS checked against the stack's CA, then CONNECT)."""
+    ctx = ssl.create_default_context(cafile=str(cdir / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", node.port), timeout=10) as raw:
+        info = b""
+        while not info.endswith(b"\n"):
+            info += raw.recv(1)
+        assert info.startswith(b"INFO ") and json.loads(info[5:])["tls_required"]
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"CONNECT " + json.dumps({"verbose": False, "pedantic": False, **creds}).encode()
+                      + b"\r\nPING\r\n")
+            f = s.makefile("rb")
+            line = f.readline().decode()
+            f.close()
+            return line
 
 
 def _frame_subject(wearer: str) -> str:
@@ -70,9 +77,9 @@ def test_only_known_accounts_connect_and_each_does_only_its_part(secured):
         from nats.errors import TimeoutError as NatsTimeout
 
         # nobody, and a wrong password, are refused
-        assert "Authorization Violation" in _hello(node, {})
-        assert "Authorization Violation" in _hello(node, {"user": "w-1", "pass": "not-the-secret"})
-        assert "PONG" in _hello(node, {"user": "w-1", "pass": read_secret(secret_path(cdir, "w-1"))})
+        assert "Authorization Violation" in _hello(node, {}, cdir)
+        assert "Authorization Violation" in _hello(node, {"user": "w-1", "pass": "not-the-secret"}, cdir)
+        assert "PONG" in _hello(node, {"user": "w-1", "pass": read_secret(secret_path(cdir, "w-1"))}, cdir)
 
         det, _ = await _connect(node, cdir, DETECTOR)
         js = det.jetstream()
@@ -140,8 +147,8 @@ def test_an_account_added_later_connects_after_the_servers_reload(secured):
 
     # the reload is asynchronous: wait until the server knows the account (clean sockets only)
     secret = read_secret(secret_path(cdir, "w-2"))
-    wait_until(lambda: "PONG" in _hello(node, {"user": "w-2", "pass": secret}), 30, "the accounts reloaded",
-               every=0.2)
+    wait_until(lambda: "PONG" in _hello(node, {"user": "w-2", "pass": secret}, cdir), 30,
+               "the accounts reloaded", every=0.2)
 
     async def main() -> None:
         nc, _ = await _connect(node, cdir, "w-2")

@@ -4,6 +4,7 @@ again; a taken port is reported in one line and nothing is left running."""
 from __future__ import annotations
 
 import socket
+import ssl
 import subprocess
 import time
 
@@ -107,8 +108,8 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
 
     sv = _services(tmp_path, free_port())
     ports = [_free_triple() for _ in range(3)]
-    sv.write_text(sv.read_text() + "[nats]\nservers = " + json.dumps([f"nats://127.0.0.1:{p}" for p in ports])
-                  + "\n")
+    sv.write_text(sv.read_text() + "[transport]\nkind = \"nats\"\n[nats]\nservers = "
+                  + json.dumps([f"nats://127.0.0.1:{p}" for p in ports]) + "\n")
     try:
         r = run(cli, "stack", "up", "--cluster", "3", "--services", str(sv))
         assert r.returncode == 0, r.stderr
@@ -119,14 +120,19 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
         secrets = tmp_path / "secrets"
 
         def hello(port: int, user: str, password: str) -> bytes:
-            with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
-                f = c.makefile("rb")
-                f.readline()
-                c.sendall(b"CONNECT " + json.dumps({"verbose": False, "user": user, "pass": password}).encode()
-                          + b"\r\nPING\r\n")
-                line = f.readline()
-                f.close()
-                return line
+            """The server's answer to a login (INFO in clear, then TLS against the stack's CA)."""
+            ctx = ssl.create_default_context(cafile=str(secrets / "ca.pem"))
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+                info = b""
+                while not info.endswith(b"\n"):
+                    info += raw.recv(1)
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as c:
+                    login_msg = json.dumps({"verbose": False, "user": user, "pass": password}).encode()
+                    c.sendall(b"CONNECT " + login_msg + b"\r\nPING\r\n")
+                    f = c.makefile("rb")
+                    line = f.readline()
+                    f.close()
+                    return line
 
         async def cluster_size(account: str) -> int:
             nc = await nats.connect(f"nats://127.0.0.1:{ports[1]}", connect_timeout=5,
@@ -138,7 +144,10 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
             finally:
                 await nc.close()
 
-        # the broker's accounts are the cluster's: the detector's logs in, a stranger does not
+        # the broker's accounts are the cluster's, over TLS only: the detector's logs in, a stranger
+        # does not, and a client without TLS is turned away before it can send a password
+        with socket.create_connection(("127.0.0.1", ports[0]), timeout=10) as raw:
+            assert json.loads(raw.recv(4096).split(b"\r\n")[0][5:])["tls_required"]
         assert asyncio.run(cluster_size(DETECTOR)) == 3
         assert b"Authorization Violation" in hello(ports[0], "w-9", "guess")
         # a sensor account added while the cluster runs: every member reloads and lets it in
@@ -166,6 +175,9 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
                 await nc.close()
 
         asyncio.run(publish_as_sensor())
+        # the operator's command reaches the stream over TLS (no worker runs: --force)
+        r = run(cli, "night", "close", "--wearer", "w-9", "--force", "--services", str(sv))
+        assert r.returncode == 0 and "asked the detector workers" in r.stdout, r.stdout + r.stderr
     finally:
         down = run(cli, "stack", "down", "--services", str(sv))
     assert down.returncode == 0 and "nats-n1" in down.stdout and "nats-n3" in down.stdout

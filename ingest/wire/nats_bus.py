@@ -22,7 +22,10 @@ def inbox_prefix(account: str) -> str:
 
 def login(credentials_dir: Path | str | None, account: str) -> dict[str, Any]:
     """``nats.connect`` keywords for ``account``: its secret from ``credentials_dir`` (the same
-    ``mqtt-<account>.secret`` as the MQTT broker's) when there is one, and its inbox prefix."""
+    ``mqtt-<account>.secret`` as the MQTT broker's) when there is one, its inbox prefix, and TLS
+    checked against the stack's CA (``ca.pem`` there): a cluster with accounts speaks TLS only."""
+    import ssl
+
     from ingest.wire.mqtt_client import read_secret, secret_path
 
     kw: dict[str, Any] = {"inbox_prefix": inbox_prefix(account)}
@@ -30,6 +33,9 @@ def login(credentials_dir: Path | str | None, account: str) -> dict[str, Any]:
         p = secret_path(Path(credentials_dir), account)
         if p.exists():
             kw |= {"user": account, "password": read_secret(p)}
+            ca = Path(credentials_dir) / "ca.pem"
+            if ca.exists():
+                kw["tls"] = ssl.create_default_context(cafile=str(ca))
     return kw
 
 
