@@ -77,12 +77,28 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
         w.setStartdatetime(start.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0))
         w.setSignalHeaders(headers)
         pool = store.read_pool()
+        t_end = t0 + seconds * 10**9
+        # A channel whose frames all share one encoding, scale and rate (the usual night) is read
+        # as its samples column alone, one query per channel, channels side by side.
+        fmts = dict(zip([ch["label"] for ch in chans], pool.map(
+            lambda ch: store.frame_format(wearer, ch["label"], ch["kind"], t0 - 10**9, t_end), chans),
+            strict=True))
 
         def read(a: int) -> list:
-            """The chunk from second ``a``: each stream's raw frames, the streams read side by side."""
+            """The chunk from second ``a``: per stream, label -> future of that channel's frames."""
             b = min(seconds, a + CHUNK_S)
-            return [pool.submit(store.raw_frames_of, wearer, [chans[k]["label"] for k in idx], stream,
-                                t0 + a * 10**9, t0 + b * 10**9) for stream, idx in by_stream.items()]
+            lo, hi = t0 + a * 10**9, t0 + b * 10**9
+            out = []
+            for stream, idx in by_stream.items():
+                labels = [chans[k]["label"] for k in idx]
+                mixed = [lab for lab in labels if fmts[lab] is None]
+                futs = {lab: pool.submit(store.raw_frames_uniform, wearer, lab, stream, lo, hi, fmts[lab])
+                        for lab in labels if fmts[lab] is not None}
+                if mixed:
+                    together = pool.submit(store.raw_frames_of, wearer, mixed, stream, lo, hi)
+                    futs |= {lab: _pick(together, lab) for lab in mixed}
+                out.append(futs)
+            return out
 
         # The next chunk is read while this one is written (InfluxDB works while Python decodes):
         # at most two chunks in memory.
@@ -91,13 +107,12 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
             b = min(seconds, a + CHUNK_S)
             block: list[np.ndarray] = [np.zeros(0)] * len(chans)
             reads, ahead = ahead, (read(b) if b < seconds else [])
-            for (_, idx), fut in zip(by_stream.items(), reads, strict=True):
-                got = fut.result()
+            for (_, idx), futs in zip(by_stream.items(), reads, strict=True):
                 for k in idx:
                     fs = float(chans[k]["fs"])
                     n = round((b - a) * fs)
                     x, have = np.zeros(n), np.zeros(n, bool)
-                    frames = got[chans[k]["label"]]
+                    frames = futs[chans[k]["label"]].result()
                     pos = frames.positions(t0, fs) - round(a * fs)
                     ok = (pos >= 0) & (pos < n)
                     x[pos[ok]], have[pos[ok]] = frames.values[ok], True
@@ -114,6 +129,16 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
     finally:
         w.close()
     return {"channels": len(chans), "annotations": len(notes), "seconds": seconds}
+
+
+class _pick:
+    """One channel of a several-channel read, with a future's ``result()``."""
+
+    def __init__(self, fut, label: str) -> None:
+        self.fut, self.label = fut, label
+
+    def result(self):
+        return self.fut.result()[self.label]
 
 
 def _gap_runs(have: np.ndarray, fs: float, offset_s: float, label: str, open_since: float | None, *,

@@ -168,3 +168,25 @@ def test_basic_auth_against_an_auth_enabled_influxdb(tmp_path):
         ok.close()
     finally:
         server.stop()
+
+
+def test_a_channel_of_one_frame_format_is_read_as_its_samples_alone_and_a_mixed_one_is_not(store):
+    """The EDF+ export reads a channel whose frames share encoding, scale and rate through the
+    samples column only; the samples must be exactly those of the full read, and a channel whose
+    scale changes mid-night (a sensor re-configured) must be read with every frame's own scale."""
+    t0 = (time.time_ns() // 10**9 - 5400) * 10**9
+    _write_frames(store, t0, seconds=20, frame_s=0.1, wearer="w-7")
+    for k in range(20):  # 2 s of 0.1-s frames; the scale doubles half-way, then float samples
+        raw = np.full((100, 1), k + 1, np.int16 if k < 15 else np.float32)
+        assert store.write_frame("w-7", "right-shank", "emg", ["EMG R-Gastroc"], raw,
+                                 (0.5 if k < 10 else 1.0,), 1000.0, k * 100, t0 + k * 100 * 1_000_000)
+    t1 = t0 + 20 * 10**9
+    fmt = store.frame_format("w-7", "EMG L-Gastroc", "emg", t0, t1)
+    assert fmt == ("i16", pytest.approx(0.1), 1000.0)
+    alone = store.raw_frames_uniform("w-7", "EMG L-Gastroc", "emg", t0 + 5 * 10**9, t1, fmt)
+    full = store.raw_frames_of("w-7", ["EMG L-Gastroc"], "emg", t0 + 5 * 10**9, t1)["EMG L-Gastroc"]
+    assert len(alone.values) == len(full.values) >= 15_000
+    assert np.array_equal(alone.values, full.values) and np.array_equal(alone.t_ns, full.t_ns)
+    assert store.frame_format("w-7", "EMG R-Gastroc", "emg", t0, t1) is None  # two scales, two encodings
+    mixed = store.raw_frames_of("w-7", ["EMG R-Gastroc"], "emg", t0, t1)["EMG R-Gastroc"]
+    assert mixed.values[0] == 0.5 and mixed.values[1000] == 11.0 and mixed.values[1500] == 16.0

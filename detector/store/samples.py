@@ -191,6 +191,30 @@ class SampleStore(InfluxTransport):
             out[series["tags"]["channel"]] = Frames.decode(series.get("values", []))
         return out
 
+    def frame_format(self, wearer: str, channel: str, stream: str, t0_ns: int,
+                     t1_ns: int) -> tuple[str, float, float] | None:
+        """(encoding, scale, rate Hz) shared by every stored frame of a channel in [t0, t1), or
+        None when they differ (or there are none). Two small aggregate queries: a reader that
+        knows them can ask for the samples alone (:meth:`raw_frames_uniform`)."""
+        where = (f"FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE \"wearer\" = '{lit(wearer)}' AND "
+                 f"\"channel\" = '{lit(channel)}' AND time >= {t0_ns} AND time < {t1_ns}")
+        agg = self._rows(f"SELECT MIN(\"scale\"), MAX(\"scale\"), MIN(\"fs\"), MAX(\"fs\") {where}")
+        encs = {row[1] for row in self._rows(f"SELECT DISTINCT(\"enc\") {where}")}
+        if not agg or len(encs) != 1 or agg[0][1] != agg[0][2] or agg[0][3] != agg[0][4]:
+            return None
+        return str(encs.pop()), float(agg[0][1]), float(agg[0][3])
+
+    def raw_frames_uniform(self, wearer: str, channel: str, stream: str, t0_ns: int, t1_ns: int,
+                           fmt: tuple[str, float, float]) -> Frames:
+        """The stored frames of one channel holding samples of [t0, t1) (the first may start
+        before t0) whose :meth:`frame_format` is ``fmt``: the samples column alone is read, about
+        half of InfluxDB's work for the four columns of :meth:`raw_frames_of`."""
+        before = 2 * self._frame_ns(wearer, channel, stream)
+        q = (f"SELECT \"data\" FROM \"{self.s.raw_rp}\".\"{stream}\" WHERE \"wearer\" = '{lit(wearer)}' "
+             f"AND \"channel\" = '{lit(channel)}' AND time >= {t0_ns - before} AND time < {t1_ns}")
+        rows = [row for series in self.query(q, compressed=False) for row in series.get("values", [])]
+        return Frames.decode_uniform(rows, *fmt)
+
     def raw_frames(self, wearer: str, stream: str, t0_ns: int, t1_ns: int,
                    chunk_ns: int = 600 * 10**9):
         """The stored frames of a wearer's stream in [t0, t1), as transmitted, oldest first, read
@@ -346,6 +370,19 @@ class Frames:
         else:
             x *= np.repeat(sc, n)
         return cls(np.asarray(t0, np.int64), n, np.asarray(fs, np.float64), x)
+
+    @classmethod
+    def decode_uniform(cls, rows: list[list], enc: str, scale: float, fs: float) -> Frames:
+        """From query rows of (time ns, data) whose frames share ``enc``, ``scale`` and ``fs``."""
+        if not rows:
+            return cls.decode([])
+        t0, data = zip(*rows, strict=True)
+        blobs = [binascii.a2b_base64(d) for d in data]
+        size = 2 if enc == "i16" else 4
+        n = np.fromiter((len(b) // size for b in blobs), np.int64, len(blobs))
+        x = np.frombuffer(b"".join(blobs), "<i2" if size == 2 else "<f4").astype(np.float32)
+        x *= np.float32(scale)
+        return cls(np.asarray(t0, np.int64), n, np.full(len(n), float(fs)), x)
 
     def within(self) -> np.ndarray:
         """Each sample's index within its frame (int64)."""
