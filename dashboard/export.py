@@ -120,7 +120,7 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
                     runs, gap_open[k] = _gap_runs(have, fs, a, chans[k]["label"], gap_open[k],
                                                   last=b == seconds)
                     lost += runs
-            w.writeSamples(block)
+            _write_records(w, block)
         notes = [(float(e["start_s"]), float(e["end_s"]) - float(e["start_s"]), annotation_text(e))
                  for e in events]
         notes += [(s, e - s, f"signal lost {label}") for label, s, e in lost]
@@ -129,6 +129,19 @@ def night_edf(store, wearer: str, analysis: dict, events: list[dict], path: Path
     finally:
         w.close()
     return {"channels": len(chans), "annotations": len(notes), "seconds": seconds}
+
+
+def _write_records(w, block: list[np.ndarray]) -> None:
+    """Whole 1-s data records of every channel (physical units), interleaved as EDF wants them,
+    one call per record: pyedflib's writeSamples builds each record with np.append, which cost a
+    third of the export's own time."""
+    per = [w.get_smp_per_record(i) for i in range(len(block))]
+    n_rec = min(len(x) // p for x, p in zip(block, per, strict=True))
+    rows = np.concatenate([np.asarray(x[:n_rec * p], np.float64).reshape(n_rec, p)
+                           for x, p in zip(block, per, strict=True)], axis=1)
+    for r in range(n_rec):
+        if w.blockWritePhysicalSamples(rows[r]) < 0:
+            raise OSError(f"EDF+ record {r} of a chunk not written")
 
 
 class _pick:

@@ -404,7 +404,9 @@ class Frames:
         sample placed by its time, the others following it): what a file export needs, without
         a time per sample."""
         p0 = np.round((self.t_ns - origin_ns) * (fs / 1e9)).astype(np.int64)
-        return np.repeat(p0, self.n) + self.within()
+        # each frame's first position minus its first sample's index, plus the sample index
+        first = np.cumsum(self.n) - self.n
+        return np.repeat(p0 - first, self.n) + np.arange(len(self.values), dtype=np.int64)
 
 
 def _raw_buckets(t: np.ndarray, v: np.ndarray, t0_ns: int, bucket: int) -> dict:
