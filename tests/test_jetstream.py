@@ -48,10 +48,23 @@ async def _with_js(nodes, fn):
 
 async def _stored(js) -> list[tuple[str, str]]:
     """(subject, Nats-Msg-Id) of every message in the frames stream, in stream order."""
-    info = await js.stream_info(jetstream.STREAM)
-    sub = await js.pull_subscribe(jetstream.partition_subject("*"), durable=None, stream=jetstream.STREAM)
-    out: list[tuple[str, str]] = []
+    import nats.errors
+    import nats.js.errors
+
     deadline = time.monotonic() + 120
+    while True:
+        # after a server's death the stream's new leader may not yet answer a consumer's creation
+        # within the client's 5 s on a busy machine: ask again until the deadline
+        try:
+            info = await js.stream_info(jetstream.STREAM)
+            sub = await js.pull_subscribe(jetstream.partition_subject("*"), durable=None,
+                                          stream=jetstream.STREAM)
+            break
+        except (nats.errors.TimeoutError, nats.js.errors.ServiceUnavailableError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+    out: list[tuple[str, str]] = []
     while len(out) < info.state.messages and time.monotonic() < deadline:
         try:
             got = await sub.fetch(1000, timeout=5)
