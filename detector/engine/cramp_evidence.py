@@ -136,9 +136,14 @@ def _reaction_gate(f: dict[str, Any], cfg: DetectorConfig) -> float:
     Out of stillness, any movement after it is (the pain wakes the wearer). A wearer who was
     already moving, or moved with the onset, simply goes on moving, unless the movement outlasts
     the contraction at several times their own rate of the minute before: stretching it out,
-    standing on the leg or walking, as when a cramp starts while awake in bed (ICSD-3)."""
+    standing on the leg or walking, as when a cramp starts while awake in bed (ICSD-3).
+
+    Movement with the onset ends stillness on a shorter scale (``early_still_ref``) than movement
+    in the minute before (``prior_ref``): the minute before is weighed as a rate, a few seconds
+    of the leg moving as the contraction begins are a movement leading into it (DOMAIN.md)."""
     m, cr = cfg.cramp_model, cfg.cramp
-    still = math.exp(-(f["prior_intensity"] + f["lead_in_intensity"] + f["early_intensity"]) / m.prior_ref)
+    still = (math.exp(-(f["prior_intensity"] + f["lead_in_intensity"]) / m.prior_ref)
+             * math.exp(-f["early_intensity"] / m.early_still_ref))
     before_s = max(cr.prior_window_s - cr.lead_in_skip_s, 1.0)
     rate = (f["prior_intensity"] + f["lead_in_intensity"]) / before_s
     after = float(f.get("post_intensity", 0.0)) / cr.after_window_s

@@ -712,8 +712,10 @@ class Engine(Stateful):
         post = mi(x.end_s, x.end_s + cr.after_window_s)
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
-        twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10], self.frame_s,
-                                   cr.twitch_ecg_gap_s)
+        # A fasciculation does not move the leg: a twitch with the shank moving is a movement.
+        twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10
+                                    and not (has_acc and self._leg_moved(side, k * self.frame_s))],
+                                   self.frame_s, cr.twitch_ecg_gap_s)
         rots = self.rotations + self._pending_rot
         r_on, u_on = onset_s + cr.rotation_onset_after_s, onset_s + cr.upright_onset_after_s
         rot_onset = any(r[0] < r_on and r[1] > onset_s - cr.posture_before_s for r in rots)
@@ -831,6 +833,17 @@ class Engine(Stateful):
             inten = np.clip((dyn - a.move_g) / a.move_g, 0.0, self.cfg.sleep.intensity_cap)
             best = inten if best is None else np.maximum(best[: len(inten)], inten[: len(best)])
         return float(np.sum(best)) * fs if best is not None else 0.0
+
+    def _leg_moved(self, side: str, t: float) -> bool:
+        """Whether ``side``'s shank moved (dynamic acceleration over ``acc.move_g``) within one
+        accelerometer frame of ``t`` (s)."""
+        leg = self.legs.get(side)
+        if leg is None:
+            return False
+        a = self.cfg.acc
+        k = int(np.floor(t / a.frame_s))
+        dyn = leg.stage.dynamic[max(0, k - 1):max(0, k + 2)]
+        return bool(np.any(dyn > a.move_g))
 
     def _upright_within(self, t0: float, t1: float) -> bool:
         """Whether either shank was upright (standing, walking) at any time in [t0, t1]."""
