@@ -117,6 +117,13 @@ def test_evidence_moves_the_probability_the_way_domain_md_says():
     assert p(**hold | {"post_intensity": 60.0, "later_intensity": 120.0}) > 0.5
     assert p(**hold, upright_after=True) > 0.5 and p(**hold, rotation_after=True) > p(**hold)
     assert p(**hold | {"early_intensity": 0.0}) > 0.5  # out of stillness: no sign of a voluntary hold
+    # Grabbed the leg as a short contraction began, then stretched that leg out for half a minute
+    # after it (a cramp striking a wearer awake in bed): a reaction. The same movement of both
+    # legs after it, getting up and walking about, is not.
+    grab = {"duration_s": 6.0, "median_ratio": 10.0, "prior_intensity": 14.0, "early_intensity": 13.0,
+            "early_span_s": 1.5, "later_intensity": 230.0, "post_intensity": 220.0,
+            "post_side_intensity": 220.0}
+    assert p(**grab, post_other_intensity=0.0) > 0.5 > p(**grab, post_other_intensity=220.0)
 
 
 def _openhdemg(testdata):

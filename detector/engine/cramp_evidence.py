@@ -37,6 +37,9 @@ FEATURE_TEXT = {
     "early_intensity": "movement accompanying the onset",
     "later_intensity": "movement after the onset (waking, stretching, walking)",
     "post_intensity": "movement after the contraction has ended (cramp.after_window_s)",
+    "post_side_intensity": "movement of this leg after the contraction has ended",
+    "post_other_intensity": "movement of the other leg after the contraction has ended",
+    "early_span_s": "seconds of the early part checked for accompanying movement",
     "no_reaction": "no movement after a contraction as short as a leg movement",
     "voluntary_hold": "movement with the onset and no reaction after the contraction",
     "twitches_before": "twitches before the onset",
@@ -149,9 +152,16 @@ def _reaction_gate(f: dict[str, Any], cfg: DetectorConfig) -> float:
     after = float(f.get("post_intensity", 0.0)) / cr.after_window_s
     span = max(m.reaction_ratio_hi - m.reaction_ratio_lo, 1e-6)
     ratio = after / max(rate, m.reaction_floor_rate)
+    # A wearer who moved with the onset was moving too, but only movement of this leg beyond
+    # the other's after the contraction (stretching it out) outlasts it: getting up and walking
+    # moves both legs, and follows restless wake movement as often as a cramp.
+    early_s = float(f.get("early_span_s", cr.early_window_s - cr.early_skip_s))
+    early_rate = float(f["early_intensity"]) / max(early_s, 0.5)
+    own_leg = float(f.get("post_side_intensity", 0.0))
+    one_sided = _clip((own_leg - float(f.get("post_other_intensity", 0.0))) / max(own_leg, 1e-6), 0.0, 1.0)
     # Only a wearer who was moving about can outlast their own rate; in between, in proportion
     # (getting out of bed after a short movement is not a reaction to it).
-    moving = min(1.0, rate / m.reaction_floor_rate)
+    moving = min(1.0, max(rate, early_rate * one_sided) / m.reaction_floor_rate)
     outlasting = moving * _clip((ratio - m.reaction_ratio_lo) / span, 0.0, 1.0)
     return float(max(still, outlasting))
 

@@ -710,6 +710,9 @@ class Engine(Stateful):
         early = mi(onset_s + cr.early_skip_s, e_end, side)
         later = mi(e_end, x.end_s + cr.after_window_s)
         post = mi(x.end_s, x.end_s + cr.after_window_s)
+        other = "right" if side == "left" else "left"
+        post_side = mi(x.end_s, x.end_s + cr.after_window_s, side) if has_acc else 0.0
+        post_other = mi(x.end_s, x.end_s + cr.after_window_s, other) if has_acc else 0.0
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
         # A fasciculation does not move the leg: a twitch with the shank moving is a movement.
@@ -753,8 +756,11 @@ class Engine(Stateful):
             "prior_intensity": prior,
             "context_intensity": context,
             "early_intensity": early,
+            "early_span_s": e_end - onset_s - cr.early_skip_s,
             "later_intensity": later,
             "post_intensity": post,
+            "post_side_intensity": post_side,
+            "post_other_intensity": post_other,
             "twitches_before": twitches,
             "rotation_at_onset": rot_onset,
             "rotation_after": rot_after,
