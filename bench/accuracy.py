@@ -42,11 +42,14 @@ ACC_UNITS = ("g", "mg", "m/s2")
 EMG_DIR = ROOT.parent / "shared" / "testdata" / "emg"
 
 
-def night_options(seed: int, hours: float, cramps_per_night: float = 2.0) -> NightOptions:
-    """Rates, mains, units and the contraction carrier (Gaussian or real EMG) vary per night."""
+def night_options(seed: int, hours: float, cramps_per_night: float = 2.0,
+                  awake_fraction: float | None = None) -> NightOptions:
+    """Rates, mains, units and the contraction carrier (Gaussian or real EMG) vary per night;
+    ``awake_fraction`` overrides the simulator's share of cramps beginning in wake."""
     k = seed - 1000
     real = (k // 5) % 2 == 1 and EMG_DIR.is_dir()
-    return NightOptions(hours=hours, seed=seed, fs_emg=FS_EMG[k % 5], fs_acc=FS_ACC[k % 3],
+    extra = {} if awake_fraction is None else {"cramp_awake_fraction": awake_fraction}
+    return NightOptions(**extra, hours=hours, seed=seed, fs_emg=FS_EMG[k % 5], fs_acc=FS_ACC[k % 3],
                         mains_hz=MAINS[k % 3 if k % 4 else 0], emg_unit=EMG_UNITS[k % 2],
                         acc_unit=ACC_UNITS[(k // 2) % 3], cramps_per_night=cramps_per_night,
                         carrier="real" if real else "gaussian", carrier_dir=str(EMG_DIR) if real else "")
@@ -156,9 +159,9 @@ def fixed_threshold_baseline(rec, truth: list[dict]) -> dict:
                                              kind="limb_movement", ignore=ign).as_dict()}
 
 
-def one_night(args: tuple[int, float, str, float]) -> dict:
-    seed, hours, tmp, cramps = args
-    opts = night_options(seed, hours, cramps)
+def one_night(args: tuple[int, float, str, float, float | None]) -> dict:
+    seed, hours, tmp, cramps, awake = args
+    opts = night_options(seed, hours, cramps, awake)
     plan = plan_night(opts)
     path = Path(tmp) / f"night-{seed}.edf"
     write_night(plan, path)
@@ -335,13 +338,17 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--cramps-per-night", type=float, default=2.0,
                     help="cramps per 8 h (more gives fuller robustness-matrix cells)")
+    ap.add_argument("--awake-fraction", type=float, default=None,
+                    help="share of cramps that begin while the wearer is awake in bed "
+                         "(default: the simulator's, 0.25); more fills that cell of the matrix")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "accuracy.json")
     args = ap.parse_args()
     seeds = list(range(args.seed0, args.seed0 + args.nights))
     t0 = time.time()
     rows = []
     with tempfile.TemporaryDirectory() as tmp, Pool(args.jobs) as pool:
-        for r in pool.imap(one_night, [(s, args.hours, tmp, args.cramps_per_night) for s in seeds]):
+        for r in pool.imap(one_night, [(s, args.hours, tmp, args.cramps_per_night, args.awake_fraction)
+                                       for s in seeds]):
             rows.append(r)
             print(f"  night {r['seed']} ({r['fs_emg']:g}/{r['fs_acc']:g} Hz, mains {r['mains']:g}, "
                   f"{r['units']}): cramps {r['cramp']['tp']}/{r['cramp']['fp']}/{r['cramp']['fn']}  "
@@ -352,6 +359,7 @@ def main() -> int:
     plmi_err = [r["plmi"] - r["plmi_truth"] for r in rows]
     summary = {
         "nights": len(rows), "hours": args.hours, "seeds": [seeds[0], seeds[-1]],
+        "cramps_per_night": args.cramps_per_night, "awake_fraction": args.awake_fraction,
         "cramp": pooled(rows, "cramp"),
         "cramp_median_onset_error_s": float(np.median(errors)) if errors else None,
         "awakening": pooled(rows, "awakening"),
@@ -380,8 +388,9 @@ def main() -> int:
     args.out.write_text(json.dumps({"summary": summary, "nights": rows}, indent=1, default=float))
     s = summary
     print()
+    awake = "" if args.awake_fraction is None else f", {args.awake_fraction:.0%} of cramps awake at onset"
     print(f"{len(rows)} simulated {args.hours:g}-h nights, seeds {seeds[0]}-{seeds[-1]} "
-          f"(never used while tuning)")
+          f"(never used while tuning), {args.cramps_per_night:g} cramps per 8 h{awake}")
     print(f"{'':22}{'nightcramp':>28}{'fixed-threshold baseline':>28}")
     for kind in ("cramp", "limb_movement"):
         m, b = s[kind], s["baseline_fixed_threshold"][kind]
