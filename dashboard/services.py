@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -26,10 +27,24 @@ class ServiceError(OSError):  # the CLI reports it in one line
     """A server could not be started; the message says which and why."""
 
 
+_HANDED_OUT: set[int] = set()
+_HANDED_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that nothing listened on a moment ago and that this process has not
+    been given before. The kernel may hand the same ephemeral port out twice in a row once the
+    probe socket is closed; a server's two listeners (Mosquitto's plain and TLS ones) given
+    that port would then collide ("Address already in use")."""
+    with _HANDED_LOCK:
+        for _ in range(1000):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
+    raise ServiceError("no loopback port left that this process has not already been given")
 
 
 def _binary(name: str, candidates: tuple[str, ...], hint: str = INSTALL_HINT) -> str:

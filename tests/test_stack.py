@@ -182,3 +182,10 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
         down = run(cli, "stack", "down", "--services", str(sv))
     assert down.returncode == 0 and "nats-n1" in down.stdout and "nats-n3" in down.stdout
     assert "nothing running" in run(cli, "stack", "status", "--services", str(sv)).stdout
+
+
+def test_free_ports_are_never_handed_out_twice():
+    # The kernel reuses a closed probe's ephemeral port; Mosquitto's plain and TLS listeners were
+    # once both given 46691 and the broker refused to start ("Address already in use").
+    ports = [free_port() for _ in range(2000)]
+    assert len(set(ports)) == len(ports)
