@@ -710,14 +710,14 @@ class Engine(Stateful):
         early = mi(onset_s + cr.early_skip_s, e_end, side)
         later = mi(e_end, x.end_s + cr.after_window_s)
         post = mi(x.end_s, x.end_s + cr.after_window_s)
-        other = "right" if side == "left" else "left"
-        post_side = mi(x.end_s, x.end_s + cr.after_window_s, side) if has_acc else 0.0
-        post_other = mi(x.end_s, x.end_s + cr.after_window_s, other) if has_acc else 0.0
+        post_side = mi(x.end_s, x.end_s + cr.after_window_s, side)
+        post_other = max((mi(x.end_s, x.end_s + cr.after_window_s, s) for s in self.legs if s != side),
+                         default=0.0)
         tw = self._twitch_frames[x.ch]
         t_lo = (onset_f - cr.twitch_window_s / self.frame_s)
         # A fasciculation does not move the leg: a twitch with the shank moving is a movement.
         twitches = _count_twitches([k for k in tw if t_lo <= k < onset_f - 10
-                                    and not (has_acc and self._leg_moved(side, k * self.frame_s))],
+                                    and not self._leg_moved(side, k * self.frame_s)],
                                    self.frame_s, cr.twitch_ecg_gap_s)
         rots = self.rotations + self._pending_rot
         r_on, u_on = onset_s + cr.rotation_onset_after_s, onset_s + cr.upright_onset_after_s
