@@ -231,9 +231,9 @@ class EmgStage(Stateful):
         bad = np.zeros(len(fr), np.uint8)
         art = self.cfg.artifact
         # Hum alone: strong muscle activity also has power at the mains line, but a detached
-        # electrode has little else: the mains-band envelope against the level with both
-        # lines notched (the muscle's own, whether or not a line was found at the start).
-        hum_only = (fr.mains > art.lead_off_mains_uV) & (fr.mains > art.lead_off_mains_ratio * fr.nohum)
+        # electrode has little else: the mains-band envelope against the notched level (the
+        # muscle's own; both lines are notched whether or not one was found at the start).
+        hum_only = (fr.mains > art.lead_off_mains_uV) & (fr.mains > art.lead_off_mains_ratio * fr.mav)
         bad[hum_only] |= np.uint8(LEAD_OFF)
         bad[fr.flat] |= np.uint8(FLAT)
         bad[fr.clipped] |= np.uint8(CLIPPED)

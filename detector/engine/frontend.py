@@ -30,20 +30,19 @@ class EmgFrames:
     clipped: np.ndarray  # bool
     lost: np.ndarray  # bool: any NaN sample in the frame
     dmav: np.ndarray  # µV per sample, mean |x[n] - x[n-1]| of the band-passed, notched signal
-    nohum: np.ndarray  # µV, mean |x| with both mains lines notched: the muscle's own level
 
     @staticmethod
     def empty() -> EmgFrames:
         z = np.zeros(0)
         b = np.zeros(0, bool)
-        return EmgFrames(z, z, z, b, b, b, z, z)
+        return EmgFrames(z, z, z, b, b, b, z)
 
     def padded(self, m: int) -> EmgFrames:
         """These frames and ``m`` lost ones after them."""
         z, f = np.zeros(m), np.zeros(m, bool)
         return EmgFrames(np.r_[self.mav, z], np.r_[self.mains, z], np.r_[self.level, z],
                          np.r_[self.flat, f], np.r_[self.clipped, f], np.r_[self.lost, np.ones(m, bool)],
-                         np.r_[self.dmav, z], np.r_[self.nohum, z])
+                         np.r_[self.dmav, z])
 
     def __len__(self) -> int:
         return len(self.mav)
@@ -58,7 +57,7 @@ class EmgFrames:
         return EmgFrames(*(np.concatenate([getattr(p, f) for p in parts]) for f in _EMG_FIELDS))
 
 
-_EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost", "dmav", "nohum")
+_EMG_FIELDS = ("mav", "mains", "level", "flat", "clipped", "lost", "dmav")
 
 
 class EmgFrontEnd(Stateful):
@@ -81,8 +80,6 @@ class EmgFrontEnd(Stateful):
         self._tail_raw = np.zeros(0, np.float32)
         self._tail_bp = np.zeros(0, np.float32)
         self._tail_notched = np.zeros(0, np.float32)
-        self._tail_hum = np.zeros(0, np.float32)
-        self.hum_check: SosFilter | None = None
         self._k = 0  # next frame index
         self._n0 = 0  # sample index of the first tail sample
         self._prev: float | None = None  # the notched sample before the tail (for the change)
@@ -111,21 +108,17 @@ class EmgFrontEnd(Stateful):
         top = min(fe.bandpass_high_hz, 0.45 * self.fs) + 10
         sos = design_notches(fs=self.fs, mains_hz=self.mains_hz, q=fe.notch_q,
                              harmonics=fe.notch_harmonics, max_hz=top)
-        # Hum is watched at both mains lines whatever was found at the start: a detached
-        # electrode picks up hum, and that is how lead-off shows, also on the line that was not
-        # found (hum in the first seconds that came from something else). With a line found,
-        # the other one's fundamental joins its notches (one pass; it takes a sliver of EMG);
-        # with none, the envelope stays unnotched and a separate check measures both lines.
-        others = [o for o in (design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q, harmonics=1, max_hz=top)
-                              for f in (50.0, 60.0) if f != self.mains_hz and f < 0.45 * self.fs)
-                  if o is not None]
-        self.hum_check = None
-        if sos is not None:
-            self.notch = SosFilter(np.vstack([sos, *others]), np.float32)
-        else:
-            self.notch = None
-            if others:
-                self.hum_check = SosFilter(np.vstack(others), np.float32)
+        # Both mains lines are notched whatever was found at the start: hum that appears later
+        # (a detached electrode picks it up, or a device is switched on) must not become the
+        # "EMG", and a lead-off then shows as the notched signal vanishing. With a line found,
+        # the other one's fundamental joins its notches; with none, where the hum would come
+        # from is unknown, so both lines get their harmonics too (~4% of the EMG band).
+        harmonics = 1 if sos is not None else fe.notch_harmonics
+        lines = [f for f in (50.0, 60.0) if f != self.mains_hz and f < 0.45 * self.fs]
+        others = [o for o in (design_notches(fs=self.fs, mains_hz=f, q=fe.notch_q, harmonics=harmonics,
+                                             max_hz=top) for f in lines) if o is not None]
+        parts = [p for p in (sos, *others) if p is not None]
+        self.notch = SosFilter(np.vstack(parts), np.float32) if parts else None
         return self._run(buf)
 
     def _run(self, x: np.ndarray) -> EmgFrames:
@@ -133,15 +126,13 @@ class EmgFrontEnd(Stateful):
         clean = np.where(nan, np.float32(0), x) if nan.any() else x
         bp = self.bp(clean)
         notched = self.notch(bp) if self.notch is not None else bp
-        hum_free = self.hum_check(bp) if self.hum_check is not None else notched
-        raw, bpa, nta, hfa = (np.concatenate([t, v]) if t.size else v for t, v in (
-            (self._tail_raw, x), (self._tail_bp, bp), (self._tail_notched, notched),
-            (self._tail_hum, hum_free)))
+        raw, bpa, nta = (np.concatenate([t, v]) if t.size else v for t, v in (
+            (self._tail_raw, x), (self._tail_bp, bp), (self._tail_notched, notched)))
         n_total = self._n0 + raw.size
         # Frames entirely inside the buffered samples.
         k1 = _complete_frames(n_total, self._k, self.fs, self.cfg.front_end.frame_s)
         if k1 <= self._k:
-            self._tail_raw, self._tail_bp, self._tail_notched, self._tail_hum = raw, bpa, nta, hfa
+            self._tail_raw, self._tail_bp, self._tail_notched = raw, bpa, nta
             return EmgFrames.empty()
         edges = frame_edges(self._k, k1, fs=self.fs, frame_s=self.cfg.front_end.frame_s) - self._n0
         starts, end = edges[:-1], edges[-1]
@@ -154,9 +145,7 @@ class EmgFrontEnd(Stateful):
         mav = np.add.reduceat(np.abs(seg), starts) / lengths
         step = np.abs(np.diff(seg, prepend=seg[0] if self._prev is None else np.float32(self._prev)))
         dmav = np.add.reduceat(step, starts) / lengths
-        mains = np.add.reduceat(np.abs(bpa[:end] - hfa[:end]), starts) / lengths
-        # With a notch the envelope is already free of hum; without one, the hum check's own.
-        nohum = mav if self.notch is not None else np.add.reduceat(np.abs(hfa[:end]), starts) / lengths
+        mains = np.add.reduceat(np.abs(bpa[:end] - nta[:end]), starts) / lengths
         level = np.add.reduceat(safe_raw, starts) / lengths
         hi = np.maximum.reduceat(safe_raw, starts).astype(np.float64)
         lo = np.minimum.reduceat(safe_raw, starts).astype(np.float64)
@@ -169,11 +158,10 @@ class EmgFrontEnd(Stateful):
         lost = (np.add.reduceat(nan_raw, starts) > 0) if any_nan else np.zeros(len(starts), bool)
         flat = (hi - lo == 0) & ~lost
         self._tail_raw, self._tail_bp, self._tail_notched = raw[end:], bpa[end:], nta[end:]
-        self._tail_hum = hfa[end:]
         self._prev = float(seg[-1])
         self._n0 += end
         self._k = k1
-        return EmgFrames(mav, mains, level, flat, clipped, lost, dmav, nohum)
+        return EmgFrames(mav, mains, level, flat, clipped, lost, dmav)
 
 
 @record

@@ -26,7 +26,8 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-STATE_VERSION = 2  # 2: per-frame histories trimmed (Growable.start), whole-night quality counts
+STATE_VERSION = 3  # 2: per-frame histories trimmed (Growable.start), whole-night quality counts;
+# 3: both mains lines always notched (no separate hum check in the EMG front end)
 FILE_FORMAT = "nightcramp.checkpoint"
 
 T = TypeVar("T")

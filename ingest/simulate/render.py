@@ -139,7 +139,7 @@ def _emg_block(plan, side, label, k, b0, b1, fs) -> np.ndarray:
     for a, b_ in ((a, b) for s, a, b in plan.lead_offs if s == side and a < t1 and b > t0):
         off = (t >= a) & (t < b_)
         x[off] *= 0.03
-        x[off] += (400.0 * np.sin(2 * np.pi * (plan.options.mains_hz or 50.0) * t[off])).astype(np.float32)
+        x[off] += _lead_off_hum(plan, a, t[off], fs)
     x += _mains(plan, side, t, fs)
     for f, amp, ph in plan.wander[side]:
         x += (amp * np.sin(2 * np.pi * f * t + ph)).astype(np.float32)
@@ -156,6 +156,20 @@ def _emg_block(plan, side, label, k, b0, b1, fs) -> np.ndarray:
             after = t >= tp
             x[after] += (step * np.exp(-(t[after] - tp) / 0.4)).astype(np.float32)
     return np.clip(x, -_SAT_UV, _SAT_UV)
+
+
+def _lead_off_hum(plan, start: float, t: np.ndarray, fs: float) -> np.ndarray:
+    """Hum (µV) a detached electrode picks up from ``start`` (s): 50-600 µV at the mains line
+    (50 Hz on a night without hum), log-uniform, with 3rd and 5th harmonics; drawn from its own
+    stream so that the rest of the night does not change with it."""
+    rng = np.random.default_rng([plan.options.seed, zlib.crc32(b"lead_off"), int(start * 1000)])
+    amp = float(np.exp(rng.uniform(np.log(50.0), np.log(600.0))))
+    f = plan.options.mains_hz or 50.0
+    out = np.zeros(t.size, np.float32)
+    for h, rel in ((1, 1.0), (3, 0.3), (5, 0.15)):
+        if h * f < 0.45 * fs:
+            out += (amp * rel * np.sin(2 * np.pi * h * f * t + h)).astype(np.float32)
+    return out
 
 
 def _mains(plan, side, t, fs) -> np.ndarray:
