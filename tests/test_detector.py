@@ -153,21 +153,23 @@ def test_nan_flat_clipped_and_lead_off_become_events():
 @pytest.mark.parametrize("line_hz", [50.0, 60.0])
 def test_a_lead_off_with_modest_hum_is_an_artefact_not_a_cramp(hum_at_start, line_hz):
     """A detached electrode picks up hum of tens of µV only, with harmonics, on a night whose
-    mains line was (15 µV) or was not (none) found at the start: a lead-off, not a contraction."""
+    mains line was (15 µV) or was not (none) found at the start: a lead-off, not a contraction.
+    It lasts longer than half the baseline window, and the resting level must not sink to the
+    detached electrode's, or the reattached one would look like a contraction."""
     fs = 1000.0
-    x = _noise_rec(900, fs).astype(np.float32)
+    x = _noise_rec(1500, fs).astype(np.float32)
     t = np.arange(x.size) / fs
     x += (hum_at_start * np.sin(2 * np.pi * line_hz * t)).astype(np.float32)
-    off = (t >= 300) & (t < 540)
+    off = (t >= 300) & (t < 720)
     x[off] *= 0.03
     for h, rel in ((1, 1.0), (3, 0.3), (5, 0.15)):
         x[off] += (70.0 * rel * np.sin(2 * np.pi * h * line_hz * t[off])).astype(np.float32)
     rec = array_recording("lead-off", START, {"EMG L-Gastroc": (x, fs),
-                                              "EMG R-Gastroc": (_noise_rec(900, fs, 2), fs)})
+                                              "EMG R-Gastroc": (_noise_rec(1500, fs, 2), fs)})
     a = analyze_recording(rec, CFG)
     leads = [e for e in a.of_kind("artifact") if e.subtype == "lead_off"]
     assert len(leads) == 1
-    assert leads[0].start_s == pytest.approx(300, abs=2) and leads[0].end_s == pytest.approx(540, abs=2)
+    assert leads[0].start_s == pytest.approx(300, abs=2) and leads[0].end_s == pytest.approx(720, abs=2)
     assert [e for e in a.events if e.kind in ("cramp", "sustained_activity")] == []
 
 

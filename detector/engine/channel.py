@@ -62,6 +62,7 @@ class EmgStage(Stateful):
         self._level_started = False
         self._blank_left = 0
         self.stats: deque[float] = deque(maxlen=max(1, round(bl.window_s / bl.block_s)))
+        self.hum_stats: deque[float] = deque(maxlen=self.stats.maxlen)  # µV, mains band of resting blocks
         self.block_n = max(1, round(bl.block_s * fps))
         self.lm = Hysteresis(round(act.offset_quiet_s * fps))
         self.sus = Hysteresis(round(cr.off_hold_s * fps))
@@ -110,12 +111,16 @@ class EmgStage(Stateful):
         bad = self._frame_flags(fr)
         bad[self._pops(fr.level, fr.lost)] |= np.uint8(POP)
 
-        # The resting baseline moves once per block and depends on the blocks before it.
+        # The resting baseline and the usual hum move once per block and depend on the blocks
+        # before it.
         base = np.empty(n)
         stats = self._block_stats(fast, bad)
+        hums = self._block_hum(fr.mains)
         for j, a in enumerate(range(0, n, self.block_n)):
             z = slice(a, min(n, a + self.block_n))
-            base[z] = self._block_baseline(stats[j], slow[z], bad[z])
+            if self._flag_hum(fr.mains[z], mav[z], bad[z]):
+                stats[j] = self._block_stats(fast[z], bad[z])[0]
+            base[z] = self._block_baseline(stats[j], hums[j], slow[z], bad[z])
         known = np.isfinite(base)
         b = np.where(known, base, 1.0)
         on, off, s_on, s_off = self.thresholds(b)
@@ -178,8 +183,30 @@ class EmgStage(Stateful):
                     out[j] = quantile(fast[z][valid], q)
         return out
 
-    def _block_baseline(self, stat: float, slow: np.ndarray, bad: np.ndarray) -> float:
-        """Resting level (µV) for one block; marks vanished signal in ``bad`` (in place)."""
+    def _block_hum(self, mains: np.ndarray) -> list[float]:
+        """Each block's median mains-band envelope (µV)."""
+        m, full = self.block_n, len(mains) // self.block_n
+        out = np.median(mains[:full * m].reshape(full, m), axis=1).tolist() if full else []
+        if len(mains) > full * m:
+            out.append(float(np.median(mains[full * m:])))
+        return out
+
+    def _flag_hum(self, mains: np.ndarray, mav: np.ndarray, bad: np.ndarray) -> bool:
+        """Marks in ``bad`` (in place) frames of one block whose hum rose well above the usual
+        and dominates the notched EMG: a loose electrode, however small its hum. True if any."""
+        if not self.hum_stats:
+            return False
+        art = self.cfg.artifact
+        ref = sorted_quantile(sorted(self.hum_stats), 0.5)
+        hum = (mains > art.lead_off_hum_rise * ref) & (mains > art.lead_off_mains_ratio * mav) & (bad == 0)
+        if not hum.any():
+            return False
+        bad[hum] |= np.uint8(LEAD_OFF)
+        return True
+
+    def _block_baseline(self, stat: float, hum: float, slow: np.ndarray, bad: np.ndarray) -> float:
+        """Resting level (µV) for one block; marks vanished signal in ``bad`` (in place).
+        ``hum`` is the block's mains-band level (µV), kept with resting blocks as the usual hum."""
         # Runs once per 10-s block for the whole night: scalar Python, not numpy, on purpose.
         bl, art, cr = self.cfg.baseline, self.cfg.artifact, self.cfg.cramp
         if self.stats:
@@ -195,6 +222,7 @@ class EmgStage(Stateful):
         s_on = max(b * cr.on_ratio, b + cr.on_above_uV)
         if stat == stat and np.count_nonzero(slow > s_on) <= bl.max_active_fraction * slow.size:
             self.stats.append(stat)
+            self.hum_stats.append(hum)
         self.baseline_now = b
         return b
 
@@ -219,6 +247,7 @@ class EmgStage(Stateful):
             return SustainedPeek(None, self.mav.n + n, np.zeros(n, bool), np.zeros(n, np.uint8))
         slow = moving_median(mav, self.slow_n, self._slow_hist)
         bad = self._frame_flags(fr)
+        self._flag_hum(fr.mains, mav, bad)
         bad[(slow < art.lead_off_ratio * b) & (bad == 0)] |= np.uint8(LEAD_OFF)
         on, off = _sustained_on_off(slow, s_on, b * cr.off_ratio, bad, True)
         sus = copy.copy(self.sus)

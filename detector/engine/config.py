@@ -193,6 +193,7 @@ class Artifact(_Section):
     pop_blank_s: float = Field(1.5, gt=0, description="[s] time after a pop during which the channel is not scored (exponential recovery)")
     lead_off_mains_uV: float = Field(150.0, gt=0, description="[µV] mains-band envelope above which the electrode may be off")
     lead_off_mains_ratio: float = Field(2.0, gt=0, description="[-] lead-off also needs the mains-band envelope this many times the EMG left after the notch: strong muscle activity has broadband power at 50/60 Hz too, a detached electrode only hum")
+    lead_off_hum_rise: float = Field(3.0, gt=1, description="[-] a loose electrode picks up hum: a mains-band envelope this many times its usual level (the median of the resting blocks of the baseline window) and lead_off_mains_ratio times the notched EMG is a lead-off, however small the hum; the usual level covers hum present from the start, which the notch removes")
     lead_off_ratio: float = Field(0.3, gt=0, lt=1, description="[-] envelope below this multiple of resting means the signal vanished")
     lead_off_min_s: float = Field(5.0, gt=0, description="[s] shortest lead-off reported; shorter dips are ignored")
     clip_uV: float = Field(1000.0, gt=0, description="[µV] samples at a repeated extreme above this level are saturation")
