@@ -124,6 +124,14 @@ def test_evidence_moves_the_probability_the_way_domain_md_says():
             "early_span_s": 1.5, "later_intensity": 230.0, "post_intensity": 220.0,
             "post_side_intensity": 220.0}
     assert p(**grab, post_other_intensity=0.0) > 0.5 > p(**grab, post_other_intensity=220.0)
+    # Moving about in wake, then lying still when a contraction begins, nothing leading into it or
+    # going on with it: the earlier movement is little sign of a voluntary one (DOMAIN.md).
+    def cost(**kw):
+        terms = {t.name: t.logit for t in cramp_probability(base | kw, CFG)[1]}
+        return terms["prior_intensity"] + terms["context_intensity"]
+
+    awake_still = {"duration_s": 7.0, "prior_intensity": 60.0, "context_intensity": 80.0}
+    assert 0 > cost(**awake_still) > 0.5 * cost(**awake_still, lead_in_intensity=4.0)
 
 
 def _openhdemg(testdata):

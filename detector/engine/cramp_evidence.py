@@ -95,13 +95,17 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
         terms.append(Term("spectral_shift", f["spectral_shift"],
                           m.w_spectral * _clip(f["spectral_shift"] / m.spectral_ref, -1.0, 1.0)))
     if f.get("has_acc", True):
+        # Wake movement before points to a voluntary contraction when it leads into it or goes
+        # on with it; a contraction out of a pause in that movement keeps little of the cost.
+        led = 1.0 - math.exp(-(f["lead_in_intensity"] + f["early_intensity"]) / m.clean_onset_ref)
+        before = m.clean_onset_keep + (1.0 - m.clean_onset_keep) * led
         terms += [
             Term("lead_in_intensity", f["lead_in_intensity"],
                  -m.w_lead_in * min(f["lead_in_intensity"] / m.lead_in_ref, 3.0)),
             Term("prior_intensity", f["prior_intensity"],
-                 -m.w_prior * min(f["prior_intensity"] / m.prior_ref, 2.0)),
+                 -m.w_prior * min(f["prior_intensity"] / m.prior_ref, 2.0) * before),
             Term("context_intensity", float(f.get("context_intensity", 0.0)),
-                 -m.w_context * min(float(f.get("context_intensity", 0.0)) / m.context_ref, 2.0)),
+                 -m.w_context * min(float(f.get("context_intensity", 0.0)) / m.context_ref, 2.0) * before),
             Term("early_intensity", f["early_intensity"],
                  -m.w_early * min(f["early_intensity"] / m.early_ref, 3.0)),
             Term("later_intensity", f["later_intensity"],
