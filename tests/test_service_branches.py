@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import replace
 
@@ -218,3 +219,63 @@ def test_a_checkpoint_resumes_and_an_unreadable_one_is_refused_and_reanalysed(tm
         assert sum(x.fed for x in night.streams.values()) >= sum(fed.values())
     finally:
         c.store.close()
+
+
+class _LandedThenTimedOut:
+    """JetStream as seen through a stream leader dying: the first record update lands but its
+    reply is lost (a timeout); the retry then finds the record already moved on."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {"p7/10-wk-1": b"old"}
+        self.record = {"seq": 10, "object": "p7/10-wk-1", "owner": "wk-1"}
+        self.revision = 5
+        self.updates = 0
+
+    def call(self, result, timeout=None):
+        kind, *args = result
+        if kind == "put":
+            self.objects[args[0]] = args[1]
+        elif kind == "delete":
+            self.objects.pop(args[0], None)
+        elif kind == "update":
+            body, last = args
+            from nats.js.errors import KeyWrongLastSequenceError
+            if last != self.revision:
+                raise KeyWrongLastSequenceError()
+            self.record, self.revision = json.loads(body), self.revision + 1
+            self.updates += 1
+            if self.updates == 1:
+                raise TimeoutError("nats: timeout")
+            return self.revision
+        elif kind == "get":
+            return type("Entry", (), {"value": json.dumps(self.record).encode(), "revision": self.revision})()
+        return None
+
+
+def test_a_commit_whose_reply_was_lost_keeps_its_checkpoint(monkeypatch):
+    """A checkpoint commit whose record update landed although its reply timed out (the stream
+    leader died) is committed: its checkpoint object stays, nothing is reported as fenced. It had
+    been deleted as 'taken over', leaving the record naming a missing object, and no worker could
+    take the partition again."""
+    from detector.service import workers as W
+
+    js = _LandedThenTimedOut()
+    w = W.Worker.__new__(W.Worker)
+    w.id, w.stats = "wk-1", Counter()
+    w._bus = js
+    w.objects = type("Objects", (), {"put": staticmethod(lambda n, d: ("put", n, d)),
+                                     "delete": staticmethod(lambda n: ("delete", n))})()
+    w.records = type("Records", (), {"update": staticmethod(lambda k, b, last: ("update", b, last)),
+                                     "get": staticmethod(lambda k: ("get",))})()
+    monkeypatch.setattr(W.time, "sleep", lambda s: None)
+    p = W.Partition(7, revision=5, seq=20, committed_seq=10, lease_rev=1, checkpoint="p7/10-wk-1")
+    w.commit(p, b"state at 20")
+    assert js.record["object"] == "p7/20-wk-1" and js.objects["p7/20-wk-1"] == b"state at 20"
+    assert "p7/10-wk-1" not in js.objects  # the superseded checkpoint is cleaned up
+    assert p.checkpoint == "p7/20-wk-1" and p.revision == js.revision and p.committed_seq == 20
+    # Another worker's newer record is still a fence, and the orphaned object is removed.
+    js.record, js.revision = {"seq": 30, "object": "p7/30-wk-2", "owner": "wk-2"}, 9
+    p.seq = 40
+    with pytest.raises(W.Fenced):
+        w.commit(p, b"state at 40")
+    assert "p7/40-wk-1" not in js.objects

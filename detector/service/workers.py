@@ -506,6 +506,12 @@ class Worker:
                                                timeout=20)
                 break
             except KeyWrongLastSequenceError:
+                # An earlier attempt that timed out (a stream leader dying) may have landed: the
+                # record then names this very checkpoint, which must not be deleted.
+                rec, rev = self._record(p.k)
+                if rec.get("object") == name and rec.get("owner") == self.id:
+                    p.revision = rev
+                    break
                 self._forget(name)
                 raise Fenced(f"partition {p.k} was taken over by another worker") from None
             except Exception as exc:
