@@ -48,11 +48,11 @@ def _permissions(account: str) -> dict | None:
     inbox = {"allow": [f"{inbox_prefix(account)}.>"]}
     if account == OPERATOR:
         api, kv = "$JS.API", WORKERS_KV
+        # Reading the bucket takes its stream's subject index and a get per key
+        # (ingest.wire.jetstream.kv_entries): no consumer, so none may be made.
         return {"publish": {"allow": [
             "nightcramp.p.*.v1.*.control", f"{api}.INFO", f"{api}.STREAM.INFO.{kv}",
-            f"{api}.CONSUMER.CREATE.{kv}", f"{api}.CONSUMER.CREATE.{kv}.>", f"{api}.CONSUMER.DELETE.{kv}.>",
-            f"{api}.CONSUMER.INFO.{kv}.>", f"$JS.ACK.{kv}.>", f"{api}.DIRECT.GET.{kv}.>",
-            f"{api}.STREAM.MSG.GET.{kv}"]},
+            f"{api}.DIRECT.GET.{kv}.>", f"{api}.STREAM.MSG.GET.{kv}"]},
                 "subscribe": inbox}
     return {"publish": {"allow": [f"nightcramp.p.*.v1.{account}.*.*"]}, "subscribe": inbox}
 

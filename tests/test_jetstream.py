@@ -177,3 +177,45 @@ def test_the_collect_command_publishes_to_jetstream_when_the_transport_is_nats(t
     kinds = Counter(jetstream.topic_of(s).rsplit("/", 1)[1] for s, _ in stored)
     assert kinds["emg"] == 299 and kinds["acc"] == 150 and kinds["status"] >= 1
     assert out["sent"] == len(stored)
+
+
+def test_the_workers_bucket_reads_whole_while_workers_write_to_it(cluster):
+    """Who runs comes from the ``nightcramp_workers`` bucket while three workers renew their keys
+    every 10 ms on a 3-server cluster: each of 300 reads sees all three (nats.py's
+    ``KeyValue.keys()`` missed some in about 1 read in 100 here: a worker reading that takes
+    every partition, ``night close`` says no worker runs); a worker that said goodbye (its key
+    deleted) is not among them; no bucket reads as no workers."""
+    import json
+
+    from nats.js.api import KeyValueConfig, StorageType
+
+    from dashboard.cli.live import _workers_open_nights
+
+    async def main(js):
+        assert await _workers_open_nights(js) == {}
+        kv = await js.create_key_value(KeyValueConfig(bucket="nightcramp_workers", ttl=10, replicas=3,
+                                                      storage=StorageType.FILE))
+        await kv.put("gone", b"{}")
+        await kv.delete("gone")
+        stop = asyncio.Event()
+
+        async def beat(name: str) -> None:
+            while not stop.is_set():
+                await kv.put(name, json.dumps({"open_nights": [f"{name}-wearer"]}).encode())
+                await asyncio.sleep(0.01)
+
+        beats = [asyncio.create_task(beat(f"wk-{i}")) for i in range(3)]
+        try:
+            while len(await jetstream.kv_entries(js, "nightcramp_workers")) < 3:
+                await asyncio.sleep(0.05)
+            short = []
+            for _ in range(300):
+                seen = await _workers_open_nights(js)
+                if seen != {f"wk-{i}": [f"wk-{i}-wearer"] for i in range(3)}:
+                    short.append(seen)
+            assert short == []
+        finally:
+            stop.set()
+            await asyncio.gather(*beats)
+
+    run(_with_js(cluster, main))

@@ -258,17 +258,15 @@ def _night_close_nats(args, sv) -> int:
 
 async def _workers_open_nights(js) -> dict[str, list[str]]:
     """worker -> the nights it holds open, from the workers' heartbeats ({} when none runs)."""
-    from nats.js.errors import BucketNotFoundError, NoKeysError
+    from nats.js.errors import BucketNotFoundError
+
+    from ingest.wire.jetstream import kv_entries
 
     try:
-        kv = await js.key_value("nightcramp_workers")
-        out = {}
-        for k in await kv.keys():
-            e = await kv.get(k)
-            out[k] = json.loads(e.value or b"{}").get("open_nights", [])
-        return out
-    except (BucketNotFoundError, NoKeysError):
+        entries = await kv_entries(js, "nightcramp_workers")
+    except BucketNotFoundError:
         return {}
+    return {k: json.loads(v or b"{}").get("open_nights", []) for k, v in entries.items()}
 
 
 def request_night_close(sv, wearer: str) -> None:

@@ -375,12 +375,8 @@ class Worker:
     def live_workers(self) -> list[str] | None:
         """The workers with a fresh heartbeat; None when the bucket cannot be read now (then
         nothing moves: guessing "only me" would take every partition)."""
-        from nats.js.errors import NoKeysError
-
         try:
-            return sorted(self.bus.call(self.workers.keys(), timeout=10))
-        except NoKeysError:
-            return []
+            return sorted(self.bus.call(jetstream.kv_entries(self.bus.js, WORKERS), timeout=10))
         except Exception as exc:
             log.warning("live workers not read (%s: %s); partitions stay where they are",
                         type(exc).__name__, exc)

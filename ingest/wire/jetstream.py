@@ -100,3 +100,29 @@ async def ensure_frames_stream(js, *, replicas: int = 3, max_age_s: float = 7 * 
 __all__ = ["CONTROL", "MAPPED", "MAPPED_CONTROL", "PARTITIONS", "ROOT", "SOURCE", "STREAM",
            "ensure_frames_stream", "msg_id", "partition_of_subject", "partition_subject", "server_mappings",
            "subject", "topic_of"]
+
+
+async def kv_entries(js, bucket: str) -> dict[str, bytes]:
+    """Every live key of a key-value bucket with its value.
+
+    The keys come from the bucket stream's subject index (one request the stream leader answers),
+    not from nats.py's ``KeyValue.keys()``: that watcher can end its initial replay before the
+    messages already on their way arrive (nats.py issues #842, #995), and then reports an empty
+    bucket that has keys — a worker reading that would take every partition, ``night close``
+    would say no worker runs. A key deleted, purged or expired between the two reads is left out.
+    ``BucketNotFoundError`` when the bucket does not exist.
+    """
+    from nats.js.errors import KeyNotFoundError
+
+    kv = await js.key_value(bucket)
+    prefix = f"$KV.{bucket}."
+    info = await js.stream_info(f"KV_{bucket}", subjects_filter=f"{prefix}>")
+    out: dict[str, bytes] = {}
+    for subj in sorted(info.state.subjects or {}):
+        key = subj[len(prefix):]
+        try:
+            e = await kv.get(key)
+        except KeyNotFoundError:  # KeyDeletedError is one: a delete or purge marker is the last
+            continue
+        out[key] = e.value or b""
+    return out
