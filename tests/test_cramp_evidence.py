@@ -132,6 +132,53 @@ def test_evidence_moves_the_probability_the_way_domain_md_says():
 
     awake_still = {"duration_s": 7.0, "prior_intensity": 60.0, "context_intensity": 80.0}
     assert 0 > cost(**awake_still) > 0.5 * cost(**awake_still, lead_in_intensity=4.0)
+    # Out of a still minute, a contraction whose EMG took 4 s to build up while the leg moved (a
+    # movement whose weaker EMG ran into a hold) was led into; one that hardened first, with the
+    # leg moving only after it, was not (DOMAIN.md).
+    built = {"duration_s": 20.0, "median_ratio": 4.0, "later_intensity": 40.0, "post_intensity": 0.0,
+             "ramp_s": 4.0}
+    assert p(**built, ramp_intensity=25.0) < 0.5 < p(**built, ramp_intensity=0.0)
+    assert p(**built, ramp_intensity=25.0) == pytest.approx(p(**built, lead_in_intensity=25.0))
+
+
+def _hold(led: bool) -> object:
+    """15 minutes of two legs at rest (3 µV EMG, still shanks); at 600 s the left calf holds 6x
+    resting for 18 s. Led into: the first 3 s are a movement of the shank (0.1 g) whose EMG,
+    2.5x resting, runs into the hold. Hardened first: the hold starts at once, with a 0.5-s jerk."""
+    fs, fa, seconds, t0 = 1000.0, 25.0, 900, 600.0
+    rng = np.random.default_rng(7)
+    sig = {}
+    for side in ("L", "R"):
+        x = rng.normal(0, 3, int(seconds * fs))
+        acc = np.zeros((int(seconds * fa), 3))
+        acc[:, 1] = 1.0
+        acc += rng.normal(0, 0.004, acc.shape)
+        if side == "L":
+            x[int(t0 * fs):int((t0 + 18) * fs)] *= 6.0
+            moved = 3.0 if led else 0.5
+            if led:
+                x[int(t0 * fs):int((t0 + 3) * fs)] *= 2.5 / 6.0
+            a, b = int(t0 * fa), int((t0 + moved) * fa)
+            acc[a:b] += rng.normal(0, 0.1, (b - a, 3))
+        sig[f"EMG {side}-Gastroc"] = (x.astype(np.float32), fs)
+        for k, ax in enumerate("XYZ"):
+            sig[f"ACC {side}-Shank {ax}"] = (acc[:, k].astype(np.float32), fa)
+    return analyze_recording(array_recording("hold", dt.datetime(2026, 11, 24, 22, tzinfo=dt.UTC), sig), CFG)
+
+
+def test_movement_while_a_contraction_builds_up_leads_into_it():
+    """The build-up (time to reach cramp.ramp_level of the hold) is measured on the envelope, and
+    the leg's movement within it is the first reason against a cramp; a hold that hardened first
+    is a cramp, its onset jerk no build-up."""
+    led = [e for e in _hold(True).events if e.kind in ("cramp", "sustained_activity") and e.side == "left"]
+    assert [e.kind for e in led] == ["sustained_activity"]
+    f = led[0].features
+    assert f["ramp_s"] == pytest.approx(3.0, abs=0.5) and f["ramp_intensity"] > 5.0
+    assert f["why"]["against"][0].startswith("movement while the contraction built up")
+    first = [e for e in _hold(False).events if e.kind in ("cramp", "sustained_activity") and e.side == "left"]
+    assert [e.kind for e in first] == ["cramp"]
+    assert first[0].start_s == pytest.approx(600.0, abs=1.0)
+    assert first[0].features["ramp_s"] < 1.0 and first[0].features["ramp_intensity"] == 0.0
 
 
 def _openhdemg(testdata):

@@ -32,6 +32,8 @@ FEATURE_TEXT = {
     "onset_gap_s": "a burst and a pause before the contraction",
     "coactivation": "other leg active at the onset",
     "lead_in_intensity": "movement leading into the onset",
+    "ramp_intensity": "movement while the contraction built up (leading into it)",
+    "ramp_s": "seconds the contraction took to build up",
     "prior_intensity": "movement in the minute before",
     "context_intensity": "movement in the minutes before that (awake and moving about)",
     "early_intensity": "movement accompanying the onset",
@@ -97,11 +99,18 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
     if f.get("has_acc", True):
         # Wake movement before points to a voluntary contraction when it leads into it or goes
         # on with it; a contraction out of a pause in that movement keeps little of the cost.
-        led = 1.0 - math.exp(-(f["lead_in_intensity"] + f["early_intensity"]) / m.clean_onset_ref)
+        lead = _lead_in(f)
+        led = 1.0 - math.exp(-(lead + f["early_intensity"]) / m.clean_onset_ref)
         before = m.clean_onset_keep + (1.0 - m.clean_onset_keep) * led
+
+        def lead_cost(x: float) -> float:
+            return -m.w_lead_in * min(x / m.lead_in_ref, 3.0)
+
         terms += [
-            Term("lead_in_intensity", f["lead_in_intensity"],
-                 -m.w_lead_in * min(f["lead_in_intensity"] / m.lead_in_ref, 3.0)),
+            Term("lead_in_intensity", f["lead_in_intensity"], lead_cost(f["lead_in_intensity"])),
+            # Movement in the build-up leads in as well (one cost for both, with one cap).
+            Term("ramp_intensity", float(f.get("ramp_intensity", 0.0)),
+                 lead_cost(lead) - lead_cost(f["lead_in_intensity"])),
             Term("prior_intensity", f["prior_intensity"],
                  -m.w_prior * min(f["prior_intensity"] / m.prior_ref, 2.0) * before),
             Term("context_intensity", float(f.get("context_intensity", 0.0)),
@@ -130,6 +139,11 @@ def cramp_terms(f: dict[str, Any], cfg: DetectorConfig) -> list[Term]:
     return terms
 
 
+def _lead_in(f: dict[str, Any]) -> float:
+    """Movement leading into the contraction: before the onset, and while it built up."""
+    return float(f["lead_in_intensity"]) + float(f.get("ramp_intensity", 0.0))
+
+
 def _reaction_after(f: dict[str, Any], m: CrampModel) -> float:
     """How much the wearer reacted after the contraction (0..1): movement once it ended, standing
     up or a turn after the onset."""
@@ -149,10 +163,10 @@ def _reaction_gate(f: dict[str, Any], cfg: DetectorConfig) -> float:
     in the minute before (``prior_ref``): the minute before is weighed as a rate, a few seconds
     of the leg moving as the contraction begins are a movement leading into it (DOMAIN.md)."""
     m, cr = cfg.cramp_model, cfg.cramp
-    still = (math.exp(-(f["prior_intensity"] + f["lead_in_intensity"]) / m.prior_ref)
+    still = (math.exp(-(f["prior_intensity"] + _lead_in(f)) / m.prior_ref)
              * math.exp(-f["early_intensity"] / m.early_still_ref))
     before_s = max(cr.prior_window_s - cr.lead_in_skip_s, 1.0)
-    rate = (f["prior_intensity"] + f["lead_in_intensity"]) / before_s
+    rate = (f["prior_intensity"] + _lead_in(f)) / before_s
     after = float(f.get("post_intensity", 0.0)) / cr.after_window_s
     span = max(m.reaction_ratio_hi - m.reaction_ratio_lo, 1e-6)
     ratio = after / max(rate, m.reaction_floor_rate)

@@ -706,6 +706,14 @@ class Engine(Stateful):
         unseen = min(ctx_s, max(0.0, cr.context_window_s - onset_s)) / ctx_s
         if has_acc and unseen:
             context += unseen * self.cfg.cramp_model.context_ref
+        # The build-up: time until the envelope first reaches ramp_level of the contraction's
+        # median level (at most the lead-in's length); movement of this leg during it led into it.
+        rise = fast[onset_f:n_av]
+        ramp_s = 0.0
+        if rise.size:
+            reached = np.flatnonzero(rise >= cr.ramp_level * float(np.median(rise)))
+            ramp_s = min((int(reached[0]) if reached.size else rise.size) * self.frame_s, cr.lead_in_s)
+        ramp = mi(onset_s + cr.ramp_skip_s, onset_s + ramp_s, side) if ramp_s > cr.ramp_skip_s else 0.0
         e_end = min(onset_s + cr.early_window_s, onset_s + max(cr.early_skip_s + 1.0, 0.5 * duration))
         early = mi(onset_s + cr.early_skip_s, e_end, side)
         later = mi(e_end, x.end_s + cr.after_window_s)
@@ -753,6 +761,8 @@ class Engine(Stateful):
             "coactivation": coact,
             "has_acc": has_acc,
             "lead_in_intensity": lead_in,
+            "ramp_s": ramp_s,
+            "ramp_intensity": ramp,
             "prior_intensity": prior,
             "context_intensity": context,
             "early_intensity": early,
