@@ -97,11 +97,6 @@ async def ensure_frames_stream(js, *, replicas: int = 3, max_age_s: float = 7 * 
     return await js.update_stream(cfg)
 
 
-__all__ = ["CONTROL", "MAPPED", "MAPPED_CONTROL", "PARTITIONS", "ROOT", "SOURCE", "STREAM",
-           "ensure_frames_stream", "msg_id", "partition_of_subject", "partition_subject", "server_mappings",
-           "subject", "topic_of"]
-
-
 async def kv_entries(js, bucket: str) -> dict[str, bytes]:
     """Every live key of a key-value bucket with its value.
 
@@ -126,3 +121,8 @@ async def kv_entries(js, bucket: str) -> dict[str, bytes]:
             continue
         out[key] = e.value or b""
     return out
+
+
+__all__ = ["CONTROL", "MAPPED", "MAPPED_CONTROL", "PARTITIONS", "ROOT", "SOURCE", "STREAM",
+           "ensure_frames_stream", "kv_entries", "msg_id", "partition_of_subject", "partition_subject",
+           "server_mappings", "subject", "topic_of"]
