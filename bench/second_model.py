@@ -249,7 +249,8 @@ def plan(seed: int, hours: float) -> Night:
 
     for s in SIDES:
         drive[s] = np.maximum(drive[s], rest_level[s])
-    # Awakenings: wake bouts of a minute or more after sleep onset, overlapping ones joined.
+    # Awakenings: wake bouts of a minute or more after sleep onset, overlapping ones joined; the
+    # morning's final wake is no awakening (as in WASO and the detector's stated definition).
     bouts = sorted(wake)
     merged: list[list[float]] = []
     for a, b in bouts:
@@ -258,7 +259,7 @@ def plan(seed: int, hours: float) -> Night:
         else:
             merged.append([a, b])
     for a, b in merged[1:]:
-        if b - a >= 60 and a < T - 1:
+        if b - a >= 60 and b < T:
             truth.append(Truth("awakening", a, min(b, T), None))
     return Night(fs, fs_acc, hours, drive, extra, lead_off, phi, elev, shake, truth, onset)
 

@@ -44,6 +44,28 @@ def test_an_awakening_after_a_cramp_and_one_held_back_by_an_undecided_contractio
     assert out[0].features["after_cramp_s"] == cramp.start_s
 
 
+def test_a_cramp_lain_through_still_is_an_awakening():
+    """No movement at all: a 25-s cramp wakes the wearer before it eases, and the pain keeps them
+    awake for sleep.cramp_wake_tail_s after it (the source article)."""
+    sl = SleepScorer(CFG, has_acc=True, has_emg=True)
+    sl.add_epochs(np.zeros(120))
+    onset, end = 60 * EP, 60 * EP + 25
+    sl.add_cramp(onset, end)
+    sl.score(final=True)
+    out = sl.emit(True, cramps=[Event("cramp", onset, end, "left", "EMG L-Gastroc", 0.9)], undecided_from=[])
+    assert [e.subtype for e in out] == ["after_cramp"]
+    assert abs(out[0].start_s - end) <= EP and abs(out[0].end_s - (end + CFG.sleep.cramp_wake_tail_s)) <= EP
+
+
+def test_the_final_wake_is_no_awakening_even_with_a_sleep_epoch_at_the_very_end():
+    act = _night(range(100, 116))  # restless until a minute before the end: the morning
+    sl = SleepScorer(CFG, has_acc=True, has_emg=True)
+    sl.add_epochs(act)
+    sl.score(final=True)
+    assert list(sl.wake.view[-3:]) == [1, 0, 0]  # the last minute alone scores sleep
+    assert sl.emit(True, cramps=[], undecided_from=[]) == []
+
+
 def _lm(t: float, side: str = "left") -> Event:
     return Event("limb_movement", t, t + 1.5, side, f"EMG {side[0].upper()}-TA", 0.9, "lm")
 

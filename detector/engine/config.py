@@ -187,7 +187,8 @@ class Sleep(_Section):
     min_sleep_run_s: float = Field(90.0, ge=0, description="[s] sleep runs shorter than this between wake are rescored wake (one awakening, not two)")
     onset_run_s: float = Field(300.0, gt=0, description="[s] sleep onset is the first sleep run at least this long")
     awakening_min_s: float = Field(60.0, gt=0, description="[s] an awakening is a wake bout at least this long after sleep onset (stated in every summary)")
-    cramp_wake_after_s: float = Field(40.0, ge=0, description="[s] from this long after a cramp's onset to its end the wearer counts as awake, still or not (Chaney & Sherman: calf EMG rises ~41 s before waking in pain)")
+    cramp_wake_after_s: float = Field(40.0, ge=0, description="[s] from this long after a cramp's onset (or from its end, if it ends sooner: the pain woke the wearer before it eased) the wearer counts as awake, still or not (Chaney & Sherman: calf EMG rises ~41 s before waking in pain)")
+    cramp_wake_tail_s: float = Field(60.0, ge=0, description="[s] after a cramp ends the wearer stays awake at least this long, still or not (the source article: the pain makes it difficult to fall back asleep, and soreness lingers)")
     cramp_link_window_s: float = Field(300.0, gt=0, description="[s] an awakening is linked to a cramp that began at most this long before it")
 
 

@@ -78,21 +78,30 @@ class SleepScorer(Stateful):
         return out
 
     def add_cramp(self, onset_s: float, end_s: float) -> None:
-        """A detected cramp: from ``sleep.cramp_wake_after_s`` after its onset to its end the
-        wearer is awake in pain, moving or not (Chaney & Sherman: EMG rises ~41 s before waking)."""
-        t0 = onset_s + self.cfg.sleep.cramp_wake_after_s
-        if end_s > t0:
-            self.cramp_wake.append((t0, end_s))
+        """A detected cramp (onset and end, s): from ``sleep.cramp_wake_after_s`` after its onset
+        (at the latest from its end) to ``sleep.cramp_wake_tail_s`` after its end the wearer is
+        awake, moving or not. Chaney & Sherman: EMG rises ~41 s before waking in pain; a cramp
+        that eases sooner has woken the wearer by then, and the pain keeps them from falling
+        straight back asleep (the source article)."""
+        s = self.cfg.sleep
+        t0 = onset_s + min(s.cramp_wake_after_s, max(0.0, end_s - onset_s))
+        t1 = end_s + s.cramp_wake_tail_s
+        if t1 > t0:
+            self.cramp_wake.append((t0, t1))
 
-    def bouts(self) -> list[tuple[int, int, int]]:
-        """Runs (start epoch, end epoch, wake flag) after rescoring short sleep runs as wake."""
+    def bouts(self, final: bool | None = None) -> list[tuple[int, int, int]]:
+        """Runs (start epoch, end epoch, wake flag) after rescoring short sleep runs as wake; once
+        the recording is complete (``final``, by default as last emitted) also a short one at its
+        end: a minute of sleep scored where the recording stops does not make the morning's final
+        wake an awakening."""
+        fin = self.final if final is None else final
         w = self.wake.view.astype(bool).copy()
         for t0, t1 in self.cramp_wake:  # epochs mostly inside a cramp's painful part
             a, b = int(round(t0 / self.epoch_s)), int(round(t1 / self.epoch_s))
             w[a:min(b, w.size)] = True
         first = runs(w)
         for k, (a, b, v) in enumerate(first):
-            if not v and 0 < k < len(first) - 1 and b - a < self.min_sleep_run:
+            if not v and 0 < k and (k < len(first) - 1 or fin) and b - a < self.min_sleep_run:
                 w[a:b] = True
         return runs(w)
 
@@ -105,7 +114,7 @@ class SleepScorer(Stateful):
 
     def _emit(self, final: bool, cramps: list[Event], undecided_from: list[float]) -> list[Event]:
         out: list[Event] = []
-        runs = self.bouts()
+        runs = self.bouts(final)
         if not runs:
             return out
         onset_run = max(1, round(self.cfg.sleep.onset_run_s / self.epoch_s))
@@ -127,7 +136,8 @@ class SleepScorer(Stateful):
                 continue
             t0, t1 = a * self.epoch_s, b * self.epoch_s
             # A contraction still undecided this close could be a cramp that extends the bout.
-            reach = t1 + self.cfg.sleep.min_sleep_run_s
+            # (An epoch more: a cramp's wake can begin a few seconds after its onset.)
+            reach = t1 + self.cfg.sleep.min_sleep_run_s + self.epoch_s
             if not final and any(t <= reach for t in undecided_from):
                 continue
             self.emitted.add(a)
