@@ -57,7 +57,7 @@ def test_a_cramp_lain_through_still_is_an_awakening():
     assert abs(out[0].start_s - end) <= EP and abs(out[0].end_s - (end + CFG.sleep.cramp_wake_tail_s)) <= EP
 
 
-def test_the_final_wake_is_no_awakening_even_with_a_sleep_epoch_at_the_very_end():
+def test_the_final_wake_is_no_awakening_even_with_a_sleep_minute_at_the_very_end():
     act = _night(range(100, 116))  # restless until a minute before the end: the morning
     sl = SleepScorer(CFG, has_acc=True, has_emg=True)
     sl.add_epochs(act)
