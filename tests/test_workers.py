@@ -225,3 +225,109 @@ def test_virtual_sensors_and_a_worker_from_the_command_line(scale_rig, cli):
     finally:
         store.close()
     assert read_status(st)["stats"]["messages"] >= sent["frames"]
+
+
+def _nats(rig, job):
+    """Run ``job(nc, js)`` on a fresh connection to the live servers, closed afterwards."""
+    import asyncio
+
+    import nats
+
+    async def run():
+        nc = await nats.connect([n.url for n in rig["nodes"] if n.proc.poll() is None])
+        try:
+            return await job(nc, nc.jetstream())
+        finally:
+            await nc.close()
+
+    return asyncio.run(run())
+
+
+def _publish(rig, tmp: Path, name: str, messages: list[tuple[str, bytes, bool]]) -> None:
+    outbox = Outbox(tmp / f"{name}.sqlite")
+    for topic, payload, retain in messages:
+        outbox.put(topic, payload, retain)
+    pub = JetStreamPublisher(outbox, [n.url for n in rig["nodes"]], max_inflight=128)
+    pub.start()
+    try:
+        assert pub.drain(180), f"{len(outbox)} messages of {name} still in the outbox"
+    finally:
+        pub.stop()
+        outbox.close()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbled"])
+def test_a_partition_whose_checkpoint_object_is_lost_is_taken_and_loses_nothing(scale_rig, cli, damage):
+    """The record of a partition names a checkpoint object that is gone from the object store (or
+    is not a checkpoint): the next worker takes the partition all the same, from the record's
+    sequence, with the sensors' statuses and the open night the record keeps; the night is
+    reopened from its stored samples, so the frames after the commit join it and the stored night
+    equals the analysis of all its frames in one go, every sample stored once."""
+    rig, tmp = scale_rig, scale_rig["tmp"]
+    hours, w = 0.1, "w-lost"
+    plan = plan_night(NightOptions(hours=hours, seed=902, fs_emg=250.0, fs_acc=25.0, cramps_per_night=40.0))
+    sensors = [VirtualSensor(w, "left-shank", "L", plan), VirtualSensor(w, "right-shank", "R", plan)]
+    frames = sorted(((vs.sensor, stream, payload, t) for vs in sensors
+                     for stream, payload, t in vs.frames(1.0)), key=lambda f: f[3])
+    half = len(frames) // 2
+    first = [(sensor_topic(w, vs.sensor, "status"), vs.status().payload(), True) for vs in sensors]
+    first += [(sensor_topic(w, s, st), p, False) for s, st, p, _ in frames[:half]]
+    proc_a, st_a = _start_worker(rig, "keeper", silence_s=3600.0)
+    wait_until(lambda: len(read_status(st_a).get("partitions", [])) == 64, 120, "the first worker holding "
+               "every partition")
+    _publish(rig, tmp, "first-half", first)
+    k = _partition(w, rig)
+
+    async def committed(nc, js):
+        last = (await js.stream_info(jetstream.STREAM)).state.last_seq
+        try:
+            rec = json.loads((await (await js.key_value("nightcramp_partitions")).get(f"p{k}")).value)
+        except Exception:
+            return None
+        return rec if rec.get("seq") == last else None
+
+    wait_until(lambda: _nats(rig, committed) is not None, 120, "the first half committed", every=0.5)
+    proc_a.send_signal(signal.SIGTERM)  # it hands its partitions over: a last commit, leases deleted
+    assert proc_a.wait(60) == 0
+    rec = _nats(rig, committed)
+    assert rec["note"]["open"] and rec["note"]["open"][0]["wearer"] == w
+
+    async def damage_it(nc, js):
+        objects = await js.object_store("nightcramp_checkpoints")
+        if damage == "deleted":
+            await objects.delete(rec["object"])
+        else:
+            await objects.put(rec["object"], b"not a checkpoint at all")
+
+    _nats(rig, damage_it)
+    _proc_b, st_b = _start_worker(rig, "taker", silence_s=3600.0)
+    wait_until(lambda: len(read_status(st_b).get("partitions", [])) == 64, 120,
+               "the second worker holding every partition, the damaged one too")
+    status = read_status(st_b)
+    assert status["stats"].get("checkpoints_lost") == 1 and status["open_nights"] == [w]
+    assert "resumed from the partition record: 2 sensor status(es), 1 open night(s) reopened" in \
+        (tmp / "taker.log").read_text()
+    _publish(rig, tmp, "second-half", [(sensor_topic(w, s, st), p, False) for s, st, p, _ in frames[half:]])
+    wait_until(lambda: read_status(st_b).get("stats", {}).get("messages", 0) >= len(frames) - half, 120,
+               "the second half handled")
+    close = subprocess.run([cli, "night", "close", "--wearer", w, "--services", str(tmp / "taker.toml")],
+                           capture_output=True, text=True, timeout=120)
+    assert close.returncode == 0, close.stderr
+    store = _store(rig)
+    try:
+        def whole() -> bool:
+            n = store.nights(w)
+            return bool(n) and float(n[0]["duration_s"]) >= hours * 3600 - 1
+
+        wait_until(whole, 120, "the whole night stored", every=0.5)
+        ref = one_go_reference(sensors, frames, DetectorConfig()).to_json()
+        stored = store.events(w, "2026-11-24")
+        assert sorted(_key(e) for e in stored) == sorted(_key(e) for e in ref["events"])
+        # events from before the damage (the reopened night) and after it (the frames that joined it)
+        cut = frames[half][3] - frames[0][3]
+        assert any(e["kind"] == "sustained_activity" and e["end_s"] < cut for e in stored)
+        assert any(e["kind"] == "limb_movement" and e["start_s"] > cut for e in stored)
+        sent = sum(int(hours * 3600 * fs) * ch for fs, ch in ((250.0, 1), (25.0, 3))) * 2
+        assert store.count_samples(w, "emg") + store.count_samples(w, "acc") == sent
+    finally:
+        store.close()

@@ -24,6 +24,7 @@ re-written replaces itself), so the effect is exactly once.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import logging
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from detector.engine.config import DetectorConfig
+from detector.engine.summary import night_key
 from detector.service.live import DetectorService
 from detector.service.settings import Services
 from detector.store.accounts import settings_for
@@ -45,6 +47,7 @@ from detector.store.shards import Store, open_store
 from ingest.wire import jetstream
 from ingest.wire.mqtt_client import DETECTOR
 from ingest.wire.nats_bus import Bus, login
+from ingest.wire.status import SensorStatus
 
 log = logging.getLogger("nightcramp.workers")
 
@@ -112,7 +115,44 @@ class PartitionService(DetectorService):
 
     def _checkpoint(self) -> None:
         super()._checkpoint()
-        self.worker.commit(self.part, self._state_path().read_bytes())
+        self.worker.commit(self.part, self._state_path().read_bytes(), self.recovery_note())
+
+    def recovery_note(self) -> dict:
+        """What the partition record keeps beside the checkpoint's name, so that a partition
+        whose checkpoint object is lost or unreadable is taken all the same and loses nothing:
+        each sensor's status (its channel names, without which its frames cannot be read), the
+        open nights (wearer, start, last sample time: reopened from their stored samples) and the
+        nights closed shortly before (late frames reopen them). A few hundred bytes a wearer."""
+        return {"statuses": {w: {k: st.model_dump(exclude_none=True) for k, st in per.items()}
+                             for w, per in self.statuses.items()},
+                "open": [{"wearer": w, "start_ns": n.start_ns, "end_ns": n.end_ns()}
+                         for w, n in self.nights.items()],
+                "recent": self.recent}
+
+    def recover(self, note: dict, why: str) -> None:
+        """Resume from the partition record's note instead of a checkpoint (see
+        :meth:`recovery_note`): statuses set again, and every night that was open reopened from
+        its stored samples, so the frames after the committed sequence join it (``_reopen``)."""
+        for w, per in (note.get("statuses") or {}).items():
+            for k, st in per.items():
+                self.statuses.setdefault(w, {})[k] = SensorStatus.model_validate(st)
+        for w, closed in (note.get("recent") or {}).items():
+            self.recent.setdefault(w, closed)
+        reopened = 0
+        for entry in note.get("open") or []:
+            w = entry["wearer"]
+            if w in self.nights or w not in self.statuses:
+                continue
+            start = dt.datetime.fromtimestamp(entry["start_ns"] / 1e9, dt.UTC)
+            self.recent[w] = {"night": night_key(start), "start_ns": entry["start_ns"],
+                              "end_ns": entry["end_ns"]}
+            if self._reopen(w, entry["end_ns"]) is not None:
+                reopened += 1
+        self.stats["checkpoint_recovered"] += 1
+        self._dirty = True
+        log.error("partition %d: checkpoint %s; resumed from the partition record: %d sensor status(es), "
+                  "%d open night(s) reopened from their stored samples", self.part.k, why,
+                  sum(len(v) for v in self.statuses.values()), reopened)
 
     def _ack(self) -> None:
         self.worker.ack(self.part)
@@ -418,14 +458,23 @@ class Worker:
                 pass
 
     def _load(self, k: int, lease_rev: int) -> None:
+        from nats.js.errors import NotFoundError
+
         rec, rev = self._record(k)
         d = self.base / f"p{k}"
         if d.exists():
             shutil.rmtree(d)
         d.mkdir(parents=True)
+        lost = ""
         if rec.get("object"):
-            data = self.bus.call(self.objects.get(rec["object"])).data
-            (d / "nights.state").write_bytes(data)
+            try:
+                data = self.bus.call(self.objects.get(rec["object"])).data
+            except NotFoundError:
+                # Retrying would hold the partition's wearers up for good; the record says enough
+                # to go on from its sequence (PartitionService.recover).
+                lost = f"object {rec['object']} is missing from {CHECKPOINTS}"
+            else:
+                (d / "nights.state").write_bytes(data or b"")
         seq = int(rec.get("seq", 0))
         p = Partition(k, rev, seq, seq, lease_rev, checkpoint=rec.get("object", ""))
         sv = self.services.model_copy(deep=True)
@@ -435,6 +484,11 @@ class Worker:
         p.svc._lock_state_dir()
         p.svc._store_ready = True
         p.svc._restore()
+        if p.svc.stats["checkpoint_refused"]:
+            lost = f"object {rec['object']} is not a checkpoint this detector can read"
+        if lost:
+            self.stats["checkpoints_lost"] = self.stats.get("checkpoints_lost", 0) + 1
+            p.svc.recover(rec.get("note") or {}, lost)
         self.parts[k] = p
         self.bus.call(self._consume(p))
         # Checkpoints a previous owner wrote but never committed (it died between the two steps).
@@ -485,13 +539,16 @@ class Worker:
         p.sid = await self.bus.nc.subscribe(inbox, cb=cb, pending_msgs_limit=-1, pending_bytes_limit=-1)
         await js.add_consumer(jetstream.STREAM, cfg)
 
-    def commit(self, p: Partition, state: bytes) -> None:
+    def commit(self, p: Partition, state: bytes, note: dict | None = None) -> None:
         """The partition's checkpoint: stored under a new name, then named by the partition
-        record with a compare-and-set (Fenced if another worker has taken the partition)."""
+        record with a compare-and-set (Fenced if another worker has taken the partition). The
+        record also keeps ``note`` (PartitionService.recovery_note), what a taker needs should the
+        object be lost."""
         from nats.js.errors import KeyWrongLastSequenceError
 
         name = f"p{p.k}/{p.seq}-{self.id}"
-        body = json.dumps({"seq": p.seq, "object": name, "owner": self.id, "at": time.time()}).encode()
+        body = json.dumps({"seq": p.seq, "object": name, "owner": self.id, "at": time.time(),
+                           "note": note or {}}).encode()
         for attempt in range(3):
             try:
                 self.bus.call(self.objects.put(name, state), timeout=20)
