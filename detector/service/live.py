@@ -774,13 +774,10 @@ class DetectorService:
         """Every open night's state as versioned plain data (detector.engine.state), beside an
         index (wearer, start, last sample time) that any later version can still read."""
         path = self._state_path()
-        statuses = {w: {k: st.model_dump(exclude_none=True) for k, st in per.items()}
-                    for w, per in self.statuses.items()}
-        index = [{"wearer": w, "start_ns": n.start_ns, "end_ns": n.end_ns()} for w, n in self.nights.items()]
         size = write_state_file(path, {
             "nights": {w: n.get_state() for w, n in self.nights.items()},
-            "statuses": statuses, "unwritten": self.unwritten,
-            "stored_ranges": to_plain(self.stored_ranges), "recent": self.recent}, index=index)
+            "statuses": self._plain_statuses(), "unwritten": self.unwritten,
+            "stored_ranges": to_plain(self.stored_ranges), "recent": self.recent}, index=self._open_index())
         self._dirty = False
         self._last_checkpoint = time.monotonic()
         self.stats["checkpoints"] += 1
@@ -801,8 +798,7 @@ class DetectorService:
         try:
             state = read_state_file(path)
             nights = {w: WearerNight.from_state(s, self.cfg) for w, s in state["nights"].items()}
-            statuses = {w: {k: SensorStatus.model_validate(st) for k, st in per.items()}
-                        for w, per in state["statuses"].items()}
+            statuses = self._parse_statuses(state["statuses"])
         except (StateError, ValueError, KeyError, TypeError) as exc:
             self._refuse_checkpoint(path, exc)
             return
@@ -815,6 +811,27 @@ class DetectorService:
         self.recent = state["recent"]
         log.info("resumed %d open night(s) from %s", len(self.nights), path)
 
+    def _plain_statuses(self) -> dict:
+        """Every sensor's status as plain data (checkpoint, partition record)."""
+        return {w: {k: st.model_dump(exclude_none=True) for k, st in per.items()}
+                for w, per in self.statuses.items()}
+
+    @staticmethod
+    def _parse_statuses(plain: dict) -> dict[str, dict[str, SensorStatus]]:
+        return {w: {k: SensorStatus.model_validate(st) for k, st in per.items()} for w, per in plain.items()}
+
+    def _open_index(self) -> list[dict]:
+        """The open nights as (wearer, start, last sample time): what reopens them from the store."""
+        return [{"wearer": w, "start_ns": n.start_ns, "end_ns": n.end_ns()} for w, n in self.nights.items()]
+
+    def _mark_closed(self, index: list[dict]) -> None:
+        """Nights of ``index`` counted as closed shortly before, so ``_reopen`` rebuilds them from
+        their stored samples."""
+        for entry in index:
+            start = dt.datetime.fromtimestamp(entry["start_ns"] / 1e9, dt.UTC)
+            self.recent[entry["wearer"]] = {"night": night_key(start), "start_ns": entry["start_ns"],
+                                            "end_ns": entry["end_ns"]}
+
     def _refuse_checkpoint(self, path: Path, why: Exception) -> None:
         """A checkpoint this version cannot resume: set aside, and each night it held is marked as
         closed so that the wearer's next frames reopen it from the stored samples (``_reopen``),
@@ -822,10 +839,7 @@ class DetectorService:
         refused = path.with_name(path.name + ".refused")
         os.replace(path, refused)
         index = read_state_index(refused)
-        for entry in index:
-            start = dt.datetime.fromtimestamp(entry["start_ns"] / 1e9, dt.UTC)
-            self.recent[entry["wearer"]] = {"night": night_key(start), "start_ns": entry["start_ns"],
-                                            "end_ns": entry["end_ns"]}
+        self._mark_closed(index)
         self.stats["checkpoint_refused"] += 1
         log.error("checkpoint not resumed (%s); kept as %s. %d open night(s) in it are re-analysed from "
                   "their stored samples when their sensors send again.", why, refused, len(index))

@@ -24,7 +24,6 @@ re-written replaces itself), so the effect is exactly once.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import json
 import logging
@@ -39,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 from detector.engine.config import DetectorConfig
-from detector.engine.summary import night_key
 from detector.service.live import DetectorService
 from detector.service.settings import Services
 from detector.store.accounts import settings_for
@@ -47,7 +45,6 @@ from detector.store.shards import Store, open_store
 from ingest.wire import jetstream
 from ingest.wire.mqtt_client import DETECTOR
 from ingest.wire.nats_bus import Bus, login
-from ingest.wire.status import SensorStatus
 
 log = logging.getLogger("nightcramp.workers")
 
@@ -123,31 +120,18 @@ class PartitionService(DetectorService):
         each sensor's status (its channel names, without which its frames cannot be read), the
         open nights (wearer, start, last sample time: reopened from their stored samples) and the
         nights closed shortly before (late frames reopen them). A few hundred bytes a wearer."""
-        return {"statuses": {w: {k: st.model_dump(exclude_none=True) for k, st in per.items()}
-                             for w, per in self.statuses.items()},
-                "open": [{"wearer": w, "start_ns": n.start_ns, "end_ns": n.end_ns()}
-                         for w, n in self.nights.items()],
-                "recent": self.recent}
+        return {"statuses": self._plain_statuses(), "open": self._open_index(), "recent": self.recent}
 
     def recover(self, note: dict, why: str) -> None:
         """Resume from the partition record's note instead of a checkpoint (see
         :meth:`recovery_note`): statuses set again, and every night that was open reopened from
         its stored samples, so the frames after the committed sequence join it (``_reopen``)."""
-        for w, per in (note.get("statuses") or {}).items():
-            for k, st in per.items():
-                self.statuses.setdefault(w, {})[k] = SensorStatus.model_validate(st)
-        for w, closed in (note.get("recent") or {}).items():
-            self.recent.setdefault(w, closed)
-        reopened = 0
-        for entry in note.get("open") or []:
-            w = entry["wearer"]
-            if w in self.nights or w not in self.statuses:
-                continue
-            start = dt.datetime.fromtimestamp(entry["start_ns"] / 1e9, dt.UTC)
-            self.recent[w] = {"night": night_key(start), "start_ns": entry["start_ns"],
-                              "end_ns": entry["end_ns"]}
-            if self._reopen(w, entry["end_ns"]) is not None:
-                reopened += 1
+        self.statuses = self._parse_statuses(note.get("statuses") or {}) | self.statuses
+        self.recent = (note.get("recent") or {}) | self.recent
+        opened = [e for e in note.get("open") or [] if e["wearer"] in self.statuses
+                  and e["wearer"] not in self.nights]
+        self._mark_closed(opened)
+        reopened = sum(self._reopen(e["wearer"], e["end_ns"]) is not None for e in opened)
         self.stats["checkpoint_recovered"] += 1
         self._dirty = True
         log.error("partition %d: checkpoint %s; resumed from the partition record: %d sensor status(es), "
