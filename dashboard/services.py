@@ -47,6 +47,41 @@ def free_port() -> int:
     raise ServiceError("no loopback port left that this process has not already been given")
 
 
+def reserve_ports(ports) -> None:
+    """Never hand these ports out from ``free_port`` in this process: ones a services file names
+    for servers not started yet (a NATS member's cluster and monitoring ports, say), which a
+    helper port picked meanwhile (InfluxDB's RPC) would otherwise take first."""
+    with _HANDED_LOCK:
+        _HANDED_OUT.update(int(p) for p in ports if p)
+
+
+def free_port_block(offsets: tuple[int, ...] = (0, 1000, 2000)) -> int:
+    """A loopback port ``p`` with ``p + o`` free and never handed out for every offset: the
+    layout of a NATS member configured by its client port alone (cluster +1000, monitoring
+    +2000, dashboard.stack). All of them are then reserved in this process."""
+    for _ in range(1000):
+        p = free_port()
+        others = [p + o for o in offsets if o]
+        with _HANDED_LOCK:
+            taken = any(q in _HANDED_OUT or q > 65535 for q in others)
+        if not taken and all(_bindable(q) for q in others):
+            reserve_ports(others)
+            return p
+    raise ServiceError(f"no loopback port p with p + {', '.join(map(str, offsets[1:]))} free as well")
+
+
+def _bindable(port: int) -> bool:
+    """Whether a server could listen on ``port`` now (as servers do, with SO_REUSEADDR: a
+    connection lingering in TIME_WAIT does not count)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 def _binary(name: str, candidates: tuple[str, ...], hint: str = INSTALL_HINT) -> str:
     for c in candidates:
         path = shutil.which(c) or (c if os.path.isabs(c) and os.access(c, os.X_OK) else None)
@@ -77,17 +112,37 @@ class Server:
                 self.proc.wait(5)
 
 
+def _log_tail(server: Server, chars: int = 800) -> str:
+    return server.log.read_text(errors="replace")[-chars:] if server.log.exists() else ""
+
+
 def _wait(check, server: Server, timeout: float) -> None:
+    _wait_all([(server, check)], timeout)
+
+
+def _wait_all(pending: list, timeout: float) -> None:
+    """Wait until every ``(server, check)`` pair's ``check()`` is true. A server that exits
+    meanwhile fails at once, naming it and its log's end (a cluster member that could not bind
+    its port must not show up as another member's time-out); on time-out the ones not ready
+    are stopped and named, each with its log's end."""
+    pending = list(pending)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            tail = server.log.read_text(errors="replace")[-800:] if server.log.exists() else ""
-            raise ServiceError(f"{server.name} exited with code {server.proc.returncode}: {tail}")
-        if check():
+    while pending:
+        for server, _ in pending:
+            if server.proc.poll() is not None:
+                raise ServiceError(f"{server.name} exited with code {server.proc.returncode}: "
+                                   f"{_log_tail(server)}")
+        pending = [(server, check) for server, check in pending if not check()]
+        if not pending:
             return
+        if time.monotonic() >= deadline:
+            break
         time.sleep(0.1)
-    server.stop()
-    raise ServiceError(f"{server.name} did not answer on 127.0.0.1:{server.port} within {timeout:g} s")
+    for server, _ in pending:
+        server.stop()
+    names = "; ".join(f"{s.name} did not answer on 127.0.0.1:{s.port} within {timeout:g} s; its log ends: "
+                      f"{_log_tail(s, 600).strip()}" for s, _ in pending)
+    raise ServiceError(names)
 
 
 def _tcp_open(port: int) -> bool:
@@ -259,7 +314,7 @@ def _nats_tls(d: Path, indent: str) -> str:
     return "".join(indent + line + "\n" for line in lines)
 
 
-def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, partitions: int = 64,
+def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 60.0, partitions: int = 64,
                        client_ports: list[int] | None = None, accounts: Path | None = None) -> list[NatsNode]:
     """``n`` nats-servers with JetStream on 127.0.0.1, each with its own ports and store under
     ``data_dir``, joined as one cluster; returns once every member reports healthy (JetStream
@@ -271,9 +326,13 @@ def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, par
     data_dir = Path(data_dir).resolve()
     if client_ports:
         ports = [(c, c + 2000, c + 1000) for c in client_ports[:n]]
-        busy = [c for c, _, _ in ports if _tcp_open(c)]
-        if busy:
-            raise ServiceError(f"port {busy[0]} is in use: set other [nats] servers in the services file")
+        for c, http_port, cport in ports:
+            roles = ((c, "client"), (cport, "cluster (client + 1000)"),
+                     (http_port, "monitoring (client + 2000)"))
+            for q, role in roles:
+                if _tcp_open(q) or not _bindable(q):
+                    raise ServiceError(f"port {q}, the {role} port of the NATS member on {c}, is in use: "
+                                       "set other [nats] servers in the services file")
     else:
         ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
     routes = [c for _, _, c in ports]
@@ -291,8 +350,9 @@ def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, par
 
                 nats_auth.rewrite(conf, accounts)
             nodes.append(_spawn_nats(exe, name, port, http_port, conf, d / "nats.log"))
-        for node in nodes:
-            _wait(lambda node=node: _nats_healthy(node.http_port), node, timeout)
+        # all members at once: one that died (a port taken) is named at once, not after the
+        # others have waited their time for a route to it
+        _wait_all([(node, lambda node=node: _nats_healthy(node.http_port)) for node in nodes], timeout)
     except BaseException:
         for node in nodes:
             node.stop()
@@ -300,7 +360,7 @@ def start_nats_cluster(data_dir: Path, n: int = 3, *, timeout: float = 30.0, par
     return nodes
 
 
-def restart_nats(node: NatsNode, timeout: float = 30.0) -> NatsNode:
+def restart_nats(node: NatsNode, timeout: float = 60.0) -> NatsNode:
     """The same member started again on its ports and store (after it was killed)."""
     assert node.config is not None
     again = _spawn_nats(nats_server_binary(), node.server_name, node.port, node.http_port, node.config,

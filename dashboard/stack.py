@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 from dashboard import broker_auth, influx_auth
 from dashboard.services import (
     ServiceError,
+    reserve_ports,
     start_dashboard,
     start_influxd,
     start_mosquitto,
@@ -60,6 +61,12 @@ def up(services: Services, services_path: Path | None = None, cluster: int = 0) 
     data = Path(services.stack.data_dir)
     data.mkdir(parents=True, exist_ok=True)
     state = {k: v for k, v in status(services).items() if v["running"]}
+    # The ports the services file names, the NATS members' cluster (+1000) and monitoring
+    # (+2000) ones too, are never picked for a helper port (InfluxDB's RPC) meanwhile: a member
+    # finding its port taken would die.
+    nats_ports = [urlparse(u).port or 4222 for u in services.nats.servers] if cluster else []
+    reserve_ports([services.mqtt.port, services.mqtt.tls_port, urlparse(services.store.url).port,
+                   services.dashboard.port, *(q + o for q in nats_ports for o in (0, 1000, 2000))])
 
     def save() -> None:  # after each start, so `stack down` finds whatever did start
         _state_file(services).write_text(json.dumps({k: {x: v[x] for x in ("pid", "port", "log", "tls_port")

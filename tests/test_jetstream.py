@@ -41,7 +41,9 @@ async def _with_js(nodes, fn):
 
     nc = await nats.connect([n.url for n in nodes if n.proc.poll() is None], connect_timeout=2)
     try:
-        return await fn(nc.jetstream())
+        # a fresh cluster's first replicated stream may take longer than nats.py's 5 s to make
+        # on a busy machine (its group elects a leader first)
+        return await fn(nc.jetstream(timeout=30))
     finally:
         await nc.close()
 

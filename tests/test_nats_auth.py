@@ -82,7 +82,7 @@ def test_only_known_accounts_connect_and_each_does_only_its_part(secured):
         assert "PONG" in _hello(node, {"user": "w-1", "pass": read_secret(secret_path(cdir, "w-1"))}, cdir)
 
         det, _ = await _connect(node, cdir, DETECTOR)
-        js = det.jetstream()
+        js = det.jetstream(timeout=30)
         await jetstream.ensure_frames_stream(js, replicas=1)
         sub = await det.subscribe(jetstream.partition_subject("*") + "")  # what a detector reads
 
@@ -153,7 +153,7 @@ def test_an_account_added_later_connects_after_the_servers_reload(secured):
     async def main() -> None:
         nc, _ = await _connect(node, cdir, "w-2")
         det, _ = await _connect(node, cdir, DETECTOR)
-        await jetstream.ensure_frames_stream(det.jetstream(), replicas=1)
+        await jetstream.ensure_frames_stream(det.jetstream(timeout=30), replicas=1)
         ack = await nc.jetstream().publish(_frame_subject("w-2"), b"{}", timeout=5)
         assert ack.seq == 1
         await nc.close()

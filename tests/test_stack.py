@@ -11,7 +11,7 @@ import time
 import httpx
 import paho.mqtt.client as mqtt
 
-from dashboard.services import free_port, wait_until
+from dashboard.services import free_port, free_port_block, wait_until
 from detector.service.settings import load_services
 
 
@@ -80,21 +80,60 @@ def test_a_taken_dashboard_port_is_reported_and_nothing_is_left_running(tmp_path
     assert "mosquitto, influxd" in down.stdout  # what did start is found and stopped
 
 
-def _free_triple() -> int:
-    """A client port whose +1000 (cluster) and +2000 (monitoring) are free as well."""
-    while True:
-        p = free_port()
-        if p + 2000 < 65536 and all(_free(q) for q in (p + 1000, p + 2000)):
-            return p
+def test_a_taken_nats_cluster_port_is_named_before_any_member_starts(tmp_path, cli):
+    """``[nats] servers`` gives each member's client port; its cluster (+1000) and monitoring
+    (+2000) ports follow. One of those taken is said at once, by port and role: before, the
+    member died, and the first member waited 30 s for a route to it and was blamed."""
+    import json
 
-
-def _free(port: int) -> bool:
-    with socket.socket() as s:
+    sv = _services(tmp_path, free_port())
+    ports = [free_port_block() for _ in range(3)]
+    sv.write_text(sv.read_text() + "[transport]\nkind = \"nats\"\n[nats]\nservers = "
+                  + json.dumps([f"nats://127.0.0.1:{p}" for p in ports]) + "\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", ports[2] + 2000))
+        taken.listen()
         try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
+            r = run(cli, "stack", "up", "--cluster", "3", "--services", str(sv))
+            assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+            said = (f"port {ports[2] + 2000}, the monitoring (client + 2000) port of the NATS member "
+                    f"on {ports[2]}")
+            assert said in r.stderr, r.stderr
+        finally:
+            down = run(cli, "stack", "down", "--services", str(sv))
+    assert "nats-n" not in down.stdout and "mosquitto, influxd" in down.stdout
+
+
+def test_a_cluster_member_that_dies_is_named_at_once_with_its_log(tmp_path):
+    """Members are waited for together: one that exits fails the start at once with its own log,
+    not after another member's time-out."""
+    from dashboard.services import Server, ServiceError, _wait_all
+
+    log_ok, log_dead = tmp_path / "ok.log", tmp_path / "dead.log"
+    with log_ok.open("wb") as a, log_dead.open("wb") as b:
+        alive = subprocess.Popen(["sleep", "300"], stdout=a, stderr=a)
+        why = "listen tcp 127.0.0.1:9: bind: address already in use"
+        dead = subprocess.Popen(["sh", "-c", f"echo '{why}' >&2; exit 1"], stdout=b, stderr=b)
+    servers = [Server("nats-server n1", 1, alive, log_ok), Server("nats-server n3", 3, dead, log_dead)]
+    t0 = time.monotonic()
+    try:
+        try:
+            _wait_all([(s, lambda: False) for s in servers], timeout=600)
+            raise AssertionError("a dead member went unnoticed")
+        except ServiceError as exc:
+            said = str(exc)
+        assert "nats-server n3 exited with code 1" in said and "address already in use" in said, said
+        assert time.monotonic() - t0 < 300  # not the time-out (600 s): the death itself
+        # and one that never answers is named with its log's end when the time is up
+        try:
+            _wait_all([(servers[0], lambda: False)], timeout=0.3)
+            raise AssertionError("no time-out")
+        except ServiceError as exc:
+            assert "nats-server n1 did not answer on 127.0.0.1:1 within 0.3 s; its log ends" in str(exc)
+        assert alive.poll() is not None  # stopped on its time-out
+    finally:
+        for s in servers:
+            s.stop()
 
 
 def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, cli):
@@ -107,7 +146,7 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
     from ingest.wire.nats_bus import login
 
     sv = _services(tmp_path, free_port())
-    ports = [_free_triple() for _ in range(3)]
+    ports = [free_port_block() for _ in range(3)]  # client, +1000 cluster, +2000 monitoring
     sv.write_text(sv.read_text() + "[transport]\nkind = \"nats\"\n[nats]\nservers = "
                   + json.dumps([f"nats://127.0.0.1:{p}" for p in ports]) + "\n")
     try:
@@ -138,7 +177,7 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
             nc = await nats.connect(f"nats://127.0.0.1:{ports[1]}", connect_timeout=5,
                                     **login(secrets, account))
             try:
-                info = await nc.jetstream().account_info()  # JetStream answers
+                info = await nc.jetstream(timeout=30).account_info()  # JetStream answers
                 assert info is not None
                 return len(nc._server_pool)  # the client learnt every member
             finally:
@@ -166,9 +205,9 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
                                     **login(secrets, "w-9"))
             try:
                 det = await nats.connect(f"nats://127.0.0.1:{ports[0]}", **login(secrets, DETECTOR))
-                await jetstream.ensure_frames_stream(det.jetstream(), replicas=3)
+                await jetstream.ensure_frames_stream(det.jetstream(timeout=30), replicas=3)
                 await det.close()
-                ack = await nc.jetstream().publish(
+                ack = await nc.jetstream(timeout=30).publish(
                     jetstream.subject(sensor_topic("w-9", "left-shank", "status")), b"{}", timeout=10)
                 assert ack.stream == jetstream.STREAM
             finally:

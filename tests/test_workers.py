@@ -125,7 +125,7 @@ def test_workers_lose_no_frame_when_a_worker_and_the_stream_leader_die(scale_rig
         async def leader() -> str:
             nc = await nats.connect([n.url for n in rig["nodes"]])
             try:
-                return (await nc.jetstream().stream_info(jetstream.STREAM)).cluster.leader
+                return (await nc.jetstream(timeout=30).stream_info(jetstream.STREAM)).cluster.leader
             finally:
                 await nc.close()
 
@@ -181,8 +181,8 @@ def _partition(wearer: str, rig) -> int:
     async def ask() -> int:
         nc = await nats.connect([n.url for n in rig["nodes"] if n.proc.poll() is None])
         try:
-            info = await nc.jetstream().stream_info(jetstream.STREAM,
-                                                    subjects_filter=f"nightcramp.p.*.v1.{wearer}.>")
+            info = await nc.jetstream(timeout=30).stream_info(jetstream.STREAM,
+                                                              subjects_filter=f"nightcramp.p.*.v1.{wearer}.>")
             subject = next(iter(info.state.subjects or {}))
             return jetstream.partition_of_subject(subject)
         finally:
@@ -236,7 +236,7 @@ def _nats(rig, job):
     async def run():
         nc = await nats.connect([n.url for n in rig["nodes"] if n.proc.poll() is None])
         try:
-            return await job(nc, nc.jetstream())
+            return await job(nc, nc.jetstream(timeout=30))
         finally:
             await nc.close()
 
