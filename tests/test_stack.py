@@ -141,6 +141,7 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
     import json
 
     import nats
+    import nats.errors
 
     from ingest.wire.mqtt_client import DETECTOR, read_secret, secret_path
     from ingest.wire.nats_bus import login
@@ -205,7 +206,13 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
                                     **login(secrets, "w-9"))
             try:
                 det = await nats.connect(f"nats://127.0.0.1:{ports[0]}", **login(secrets, DETECTOR))
-                await jetstream.ensure_frames_stream(det.jetstream(timeout=30), replicas=3)
+                for attempt in range(8):  # unanswered while the meta leader is re-elected: again
+                    try:
+                        await jetstream.ensure_frames_stream(det.jetstream(timeout=15), replicas=3)
+                        break
+                    except nats.errors.TimeoutError:
+                        if attempt == 7:
+                            raise
                 await det.close()
                 ack = await nc.jetstream(timeout=30).publish(
                     jetstream.subject(sensor_topic("w-9", "left-shank", "status")), b"{}", timeout=10)

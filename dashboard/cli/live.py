@@ -228,7 +228,7 @@ def _night_close_nats(args, sv) -> int:
         except Exception as exc:
             raise OSError(f"no NATS server answered at {', '.join(sv.nats.servers)} ({exc})") from None
         try:
-            js = nc.jetstream()
+            js = nc.jetstream(timeout=10)  # as the workers' own (ingest.wire.nats_bus): a busy cluster
             if not args.force:
                 deadline = time.monotonic() + args.wait
                 while True:
