@@ -103,7 +103,17 @@ def _check(store: InfluxStore, offline: dict, sent: dict) -> None:
     stored = store.events("sim-1", "2026-11-24")
     assert sorted(_key(e) for e in stored) == sorted(_key(e) for e in offline["events"])
     assert sent["samples"] == SAMPLES
-    assert store.count_samples("sim-1", "emg") + store.count_samples("sim-1", "acc") == SAMPLES
+
+    # The night's summary can reach InfluxDB before the last of its samples (after an outage the
+    # spooled batches and the ones kept in memory are sent on later ticks): wait until every sample
+    # is there, and a sample missing for good fails at the deadline with the count.
+    def stored_samples() -> int:
+        return store.count_samples("sim-1", "emg") + store.count_samples("sim-1", "acc")
+
+    deadline = time.monotonic() + 300
+    while stored_samples() < SAMPLES and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert stored_samples() == SAMPLES
 
 
 def _wait_for_checkpointed_night(path: Path, timeout: float = 120) -> None:
