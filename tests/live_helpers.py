@@ -106,3 +106,22 @@ def service_on(tmp_path, influxd, database: str, cfg, service_extra: str = ""):
     svc._lock_state_dir()
     svc.store.setup()
     return svc
+
+
+async def until_answered(call, what: str, within_s: float = 120.0):
+    """``await call()`` asked again while JetStream gives no answer, as the workers do when they
+    set up (detector.service.workers): a fresh cluster's first replicated stream went unanswered
+    for 30 s on a busy CI machine (a request to a meta leader that is being re-elected is
+    dropped, not refused). Creating the same stream again is harmless."""
+    import asyncio
+
+    import nats.errors
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return await call()
+        except nats.errors.TimeoutError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not within {within_s:g} s: {what}") from None
+            await asyncio.sleep(0.5)

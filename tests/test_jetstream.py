@@ -17,6 +17,7 @@ from ingest.ble.outbox import Outbox
 from ingest.wire import jetstream
 from ingest.wire.frames import read_header
 from ingest.wire.topics import parse_topic, sensor_topic
+from tests.live_helpers import until_answered
 from tests.test_collector import _all_packets, _collect
 
 WEARERS = 20
@@ -46,23 +47,6 @@ async def _with_js(nodes, fn):
         return await fn(nc.jetstream(timeout=30))
     finally:
         await nc.close()
-
-
-async def _until_answered(call, what: str, within_s: float = 120.0):
-    """``await call()`` asked again while JetStream gives no answer, as the workers do when they
-    set up (detector.service.workers): a fresh cluster's first replicated stream went unanswered
-    for 30 s on a busy CI machine (a request to a meta leader that is being re-elected is
-    dropped, not refused). Creating the same stream again is harmless."""
-    import nats.errors
-
-    deadline = time.monotonic() + within_s
-    while True:
-        try:
-            return await call()
-        except nats.errors.TimeoutError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not within {within_s:g} s: {what}") from None
-            await asyncio.sleep(0.5)
 
 
 async def _stored(js) -> list[tuple[str, str]]:
@@ -112,7 +96,7 @@ def test_a_stream_leader_killed_mid_night_loses_and_doubles_no_frame(tmp_path, c
             expected.add(jetstream.msg_id(new, payload))
     total = len(outbox)
     assert total == WEARERS * (299 + 150 + 2) == len(expected)
-    run(_with_js(cluster, lambda js: _until_answered(lambda: jetstream.ensure_frames_stream(js, replicas=3),
+    run(_with_js(cluster, lambda js: until_answered(lambda: jetstream.ensure_frames_stream(js, replicas=3),
                                                      "the frames stream made")))
     pub = JetStreamPublisher(outbox, [n.url for n in cluster], max_inflight=128)
     pub.start()
@@ -181,7 +165,7 @@ def test_the_collect_command_publishes_to_jetstream_when_the_transport_is_nats(t
 
     from tests.test_collector import CAPTURE
 
-    run(_with_js(cluster, lambda js: _until_answered(lambda: jetstream.ensure_frames_stream(js, replicas=3),
+    run(_with_js(cluster, lambda js: until_answered(lambda: jetstream.ensure_frames_stream(js, replicas=3),
                                                      "the frames stream made")))
     services = tmp_path / "services.toml"
     servers = json.dumps([n.url for n in cluster])
@@ -215,7 +199,7 @@ def test_the_workers_bucket_reads_whole_while_workers_write_to_it(cluster):
     async def main(js):
         assert await _workers_open_nights(js) == {}
         cfg = KeyValueConfig(bucket="nightcramp_workers", ttl=10, replicas=3, storage=StorageType.FILE)
-        kv = await _until_answered(lambda: js.create_key_value(cfg), "the workers bucket made")
+        kv = await until_answered(lambda: js.create_key_value(cfg), "the workers bucket made")
         await kv.put("gone", b"{}")
         await kv.delete("gone")
         stop = asyncio.Event()

@@ -13,6 +13,7 @@ import paho.mqtt.client as mqtt
 
 from dashboard.services import free_port, free_port_block, wait_until
 from detector.service.settings import load_services
+from tests.live_helpers import until_answered
 
 
 def _services(tmp_path, dash_port: int):
@@ -141,7 +142,6 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
     import json
 
     import nats
-    import nats.errors
 
     from ingest.wire.mqtt_client import DETECTOR, read_secret, secret_path
     from ingest.wire.nats_bus import login
@@ -206,13 +206,9 @@ def test_stack_up_cluster_starts_a_nats_jetstream_cluster_for_workers(tmp_path, 
                                     **login(secrets, "w-9"))
             try:
                 det = await nats.connect(f"nats://127.0.0.1:{ports[0]}", **login(secrets, DETECTOR))
-                for attempt in range(8):  # unanswered while the meta leader is re-elected: again
-                    try:
-                        await jetstream.ensure_frames_stream(det.jetstream(timeout=15), replicas=3)
-                        break
-                    except nats.errors.TimeoutError:
-                        if attempt == 7:
-                            raise
+                djs = det.jetstream(timeout=15)
+                await until_answered(lambda: jetstream.ensure_frames_stream(djs, replicas=3),
+                                     "the frames stream made")
                 await det.close()
                 ack = await nc.jetstream(timeout=30).publish(
                     jetstream.subject(sensor_topic("w-9", "left-shank", "status")), b"{}", timeout=10)
